@@ -1,0 +1,87 @@
+"""The exceptions and warnings wcode_magic raises.
+
+One small hierarchy, so a notebook can catch ``WcodeError`` and show a short message, while each subclass says
+what to do next. Exceptions raised after tokens arrived carry the partial Response in ``.partial`` so nothing the
+user received is lost.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .response import Response
+
+
+class WcodeWarning(UserWarning):
+    """Something was accepted but will not act as the user may expect (an ignored parameter, no logprobs)."""
+
+
+class WcodeError(Exception):
+    """Base of every error wcode_magic raises on purpose: a message a user can act on, never a bug."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        partial: Response | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.partial = partial
+        self.body = body
+
+
+class ConfigurationError(WcodeError):
+    """Missing or unusable settings (no key, a bad base URL)."""
+
+
+class AuthenticationError(WcodeError):
+    """401/403: the key is missing, wrong, or not allowed to use this model."""
+
+
+class InsufficientCreditError(WcodeError):
+    """402: the account is out of credit."""
+
+
+class RateLimitError(WcodeError):
+    """429 after every retry; ``retry_after`` is the wait the server asked for, in seconds, if it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class InvalidParameterError(WcodeError, ValueError):
+    """A parameter's name, type or value is not allowed; raised before anything is sent when we can tell."""
+
+    def __init__(self, message: str, *, param: str | None = None, value: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.param = param
+        self.value = value
+
+
+class NotFoundError(WcodeError):
+    """404: the model id (or the endpoint) does not exist on that server."""
+
+
+class ServerError(WcodeError):
+    """5xx after every retry, or another status we cannot map: the server's trouble, not the request's."""
+
+
+class APIConnectionError(WcodeError):
+    """The server could not be reached at all (refused, DNS, TLS) after every retry."""
+
+
+class StreamError(WcodeError):
+    """The stream broke after it started: an error event, a malformed event, a stall, or no ``[DONE]``.
+
+    ``partial`` holds everything that arrived, marked incomplete.
+    """
+
+
+class StoppedError(WcodeError):
+    """The user stopped the stream (Stop button or kernel interrupt); ``partial`` holds what arrived."""

@@ -1,0 +1,288 @@
+"""Response: everything one chat call produced, folded from stream events.
+
+Text arrives in thousands of small pieces, so pieces are kept in lists and joined lazily (``self.text +=
+piece`` on an attribute is quadratic: design.md). A stream that fails still yields a Response, marked
+incomplete, which the raised exception carries in ``.partial``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import catalog
+from .logprobs import normalize_entry
+from .stream import Event, ThinkSplitter, chunk_events, logprobs_state
+
+
+@dataclass
+class Usage:
+    """Token counts as the server reported them; None where it did not say (never a guessed zero)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_wire(cls, usage: dict[str, Any]) -> Usage:
+        details = usage.get("completion_tokens_details") or {}
+        return cls(
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            total_tokens=usage.get("total_tokens"),
+            reasoning_tokens=details.get("reasoning_tokens"),
+            raw=usage,
+        )
+
+    @property
+    def answer_tokens(self) -> int | None:
+        """Completion tokens that were answer, not thinking."""
+        if self.completion_tokens is None:
+            return None
+        return self.completion_tokens - (self.reasoning_tokens or 0)
+
+
+class Response:
+    """One answer: text, reasoning, logprobs, usage, cost and timings, complete or not."""
+
+    def __init__(self, request: dict[str, Any], *, base_url: str = "", started: float | None = None) -> None:
+        self.request = request
+        self.base_url = base_url
+        self.id: str | None = None
+        self.model: str = request.get("model", "")
+        self.created: int | None = None
+        self.finish_reason: str | None = None
+        self.native_finish_reason: str | None = None
+        self.usage = Usage()
+        self.error: dict[str, Any] | None = None
+        self.complete = False
+        self.stopped = False
+        self.reasoning_details: list[dict[str, Any]] = []
+        self.tool_calls: list[dict[str, Any]] = []
+        self.logprobs_status: str | None = None
+        self.started = time.perf_counter() if started is None else started
+        self.latency_s: float | None = None
+        self.ttft_s: float | None = None
+        self._content: list[str] = []
+        self._reasoning: list[str] = []
+        self._raw_logprobs: dict[str, list[dict[str, Any]]] = {}
+        self._extra: dict[str, Any] = {}
+        self._splitter = ThinkSplitter()
+        self._joined: dict[str, tuple[int, str]] = {}
+        self._normalized: tuple[int, list[dict[str, Any]]] | None = None
+
+    # -- folding -------------------------------------------------------------------------------------------
+    def feed(self, chunk: dict[str, Any]) -> list[Event]:
+        """Apply one decoded chunk; return its events as the reader should see them (think tags split out)."""
+        if self.logprobs_status != "sent" and self.request.get("logprobs"):
+            state = logprobs_state(chunk)
+            if state and (self.logprobs_status is None or state == "sent" or self.logprobs_status == "null"):
+                self.logprobs_status = state
+        events = chunk_events(chunk)
+        out: list[Event] = []
+        for ev in events:
+            if ev.kind == "content":
+                for sub in self._splitter.feed(ev.value):
+                    self._apply(sub)
+                    out.append(sub)
+            else:
+                self._apply(ev)
+                out.append(ev)
+        return out
+
+    def _apply(self, ev: Event) -> None:
+        kind, value = ev
+        if kind == "content" or kind == "reasoning":
+            if self.ttft_s is None:
+                self.ttft_s = time.perf_counter() - self.started
+            (self._content if kind == "content" else self._reasoning).append(value)
+        elif kind == "logprobs":
+            segment, entries = value
+            self._raw_logprobs.setdefault(segment, []).extend(entries)
+        elif kind == "usage":
+            self.usage = Usage.from_wire(value)
+        elif kind == "finish":
+            self.finish_reason, native = value
+            self.native_finish_reason = native or self.native_finish_reason
+        elif kind == "meta":
+            self.id = value.get("id", self.id)
+            self.model = value.get("model") or self.model
+            self.created = value.get("created", self.created)
+            self._extra.update({k: v for k, v in value.items() if k not in ("id", "model", "created")})
+        elif kind == "error":
+            self.error = value
+        elif kind == "reasoning_details":
+            self.reasoning_details.extend(value)
+        elif kind == "tool_call":
+            self._add_tool_call(value)
+
+    def _add_tool_call(self, part: dict[str, Any]) -> None:
+        index = part.get("index", len(self.tool_calls))
+        while len(self.tool_calls) <= index:
+            self.tool_calls.append({"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+        call = self.tool_calls[index]
+        call["id"] = part.get("id") or call["id"]
+        call["type"] = part.get("type") or call["type"]
+        fn = part.get("function") or {}
+        call["function"]["name"] += fn.get("name") or ""
+        args = fn.get("arguments")
+        call["function"]["arguments"] += args if isinstance(args, str) else ("" if args is None else str(args))
+
+    def finish(self, *, complete: bool, stopped: bool = False) -> list[Event]:
+        """Close the fold: flush held-back think-tag text, stamp the latency; return the flushed events."""
+        out = self._splitter.flush()
+        for ev in out:
+            self._apply(ev)
+        self.complete = complete and self.error is None
+        self.stopped = stopped
+        self.latency_s = time.perf_counter() - self.started
+        return out
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def _join(self, name: str, pieces: list[str]) -> str:
+        cached = self._joined.get(name)
+        if cached is None or cached[0] != len(pieces):
+            cached = (len(pieces), "".join(pieces))
+            self._joined[name] = cached
+        return cached[1]
+
+    @property
+    def text(self) -> str:
+        """The answer as received so far (exact)."""
+        return self._join("content", self._content)
+
+    @property
+    def reasoning(self) -> str:
+        """The thinking as received so far ("" when the model did not think or the server did not send it)."""
+        return self._join("reasoning", self._reasoning)
+
+    @property
+    def logprobs(self) -> list[dict[str, Any]]:
+        """Answer-token logprob entries, sentinels (-9999, -inf, None, clipped) normalised to -inf."""
+        raw = self._raw_logprobs.get("content", [])
+        if self._normalized is None or self._normalized[0] != len(raw):
+            self._normalized = (len(raw), [normalize_entry(e) for e in raw])
+        return self._normalized[1]
+
+    def logprobs_for(self, segment: str) -> list[dict[str, Any]]:
+        """Entries for 'content', 'refusal' or 'reasoning', normalised (only 'content' is cached)."""
+        if segment == "content":
+            return self.logprobs
+        return [normalize_entry(e) for e in self._raw_logprobs.get(segment, [])]
+
+    @property
+    def logprob_segments(self) -> tuple[str, ...]:
+        """The segments the provider sent logprobs for."""
+        return tuple(self._raw_logprobs)
+
+    @property
+    def cost(self) -> float | None:
+        """CNY, from the catalog's prices; None for models without a known price or without usage."""
+        model = catalog.lookup(self.request.get("model", "")) or catalog.lookup(self.model)
+        if model is None:
+            return None
+        return model.cost(self.usage.prompt_tokens, self.usage.completion_tokens)
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Completion tokens per second after the first token (the rate a reader sees)."""
+        n = self.usage.completion_tokens
+        if not n or self.latency_s is None or self.ttft_s is None or self.latency_s <= self.ttft_s:
+            return None
+        return n / (self.latency_s - self.ttft_s)
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant turn to append to a conversation.
+
+        Reasoning text is not sent back (DeepSeek rejects ``reasoning_content`` in input); OpenRouter's
+        ``reasoning_details`` are, verbatim, as it asks.
+        """
+        msg: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.reasoning_details:
+            msg["reasoning_details"] = self.reasoning_details
+        if self.tool_calls:
+            msg["tool_calls"] = self.tool_calls
+        return msg
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The answer assembled as one non-streamed ``chat.completion`` body."""
+        field_name = "reasoning"
+        model = catalog.lookup(self.request.get("model", ""))
+        if model is not None and model.reasoning_field == "reasoning_content":
+            field_name = "reasoning_content"
+        message: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self._reasoning:
+            message[field_name] = self.reasoning
+        if self.reasoning_details:
+            message["reasoning_details"] = self.reasoning_details
+        if self.tool_calls:
+            message["tool_calls"] = self.tool_calls
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": self.finish_reason}
+        if self.native_finish_reason is not None:
+            choice["native_finish_reason"] = self.native_finish_reason
+        if self._raw_logprobs:
+            choice["logprobs"] = {seg: list(entries) for seg, entries in self._raw_logprobs.items()}
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            **self._extra,
+            "choices": [choice],
+        }
+        if self.usage.raw:
+            body["usage"] = self.usage.raw
+        if self.error:
+            body["error"] = self.error
+        return body
+
+    # -- display -------------------------------------------------------------------------------------------
+    @property
+    def status(self) -> str:
+        """done / stopped / error / incomplete / streaming, for footers and status lines."""
+        if self.complete:
+            return "done"
+        if self.stopped:
+            return "stopped"
+        if self.error is not None:
+            return "error"
+        return "incomplete" if self.latency_s is not None else "streaming"
+
+    def footer(self) -> str:
+        """One line: model, tokens (prompt / reasoning / answer), cost, time to first token, speed."""
+        u = self.usage
+        parts = [self.model or self.request.get("model", "?")]
+        if u.prompt_tokens is not None:
+            parts.append(f"tokens {u.prompt_tokens} in / {u.reasoning_tokens or 0} thinking / {u.answer_tokens} answer")
+        cost = self.cost
+        if cost is not None:
+            parts.append(f"¥{cost:.6f}".rstrip("0").rstrip(".") if cost else "¥0")
+        if self.ttft_s is not None:
+            parts.append(f"first token {self.ttft_s:.2f} s")
+        if self.tokens_per_s:
+            parts.append(f"{self.tokens_per_s:.0f} tok/s")
+        if self.status != "done":
+            parts.append(self.status.upper())
+        return " · ".join(parts)
+
+    def __repr__(self) -> str:
+        text = self.text
+        preview = text if len(text) <= 80 else text[:77] + "..."
+        return (
+            f"<Response {self.status} model={self.model!r} text={preview!r} reasoning={len(self.reasoning)} chars "
+            f"finish={self.finish_reason!r}>"
+        )
+
+    def _repr_markdown_(self) -> str:
+        parts = []
+        if self.reasoning:
+            quoted = self.reasoning.replace("\n", "\n> ")
+            parts.append(f"<details><summary>Thinking</summary>\n\n> {quoted}\n\n</details>\n")
+        parts.append(self.text or "*(no answer text)*")
+        parts.append(f"\n\n<sub>{self.footer()}</sub>")
+        return "\n".join(parts)

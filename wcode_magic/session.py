@@ -1,0 +1,51 @@
+"""Choosing where the session talks to, and what it last heard.
+
+``auto()`` is what the notebooks call first: with a key they use wcode.net, without one they start the bundled
+local model, and either way they say which, so nobody mistakes the local n-gram model for a real LLM.
+"""
+
+from __future__ import annotations
+
+from . import catalog
+from .response import Response
+from .settings import SESSION, WCODE_BASE_URL, key_source, stored_key
+
+_last: list[Response] = []
+
+
+def remember(response: Response) -> None:
+    """Client observer: keep the latest Response for ``last()``."""
+    _last[:] = [response]
+
+
+def last() -> Response | None:
+    """The most recent Response of this session, complete, stopped or failed (None before the first call)."""
+    return _last[0] if _last else None
+
+
+def use_local(model: str = catalog.DEFAULT_LOCAL_MODEL) -> str:
+    """Point the session at the bundled local model (started on 127.0.0.1 if needed); returns its base URL."""
+    from . import local
+
+    base_url = local.start()
+    SESSION.update(base_url=base_url, model=model)
+    return base_url
+
+
+def use_wcode(model: str | None = None) -> str:
+    """Point the session at wcode.net (the stored key is used there only)."""
+    SESSION.update(base_url=WCODE_BASE_URL, model=catalog.resolve(model or SESSION.model or catalog.DEFAULT_MODEL))
+    return WCODE_BASE_URL
+
+
+def auto() -> str:
+    """wcode.net when a key is stored (``WCODE_API_KEY`` or ``%wcode key``), else the local model; says which."""
+    if stored_key() is not None:
+        model = SESSION.model if SESSION.model and not SESSION.model.startswith("local/") else catalog.DEFAULT_MODEL
+        use_wcode(model)
+        return f"Using wcode.net, model {SESSION.model} (key from {key_source()})."
+    use_local()
+    return (
+        f"No WCODE_API_KEY set: using the bundled local model ({SESSION.model}, a small n-gram model on "
+        f"{SESSION.base_url}). Its answers are word statistics, not an LLM's."
+    )

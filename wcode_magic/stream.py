@@ -1,0 +1,168 @@
+"""From wire chunks to typed events: pure functions, no I/O and no IPython.
+
+``chunk_events`` reads one decoded chunk (a streamed ``chat.completion.chunk``, or a whole non-streamed
+``chat.completion``, whose ``message`` reads like one big ``delta``) and returns what it says as ``Event`` tuples. Every shape in ``protocol.md`` is
+handled here, so the client, the magics and the panel never look at raw JSON:
+
+- reasoning in ``delta.reasoning`` (OpenRouter, vLLM) or ``delta.reasoning_content`` (DeepSeek, Ark, llama.cpp);
+  ``reasoning_details`` repeat the same text, so they are kept verbatim but never shown or counted twice;
+- ``<think>…</think>`` inline in ``content`` (Qwen through some servers) is moved to the reasoning by
+  ``ThinkSplitter``, which copes with a tag cut across chunks;
+- ``usage`` wherever it comes, ``finish_reason`` and ``native_finish_reason``, a top-level ``error`` mid-stream,
+  logprob entries per segment, and tool-call fragments.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NamedTuple
+
+try:  # orjson is ~3x faster than json on chunks; optional.
+    import orjson
+
+    def loads(data: str | bytes) -> Any:
+        return orjson.loads(data)
+
+except ImportError:  # pragma: no cover - depends on the environment
+    import json
+
+    def loads(data: str | bytes) -> Any:
+        return json.loads(data)
+
+
+EventKind = Literal[
+    "reasoning", "content", "logprobs", "usage", "finish", "error", "meta", "reasoning_details", "tool_call"
+]
+
+
+class Event(NamedTuple):
+    """One thing a chunk said. ``value`` depends on ``kind``:
+
+    reasoning/content: the text piece; logprobs: ``(segment, [entries])``; usage: the usage dict;
+    finish: ``(finish_reason, native_finish_reason)``; error: the error object; meta: ``{id, model, created,
+    extra top-level keys}``; reasoning_details: the list as sent; tool_call: one ``delta.tool_calls`` item.
+    """
+
+    kind: EventKind
+    value: Any
+
+
+DONE = "[DONE]"
+_META_SKIP = frozenset({"choices", "usage", "object", "error"})
+
+
+def chunk_events(chunk: dict[str, Any]) -> list[Event]:
+    """The events in one chunk, in the order a reader should apply them (text before finish and usage)."""
+    out: list[Event] = []
+    if "model" in chunk or "id" in chunk:
+        out.append(Event("meta", {k: v for k, v in chunk.items() if k not in _META_SKIP}))
+    choices = chunk.get("choices")
+    if choices:
+        choice = choices[0]
+        delta = choice.get("delta") or choice.get("message")
+        if delta:
+            reasoning = delta.get("reasoning")
+            if reasoning is None:
+                reasoning = delta.get("reasoning_content")
+            if reasoning:
+                out.append(Event("reasoning", reasoning))
+            details = delta.get("reasoning_details")
+            if details:
+                out.append(Event("reasoning_details", details))
+            content = delta.get("content")
+            if content:
+                out.append(Event("content", content))
+            tool_calls = delta.get("tool_calls")
+            if tool_calls:
+                out.extend(Event("tool_call", call) for call in tool_calls)
+        logprobs = choice.get("logprobs")
+        if logprobs:
+            for segment in ("content", "refusal", "reasoning"):
+                entries = logprobs.get(segment)
+                if entries:
+                    out.append(Event("logprobs", (segment, entries)))
+        finish = choice.get("finish_reason")
+        if finish:
+            out.append(Event("finish", (finish, choice.get("native_finish_reason"))))
+    error = chunk.get("error")
+    if error:
+        out.append(Event("error", error))
+    usage = chunk.get("usage")
+    if usage:
+        out.append(Event("usage", usage))
+    return out
+
+
+def logprobs_state(chunk: dict[str, Any]) -> str | None:
+    """What the provider did with a logprobs request in this chunk: 'sent', 'empty', 'null' or None (no choice).
+
+    OpenRouter forwards the request and some providers drop it silently (protocol.md, Logprobs): an answer
+    with ``logprobs: null`` or ``{"content": [], "refusal": []}`` is "ignored", not an empty answer.
+    """
+    choices = chunk.get("choices")
+    if not choices:
+        return None
+    if "logprobs" not in choices[0] or choices[0]["logprobs"] is None:
+        return "null"
+    lp = choices[0]["logprobs"]
+    return "sent" if any(lp.get(s) for s in ("content", "refusal", "reasoning")) else "empty"
+
+
+class ThinkSplitter:
+    """Moves ``<think>…</think>`` found at the start of the content into the reasoning.
+
+    Stateful across chunks, because a tag can be cut anywhere (``<thi`` + ``nk>``). Only a think block that
+    opens the answer counts: a ``<think>`` later in an answer is text the model wrote about tags.
+    """
+
+    OPEN, CLOSE = "<think>", "</think>"
+
+    def __init__(self) -> None:
+        self._state: Literal["start", "inside", "after"] = "start"
+        self._held = ""
+
+    def feed(self, piece: str) -> list[Event]:
+        """Split one content piece into reasoning and content events."""
+        if self._state == "after":
+            return [Event("content", piece)]
+        text = self._held + piece
+        self._held = ""
+        if self._state == "start":
+            stripped = text.lstrip()
+            if not stripped:
+                self._held = text
+                return []
+            if self.OPEN.startswith(stripped) and len(stripped) < len(self.OPEN):
+                self._held = text
+                return []
+            if not stripped.startswith(self.OPEN):
+                self._state = "after"
+                return [Event("content", text)]
+            self._state = "inside"
+            text = stripped[len(self.OPEN) :]
+        end = text.find(self.CLOSE)
+        if end >= 0:
+            self._state = "after"
+            out = [Event("reasoning", text[:end])] if end else []
+            rest = text[end + len(self.CLOSE) :].lstrip("\n")
+            if rest:
+                out.append(Event("content", rest))
+            return out
+        keep = _partial_suffix(text, self.CLOSE)
+        self._held = text[len(text) - keep :] if keep else ""
+        body = text[: len(text) - keep]
+        return [Event("reasoning", body)] if body else []
+
+    def flush(self) -> list[Event]:
+        """At the end of the stream, whatever was held back is text after all."""
+        held, self._held = self._held, ""
+        if not held:
+            return []
+        return [Event("reasoning" if self._state == "inside" else "content", held)]
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that could be the start of ``tag``."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:n]):
+            return n
+    return 0
