@@ -36,6 +36,13 @@ _EXPORTS: dict[str, str] = {
     "use_wcode": "session",
     "auto": "session",
     "last": "session",
+    "history": "history",
+    "panel": "panel",
+    "frame": "frames",
+    "compare": "sweeps",
+    "batch": "sweeps",
+    "label_probs": "frames",
+    "plot_confidence": "plots",
 }
 _SUBMODULES = ("local",)
 
