@@ -15,7 +15,7 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -333,7 +333,7 @@ async def _read_stream(response: Response, http: httpx.Response, gap: float, on_
     done = False
     feed = response.feed
     try:
-        async for sse in EventSource(http).aiter_sse():
+        async for sse in EventSource(_EndWithBlankLine(http)).aiter_sse():  # type: ignore[arg-type]
             data = sse.data
             if not data:
                 continue
@@ -360,6 +360,20 @@ async def _read_stream(response: Response, http: httpx.Response, gap: float, on_
     if on_event is not None:
         for ev in flushed:
             on_event(ev)
+
+
+class _EndWithBlankLine:
+    """The response body plus one last blank line, so httpx-sse dispatches an event cut off by the end of the
+    stream (``data: [DONE]`` with no blank line after it: protocol.md) instead of silently dropping it."""
+
+    def __init__(self, http: httpx.Response) -> None:
+        self.headers = http.headers
+        self._http = http
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        async for text in self._http.aiter_text():
+            yield text
+        yield "\n\n"
 
 
 def _stream_failure(response: Response, why: str) -> errors.StreamError:

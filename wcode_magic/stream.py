@@ -117,12 +117,18 @@ class ThinkSplitter:
     OPEN, CLOSE = "<think>", "</think>"
 
     def __init__(self) -> None:
-        self._state: Literal["start", "inside", "after"] = "start"
+        self._state: Literal["start", "inside", "closed", "after"] = "start"
         self._held = ""
 
     def feed(self, piece: str) -> list[Event]:
         """Split one content piece into reasoning and content events."""
         if self._state == "after":
+            return [Event("content", piece)]
+        if self._state == "closed":  # the blank lines after </think> may come in later chunks
+            piece = piece.lstrip("\n")
+            if not piece:
+                return []
+            self._state = "after"
             return [Event("content", piece)]
         text = self._held + piece
         self._held = ""
@@ -141,12 +147,9 @@ class ThinkSplitter:
             text = stripped[len(self.OPEN) :]
         end = text.find(self.CLOSE)
         if end >= 0:
-            self._state = "after"
+            self._state = "closed"
             out = [Event("reasoning", text[:end])] if end else []
-            rest = text[end + len(self.CLOSE) :].lstrip("\n")
-            if rest:
-                out.append(Event("content", rest))
-            return out
+            return out + self.feed(text[end + len(self.CLOSE) :])
         keep = _partial_suffix(text, self.CLOSE)
         self._held = text[len(text) - keep :] if keep else ""
         body = text[: len(text) - keep]

@@ -1,0 +1,46 @@
+"""Shared fixtures: an isolated user environment, the replay server, and the bundled local model server."""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+
+import pytest
+
+# Isolate every test run from the developer's real key, history and config, before wcode_magic reads them.
+_TMP = tempfile.mkdtemp(prefix="wcode-magic-tests-")
+os.environ["WCODE_CONFIG_DIR"] = os.path.join(_TMP, "config")
+os.environ["WCODE_DATA_DIR"] = os.path.join(_TMP, "data")
+REAL_WCODE_KEY = os.environ.pop("WCODE_API_KEY", None)
+os.environ.pop("WCODE_BASE_URL", None)
+os.environ.pop("WCODE_MODEL", None)
+
+
+@pytest.fixture
+def session():
+    """The session settings, restored after the test whatever it changed."""
+    from wcode_magic.settings import SESSION
+
+    saved = {k: copy.copy(v) for k, v in vars(SESSION).items() if k != "_listeners"}
+    yield SESSION
+    for k, v in saved.items():
+        setattr(SESSION, k, v)
+
+
+@pytest.fixture(scope="session")
+def replay():
+    from wire import ReplayServer
+
+    server = ReplayServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def local_url():
+    """The bundled local model in test mode (fault injection on), on 127.0.0.1."""
+    from wcode_magic import local
+
+    return local.start(test_mode=True)

@@ -1,0 +1,152 @@
+"""The client's whole path (HTTP, SSE framing, parsing, folding, errors) against recorded provider bytes,
+served over real HTTP on 127.0.0.1 by the replay server."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+
+import pytest
+
+import wcode_magic as wm
+from wcode_magic import errors
+
+
+def ask(replay, name, **kw):
+    return wm.chat("hi", base_url=replay.base_url, headers={"X-Replay": name}, **kw)
+
+
+def test_openrouter_stream(replay, session):
+    events = []
+    r = ask(replay, "openrouter_reasoning", model="r1-qwen3-8b", on_event=events.append)
+    assert r.complete and r.status == "done"
+    assert (r.reasoning, r.text) == ("Okay, the user asks 2+2.", "4")
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and events[0].value is r
+    assert kinds.index("reasoning") < kinds.index("content") < kinds.index("finish") < kinds.index("usage")
+    assert r.ttft_s is not None and r.latency_s >= r.ttft_s
+    sent = replay.requests[-1]
+    assert sent["model"] == "deepseek/deepseek-r1-0528-qwen3-8b"  # alias resolved
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert sent["messages"] == [{"role": "user", "content": "hi"}]
+    assert r.request == sent
+
+
+def test_ark_stream_and_cost(replay, session):
+    r = ask(replay, "ark_r1", model="r1")
+    assert r.reasoning == "嗯，用户问的是" and r.text == "答案是 4。" and r.cost > 0
+
+
+def test_think_inline_keepalive_and_done_without_blank_line(replay, session):
+    r = ask(replay, "think_inline", model="qwen3")
+    assert r.complete and r.reasoning == "plan the" and r.text == "Final <think> stays"
+
+
+def test_midstream_error_keeps_partial(replay, session):
+    with pytest.raises(errors.StreamError) as info:
+        ask(replay, "midstream_error")
+    partial = info.value.partial
+    assert partial.text == "The answer" and partial.reasoning == "Thinking first."
+    assert not partial.complete and partial.status == "error" and partial.finish_reason == "error"
+    assert "Provider disconnected unexpectedly" in str(info.value)
+    assert wm.last() is partial
+
+
+def test_stream_without_done_is_incomplete(replay, session):
+    with pytest.raises(errors.StreamError, match="without \\[DONE\\]") as info:
+        ask(replay, "no_done")
+    assert info.value.partial.text == "cut off" and not info.value.partial.complete
+
+
+def test_malformed_event(replay, session):
+    with pytest.raises(errors.StreamError, match="malformed") as info:
+        ask(replay, "malformed")
+    assert info.value.partial.text == "before "
+
+
+def test_logprobs_in_stream(replay, session):
+    r = ask(replay, "logprobs", logprobs=True, top_logprobs=2)
+    assert [e["token"] for e in r.logprobs] == ["Hello", "!"]
+    assert r.logprobs[0]["top_logprobs"][1] == {"token": "Hi", "logprob": -3.52, "bytes": [72, 105]}
+    assert r.logprobs_status == "sent"
+
+
+def test_logprobs_ignored_by_provider_is_reported(replay, session):
+    r = ask(replay, "logprobs_ignored", logprobs=True)
+    assert r.text == "Yes" and r.logprobs == [] and r.logprobs_status in ("empty", "null")
+
+
+def test_tool_calls(replay, session):
+    r = ask(replay, "tool_calls", tools=[{"type": "function", "function": {"name": "get_weather"}}])
+    assert r.tool_calls[0]["function"]["arguments"] == '{"city": "Paris"}'
+    assert r.message["tool_calls"] == r.tool_calls
+
+
+@pytest.mark.parametrize("name", ["seed_deepseek_r1", "seed_r1_qwen3_8b", "seed_r1_distill_32b"])
+def test_non_streamed_seed_answers(replay, session, name):
+    r = ask(replay, name, stream=False)
+    assert r.complete and r.text and r.reasoning
+    assert replay.requests[-1]["stream"] is False and "stream_options" not in replay.requests[-1]
+
+
+@pytest.mark.parametrize(
+    "status,exc,words",
+    [
+        (400, errors.InvalidParameterError, "rejected"),
+        (401, errors.AuthenticationError, "%wcode key"),
+        (403, errors.AuthenticationError, "WCODE_API_KEY"),
+        (402, errors.InsufficientCreditError, "out of credit"),
+        (404, errors.NotFoundError, "not found"),
+        (422, errors.InvalidParameterError, "rejected"),
+    ],
+)
+def test_error_statuses_before_the_stream(replay, session, status, exc, words):
+    n = len(replay.requests)
+    with pytest.raises(exc, match=words) as info:
+        wm.chat("hi", base_url=replay.base_url, headers={"X-Replay-Status": str(status)})
+    assert info.value.status == status and f"replayed {status}" in str(info.value)
+    assert len(replay.requests) == n + 1  # not retried
+
+
+def test_invalid_parameters_are_rejected_before_sending(replay, session):
+    n = len(replay.requests)
+    with pytest.raises(errors.InvalidParameterError, match="temperature=5"):
+        ask(replay, "ark_r1", temperature=5)
+    with pytest.raises(errors.InvalidParameterError, match="Did you mean 'max_tokens'"):
+        ask(replay, "ark_r1", max_token=5)
+    assert len(replay.requests) == n
+
+
+def test_session_defaults_merge_under_call_params(replay, session):
+    wm.configure(temperature=0.3, top_k=4, system="Be brief.")
+    ask(replay, "ark_r1", model="qwen3", top_k=9)
+    sent = replay.requests[-1]
+    assert sent["temperature"] == 0.3 and sent["top_k"] == 9
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_reasoner_warning(replay, session):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ask(replay, "ark_r1", model="r1", temperature=0.2)
+    assert any("ignores temperature" in str(w.message) for w in caught)
+
+
+def test_the_stored_key_goes_only_to_wcode(replay, session, monkeypatch):
+    monkeypatch.setenv("WCODE_API_KEY", "sk-test-NEVER-LEAK-1234567890")
+    ask(replay, "ark_r1")
+    assert "authorization" not in replay.headers[-1]
+    ask(replay, "ark_r1", api_key="sk-explicit-abcdefghijklmnop")
+    assert replay.headers[-1]["authorization"] == "Bearer sk-explicit-abcdefghijklmnop"
+    r = ask(replay, "ark_r1", api_key="sk-explicit-abcdefghijklmnop")
+    assert "sk-explicit" not in repr(r.request) + repr(r) + r._repr_markdown_() + repr(r.raw)
+
+
+def test_achat_inside_a_running_loop(replay, session):
+    async def main():
+        return await asyncio.gather(
+            *(wm.achat("hi", base_url=replay.base_url, headers={"X-Replay": "ark_r1"}) for _ in range(5))
+        )
+
+    results = asyncio.run(main())
+    assert [r.text for r in results] == ["答案是 4。"] * 5

@@ -1,0 +1,102 @@
+"""Parameter declarations: ranges from the seed pages, clear errors before sending."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from wcode_magic import catalog, params
+from wcode_magic.errors import InvalidParameterError, WcodeWarning
+
+
+@pytest.mark.parametrize(
+    "name,value,allowed",
+    [
+        ("temperature", 2.5, "from 0 to 2"),
+        ("temperature", -0.1, "from 0 to 2"),
+        ("top_p", 1.5, "from 0 to 1"),
+        ("top_k", -1, ">= 0"),
+        ("top_k", 2.5, "an integer"),
+        ("frequency_penalty", 3, "from -2 to 2"),
+        ("presence_penalty", -2.1, "from -2 to 2"),
+        ("repetition_penalty", 2.1, "from 0 to 2"),
+        ("min_p", 1.1, "from 0 to 1"),
+        ("top_a", -0.5, "from 0 to 1"),
+        ("max_tokens", 0, ">= 1"),
+        ("top_logprobs", 21, "from 0 to 20"),
+        ("logprobs", "yes", "true or false"),
+        ("verbosity", "loud", "low | medium | high"),
+        ("logit_bias", {"42": 150}, "JSON object"),
+        ("stop", [], "list of up to 4"),
+        ("temperature", True, "a number"),
+        ("reasoning", {"effort": "max"}, "effort"),
+    ],
+)
+def test_out_of_range_values_name_parameter_value_and_range(name, value, allowed):
+    with pytest.raises(InvalidParameterError) as info:
+        params.validate({name: value})
+    message = str(info.value)
+    assert name in message and repr(value) in message and allowed in message
+    assert info.value.param == name
+
+
+def test_seed_page_ranges_and_defaults():
+    p = params.PARAMS
+    assert (p["temperature"].min, p["temperature"].max, p["temperature"].default) == (0, 2, 1.0)
+    assert (p["top_p"].min, p["top_p"].max, p["top_p"].default) == (0, 1, 1.0)
+    assert (p["repetition_penalty"].max, p["repetition_penalty"].default) == (2, 1.0)
+    assert p["verbosity"].choices == ("low", "medium", "high") and p["verbosity"].default == "medium"
+    assert p["parallel_tool_calls"].default is True
+    assert p["top_logprobs"].max == 20
+
+
+def test_top_logprobs_needs_logprobs():
+    with pytest.raises(InvalidParameterError, match="needs logprobs=true"):
+        params.validate({"top_logprobs": 5})
+    assert params.validate({"top_logprobs": 5, "logprobs": True}) == {"top_logprobs": 5, "logprobs": True}
+
+
+def test_unknown_name_suggests():
+    with pytest.raises(InvalidParameterError, match="Did you mean 'top_p'"):
+        params.validate({"topp": 0.5})
+
+
+def test_values_are_normalised_and_none_means_unset():
+    body = params.validate({"temperature": 1, "max_tokens": 10.0, "seed": None, "reasoning": False, "stop": "##"})
+    assert body == {"temperature": 1.0, "max_tokens": 10, "reasoning": {"enabled": False}, "stop": "##"}
+    assert isinstance(body["temperature"], float)
+
+
+def test_parse_from_text():
+    assert params.get("top-k").parse("20") == 20
+    assert params.get("logprobs").parse("on") is True
+    assert params.get("logit_bias").parse('{"1": -100}') == {"1": -100}
+    assert params.get("stop").parse('["a", "b c"]') == ["a", "b c"]
+    with pytest.raises(InvalidParameterError, match="not valid JSON"):
+        params.get("logit_bias").parse("{1: -100")
+    with pytest.raises(InvalidParameterError, match="temperature='hot'"):
+        params.get("temperature").parse("hot")
+
+
+def test_reasoner_ignoring_sampling_warns_once():
+    r1 = catalog.lookup("r1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        params.validate({"temperature": 0.3, "top_p": 0.9, "presence_penalty": 1}, r1)
+    ours = [w for w in caught if issubclass(w.category, WcodeWarning)]
+    assert len(ours) == 1
+    assert "temperature, top_p, presence_penalty" in str(ours[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        params.validate({"temperature": 0.3}, catalog.lookup("qwen3"))  # a model that honours it: no warning
+
+
+def test_every_seed_parameter_is_declared():
+    import re
+    from pathlib import Path
+
+    seeds = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+    text = "\n".join(p.read_text(encoding="utf-8") for p in seeds.glob("*.txt"))
+    documented = set(re.findall(r"参数:(\w+)", text))
+    assert documented and documented <= set(params.PARAMS)

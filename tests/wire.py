@@ -1,0 +1,172 @@
+"""Recorded wire shapes from protocol.md, and a real HTTP server on 127.0.0.1 that replays them byte for byte.
+
+The replay server lets the client's whole path (HTTP status and content-type checks, SSE framing by httpx-sse,
+chunk parsing, folding) run against exactly the bytes providers send, without the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _sse(*events: str, done: bool = True, tail: str = "\n\n") -> bytes:
+    body = "".join(e if e.startswith(":") else f"data: {e}\n\n" for e in events)
+    if done:
+        body += "data: [DONE]" + tail
+    return body.encode()
+
+
+OPENROUTER_REASONING = _sse(
+    ": OPENROUTER PROCESSING\n\n",
+    '{"id":"gen-1","object":"chat.completion.chunk","model":"deepseek/deepseek-r1-0528-qwen3-8b","choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"Okay, the user","reasoning_details":[{"type":"reasoning.text","text":"Okay, the user","index":0}]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}',
+    '{"id":"gen-1","object":"chat.completion.chunk","model":"deepseek/deepseek-r1-0528-qwen3-8b","choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning":" asks 2+2.","reasoning_details":[{"type":"reasoning.text","text":" asks 2+2.","index":0}]},"finish_reason":null,"native_finish_reason":null,"logprobs":null}]}',
+    '{"id":"gen-1","object":"chat.completion.chunk","model":"deepseek/deepseek-r1-0528-qwen3-8b","choices":[{"index":0,"delta":{"role":"assistant","content":"4","reasoning":null,"reasoning_details":[]},"finish_reason":null,"logprobs":null}]}',
+    '{"id":"gen-1","object":"chat.completion.chunk","model":"deepseek/deepseek-r1-0528-qwen3-8b","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop","native_finish_reason":"stop"}]}',
+    '{"id":"gen-1","object":"chat.completion.chunk","model":"deepseek/deepseek-r1-0528-qwen3-8b","choices":[{"index":0,"delta":{"content":""},"finish_reason":null}],"usage":{"prompt_tokens":12,"completion_tokens":41,"total_tokens":53,"completion_tokens_details":{"reasoning_tokens":39}}}',
+)
+
+ARK_R1 = _sse(
+    '{"choices":[{"delta":{"content":"","reasoning_content":"嗯，用户问的是","role":"assistant"},"index":0}],"id":"021755","model":"deepseek-r1-250528","service_tier":"default","object":"chat.completion.chunk","usage":null}',
+    '{"choices":[{"delta":{"content":"答案是 4。","role":"assistant"},"index":0}],"id":"021755","model":"deepseek-r1-250528","object":"chat.completion.chunk","usage":null}',
+    '{"choices":[{"delta":{"content":""},"finish_reason":"stop","index":0}],"id":"021755","model":"deepseek-r1-250528","object":"chat.completion.chunk","usage":null}',
+    '{"choices":[],"id":"021755","model":"deepseek-r1-250528","object":"chat.completion.chunk","usage":{"prompt_tokens":10,"completion_tokens":120,"total_tokens":130,"completion_tokens_details":{"reasoning_tokens":112}}}',
+)
+
+MIDSTREAM_ERROR = _sse(
+    '{"id":"gen-2","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"reasoning":"Thinking first."},"finish_reason":null}]}',
+    '{"id":"gen-2","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"The answer"},"finish_reason":null}]}',
+    '{"id":"gen-2","object":"chat.completion.chunk","error":{"code":502,"message":"Provider disconnected unexpectedly","metadata":{"error_type":"provider_unavailable"}},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}',
+    done=False,
+)
+
+LOGPROBS = _sse(
+    '{"id":"gen-3","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null,"logprobs":{"content":[{"token":"Hello","logprob":-0.0312,"bytes":[72,101,108,108,111],"top_logprobs":[{"token":"Hello","logprob":-0.0312,"bytes":[72,101,108,108,111]},{"token":"Hi","logprob":-3.52,"bytes":[72,105]}]}],"refusal":null}}]}',
+    '{"id":"gen-3","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"!"},"finish_reason":"stop","logprobs":{"content":[{"token":"!","logprob":-9999.0,"bytes":[33],"top_logprobs":[{"token":".","logprob":-0.1,"bytes":[46]}]}],"refusal":null}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}',
+)
+
+# Qwen through some servers: <think> inline in content, tags cut across chunks; `data:` without a space;
+# keep-alive comments; [DONE] without the trailing blank line.
+THINK_INLINE = (
+    b": keep-alive\n\n"
+    b'data:{"id":"q","model":"qwen/qwen3-8b","choices":[{"index":0,"delta":{"role":"assistant","content":"<thi"}}]}\n\n'
+    b'data: {"id":"q","model":"qwen/qwen3-8b","choices":[{"index":0,"delta":{"content":"nk>plan the</th"}}]}\n\n'
+    b": keep-alive\n\n"
+    b'data: {"id":"q","model":"qwen/qwen3-8b","choices":[{"index":0,"delta":{"content":"ink>\\n\\nFinal <think> stays"}}]}\n\n'
+    b'data: {"id":"q","model":"qwen/qwen3-8b","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":9,"total_tokens":14}}\n\n'
+    b"data: [DONE]"
+)
+
+NO_DONE = _sse(
+    '{"id":"n","model":"m","choices":[{"index":0,"delta":{"content":"cut off"}}]}',
+    done=False,
+)
+
+MALFORMED = _sse(
+    '{"id":"n","model":"m","choices":[{"index":0,"delta":{"content":"before "}}]}',
+    '{"id":"n","model":"m","choices":[{"index":0,"delta":{"content":',
+)
+
+TOOL_CALLS = _sse(
+    '{"id":"t","model":"m","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]}}]}',
+    '{"id":"t","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\\"city\\": "}}]}}]}',
+    '{"id":"t","model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\\"Paris\\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":20,"completion_tokens":8,"total_tokens":28}}',
+)
+
+# Logprobs requested but the provider dropped them (OpenRouter forwards, providers ignore).
+LOGPROBS_IGNORED = _sse(
+    '{"id":"e","model":"m","choices":[{"index":0,"delta":{"content":"Yes"},"logprobs":{"content":[],"refusal":[]}}]}',
+    '{"id":"e","model":"m","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop","logprobs":null}]}',
+)
+
+SSE_FIXTURES: dict[str, bytes] = {
+    "openrouter_reasoning": OPENROUTER_REASONING,
+    "ark_r1": ARK_R1,
+    "midstream_error": MIDSTREAM_ERROR,
+    "logprobs": LOGPROBS,
+    "think_inline": THINK_INLINE,
+    "no_done": NO_DONE,
+    "malformed": MALFORMED,
+    "tool_calls": TOOL_CALLS,
+    "logprobs_ignored": LOGPROBS_IGNORED,
+}
+
+JSON_FIXTURES: dict[str, dict] = {
+    p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(FIXTURES.glob("seed_*.json"))
+}
+
+
+def sse_chunks(raw: bytes) -> list[dict]:
+    """The JSON chunks in an SSE byte fixture (for the pure tests)."""
+    out = []
+    for block in raw.decode().split("\n\n"):
+        for line in block.split("\n"):
+            if line.startswith("data:"):
+                data = line[5:].strip()
+                if data and data != "[DONE]":
+                    with contextlib.suppress(json.JSONDecodeError):
+                        out.append(json.loads(data))
+    return out
+
+
+class ReplayServer:
+    """A starlette app on 127.0.0.1 that answers each request with the fixture named in ``X-Replay``.
+
+    ``X-Replay-Status`` returns that status with a JSON error body instead (as real servers do before a stream).
+    Every request body is kept in ``.requests`` so tests can check what the client sent.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.base_url = ""
+        self._server = None
+
+    def _app(self):
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+
+        async def completions(request: Request) -> Response:
+            self.requests.append(await request.json())
+            self.headers.append(dict(request.headers))
+            status = request.headers.get("x-replay-status")
+            if status:
+                return JSONResponse(
+                    {"error": {"message": f"replayed {status}", "code": int(status), "param": "temperature"}},
+                    status_code=int(status),
+                )
+            name = request.headers.get("x-replay", "")
+            if name in JSON_FIXTURES:
+                return JSONResponse(JSON_FIXTURES[name])
+            return Response(SSE_FIXTURES[name], media_type="text/event-stream")
+
+        return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+
+    def start(self) -> str:
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        config = uvicorn.Config(self._app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        threading.Thread(target=self._server.run, daemon=True).start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("replay server did not start")
+            time.sleep(0.01)
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
