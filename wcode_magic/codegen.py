@@ -1,0 +1,140 @@
+""" "Show code": the ``%%chat`` cell and the ``wm.chat(...)`` call that send the same request as the panel.
+
+Pure string building. Flags come from ``Param.flag`` exactly as the magics derive them, with the magics' own
+shorthands: ``-m MODEL``, ``--system TEXT``, ``--logprobs N`` (logprobs on with the top N alternatives),
+``--think`` / ``--no-think`` and ``--effort LEVEL`` for the reasoning object. Values are quoted so that the
+magics' shell-style parser reads them back unchanged (``--stop "###"``, ``--logit-bias '{"1": -100}'``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from .params import PARAMS
+
+_BARE = re.compile(r"[\w@%+=:,./-]+")
+_REASONING_SHORTHAND = frozenset({"enabled", "effort"})
+
+
+def quote(text: str) -> str:
+    """Shell-style quoting that stays readable: bare when safe, "double quotes" when possible, else 'single'."""
+    if _BARE.fullmatch(text):
+        return text
+    if not any(c in text for c in '"\\$`\n'):
+        return f'"{text}"'
+    return shlex.quote(text)
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return quote(json.dumps(value, ensure_ascii=False))
+    if isinstance(value, float):
+        return repr(value)
+    return quote(str(value))
+
+
+def flags(params: Mapping[str, Any]) -> list[str]:
+    """The ``%%chat`` options for these parameter values (None values are not set and give no flag)."""
+    out: list[str] = []
+    values = {k: v for k, v in params.items() if v is not None}
+    logprobs = values.pop("logprobs", None)
+    top = values.pop("top_logprobs", None)
+    if logprobs:
+        out += ["--logprobs", str(top or 0)]
+    else:
+        if logprobs is False:
+            out += [PARAMS["logprobs"].flag, "false"]
+        if top is not None:
+            out += [PARAMS["top_logprobs"].flag, str(top)]
+    reasoning = values.pop("reasoning", None)
+    for name, value in values.items():
+        out += [PARAMS[name].flag, _flag_value(value)]
+    if reasoning:
+        if set(reasoning) <= _REASONING_SHORTHAND:
+            if "enabled" in reasoning:
+                out.append("--think" if reasoning["enabled"] else "--no-think")
+            if "effort" in reasoning:
+                out += ["--effort", reasoning["effort"]]
+        else:
+            out += [PARAMS["reasoning"].flag, _flag_value(reasoning)]
+    return out
+
+
+def chat_line(model: str | None = None, system: str | None = None, params: Mapping[str, Any] | None = None) -> str:
+    """The ``%%chat`` first line: ``%%chat -m MODEL --system "..." --temperature 0.2 ...``."""
+    parts = ["%%chat"]
+    if model:
+        parts += ["-m", quote(model)]
+    if system and "\n" not in system:  # a magic line cannot hold a line break; see notes()
+        parts += ["--system", quote(system)]
+    parts += flags(params or {})
+    return " ".join(parts)
+
+
+def chat_cell(
+    prompt: str, model: str | None = None, system: str | None = None, params: Mapping[str, Any] | None = None
+) -> str:
+    """A whole ``%%chat`` cell: the options line, then the prompt as the cell body."""
+    return f"{chat_line(model, system, params)}\n{prompt}"
+
+
+def python_call(
+    prompt: str,
+    model: str | None = None,
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    base_url: str | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+) -> str:
+    """``wm.chat(...)`` with the same request, one keyword per line, as valid Python."""
+    args = [repr(prompt)]
+    if model:
+        args.append(f"model={model!r}")
+    if system:
+        args.append(f"system={system!r}")
+    if base_url:
+        args.append(f"base_url={base_url!r}")
+    args += [f"{name}={value!r}" for name, value in (params or {}).items() if value is not None]
+    if extra_body:
+        args.append(f"extra_body={dict(extra_body)!r}")
+    body = "".join(f"    {a},\n" for a in args)
+    return f"import wcode_magic as wm\n\nwm.chat(\n{body})"
+
+
+def notes(
+    system: str | None = None, base_url: str | None = None, extra_body: Mapping[str, Any] | None = None
+) -> list[str]:
+    """What the ``%%chat`` cell cannot say by itself, and how to set it first."""
+    out = []
+    if system and "\n" in system:
+        out.append("The system prompt has several lines: for %%chat, set it first with `wm.configure(system=...)`.")
+    if base_url:
+        out.append(f"For %%chat, point the session at the server first: `wm.configure(base_url={base_url!r})`.")
+    if extra_body:
+        out.append("extra_body has no %%chat flag: use the wm.chat call.")
+    return out
+
+
+def show(
+    prompt: str,
+    model: str | None = None,
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    base_url: str | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+) -> str:
+    """Markdown with both forms and any notes, for the panel's "Show code"."""
+    parts = [
+        "```\n" + chat_cell(prompt, model, system, params) + "\n```",
+        "```python\n" + python_call(prompt, model, system, params, base_url=base_url, extra_body=extra_body) + "\n```",
+    ]
+    parts += [f"- {n}" for n in notes(system, base_url, extra_body)]
+    return "\n\n".join(parts)

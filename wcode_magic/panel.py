@@ -1,0 +1,517 @@
+"""``wm.panel()`` / ``%wcode panel``: every knob as a widget, the thinking and answer streamed live, a Stop that works.
+
+Thin by design: the controls come from ``controls`` (derived from the parameter declarations), the request from
+``client.achat``, the "Show code" text from ``codegen``. What lives here is the layout and the streaming view.
+
+Why a task (design.md, "Notebook execution"): a click is handled while a request runs only if the cell that
+started it has returned. So Send schedules ``achat`` as a task on the kernel's running event loop (ipykernel 7
+runs comm callbacks on it) -- or on the client's worker loop when no loop runs -- and returns at once; Stop
+cancels that task. ``achat`` marks the Response stopped and tells its observers (history, ``wm.last()``), and
+the partial answer stays on screen. Widget updates are throttled to 15 a second and always end with the exact
+final text. Errors are shown inside the panel; nothing is printed from the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import html
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import catalog, codegen
+from .controls import ParamControls
+from .errors import InvalidParameterError, WcodeError
+from .params import PARAMS
+from .settings import SESSION, Settings, configure
+from .stream import Event
+from .throttle import Throttle
+
+if TYPE_CHECKING:
+    from .response import Response
+
+OTHER = "\0other"  # the model picker's "any other id" entry
+UPDATES_PER_SECOND = 15.0
+PREVIEW_CHARS = 400  # per turn in the conversation summary
+
+
+def model_label(m: catalog.Model) -> str:
+    """A picker entry: id, context and price, so the choice is informed."""
+    ctx = f"{m.context // 1000}K ctx"
+    if m.local:
+        price = "free (local)"
+    elif m.price_in is None or m.price_out is None:
+        price = "price unknown"
+    else:
+        price = f"¥{m.price_in:g} in / ¥{m.price_out:g} out per 1K tokens"
+    return f"{m.id} · {ctx} · {price}"
+
+
+def status_line(state: str, response: Response | None, pieces: int, now: float | None = None) -> str:
+    """The status text: state, time to first token, tokens/s, tokens and cost (counted pieces while streaming)."""
+    parts = [state]
+    if response is None:
+        return state
+    if response.ttft_s is not None:
+        parts.append(f"first token {response.ttft_s:.2f} s")
+    usage = response.usage
+    final = response.latency_s is not None
+    if final and response.tokens_per_s:
+        parts.append(f"{response.tokens_per_s:.0f} tok/s")
+    elif response.ttft_s is not None and pieces:
+        elapsed = (time.perf_counter() if now is None else now) - response.started - response.ttft_s
+        if elapsed > 0:
+            parts.append(f"{pieces / elapsed:.0f} tok/s")
+    if usage.completion_tokens is not None:
+        thinking = f" ({usage.reasoning_tokens} thinking)" if usage.reasoning_tokens else ""
+        parts.append(f"{usage.completion_tokens} tokens{thinking}")
+    elif pieces:
+        parts.append(f"~{pieces} tokens")
+    cost = response.cost
+    if cost is not None:
+        parts.append(f"¥{cost:.6f}".rstrip("0").rstrip(".") if cost else "¥0")
+    if state == "stopped":
+        parts.append(f"kept {len(response.text)} characters of answer and {len(response.reasoning)} of thinking")
+    return " · ".join(parts)
+
+
+def error_text(error: BaseException) -> str:
+    """The words shown for a failure: WcodeError's own message; anything else is a bug and says so."""
+    if isinstance(error, WcodeError):
+        return error.message
+    return f"{type(error).__name__}: {error} (this is a bug in wcode-magic; please report it)"
+
+
+def parse_extra_body(text: str) -> dict[str, Any] | None:
+    """The "extra body" box: a JSON object merged into the request (server-specific fields), or None if empty."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InvalidParameterError(
+            f"extra_body: {text!r} is not valid JSON ({e.msg}); extra_body takes a JSON object.",
+            param="extra_body",
+            value=text,
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidParameterError(
+            f"extra_body={value!r} is not allowed: extra_body takes a JSON object.", param="extra_body", value=value
+        )
+    return value
+
+
+def _markdown(text: str) -> tuple[dict[str, Any], ...]:
+    return ({"output_type": "display_data", "data": {"text/markdown": text, "text/plain": text}, "metadata": {}},)
+
+
+def _pre(text: str) -> str:
+    return f"<pre class='wm-thinking-text' style='white-space:pre-wrap;margin:0'>{html.escape(text)}</pre>"
+
+
+class Panel:
+    """The widget tree and its behaviour. ``send``/``stop``/``wait`` drive it from code as the buttons do."""
+
+    def __init__(self, *, session: Settings = SESSION, headers: dict[str, str] | None = None) -> None:
+        import ipywidgets as w
+
+        self.session = session
+        self.headers = headers  # extra request headers, e.g. a test server's fault injection
+        self.messages: list[dict[str, Any]] = []
+        self.response: Response | None = None
+        self.state = "ready"
+        self.updates = 0  # throttled pushes to the widgets, for the benchmark
+        self._task: asyncio.Future[None] | concurrent.futures.Future[None] | None = None
+        self._pieces = 0
+        self._throttle = Throttle(UPDATES_PER_SECOND)
+        self._shown = (0, 0)  # lengths of reasoning and text on screen
+        self._syncing = False
+
+        # -- model, server, thinking
+        options = [(model_label(m), m.id) for m in catalog.MODELS] + [("other model id…", OTHER)]
+        self.model_pick = w.Dropdown(options=options, description="model", layout=w.Layout(width="620px"))
+        self.model_text = w.Text(
+            placeholder="any model id the server knows", continuous_update=False, layout=w.Layout(width="300px")
+        )
+        self.base_url = w.Text(
+            placeholder="auto: local server for local/* models, else wcode.net",
+            description="base URL",
+            continuous_update=False,
+            layout=w.Layout(width="620px"),
+        )
+        self.model_pick.add_class("wm-model")
+        self.model_text.add_class("wm-model-id")
+        self.base_url.add_class("wm-base-url")
+        self.controls = ParamControls(on_error=self._param_error)
+
+        # -- parameters, by group, plus an extra-body box for server-specific fields
+        groups: dict[str, list[Any]] = {}
+        for name, control in self.controls.controls.items():
+            groups.setdefault(PARAMS[name].group, []).append(control.row)
+        self.extra_body = w.Textarea(
+            placeholder='{"ignore_eos": true}',
+            description="extra body",
+            tooltip="A JSON object merged into the request body: fields only some servers know.",
+            continuous_update=False,
+            layout=w.Layout(width="620px"),
+        )
+        self.extra_body.add_class("wm-extra-body")
+        groups["advanced"] = [self.extra_body]
+        self.tabs = w.Tab(children=[w.VBox(rows) for rows in groups.values()], titles=tuple(groups))
+
+        # -- conversation
+        self.system = w.Textarea(placeholder="system prompt (optional)", description="system", continuous_update=False)
+        self.prompt = w.Textarea(placeholder="Type a prompt, then Send", description="prompt", rows=3)
+        for box in (self.system, self.prompt):
+            box.layout = w.Layout(width="620px")
+        self.system.add_class("wm-system")
+        self.prompt.add_class("wm-prompt")
+        self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.new_button = w.Button(description="New conversation", icon="file")
+        self.code_button = w.Button(description="Show code", icon="code")
+        for cls, button in (
+            ("wm-send", self.send_button),
+            ("wm-stop", self.stop_button),
+            ("wm-new", self.new_button),
+            ("wm-show-code", self.code_button),
+        ):
+            button.add_class(cls)
+        self.send_button.on_click(lambda _b: self.send())
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.new_button.on_click(lambda _b: self.new_conversation())
+        self.code_button.on_click(lambda _b: self.toggle_code())
+
+        # -- the live view
+        self.status = w.HTML(value=self._status_html())
+        self.error = w.HTML()
+        self.model_info = w.HTML()
+        self.history_view = w.HTML()
+        self.thinking_text = w.HTML()
+        self.thinking = w.Accordion(children=[self.thinking_text], titles=("Thinking",))
+        self.thinking.layout.display = "none"
+        self.answer = w.Output()
+        self.code = w.Output()
+        self.code.layout.display = "none"
+        for cls, widget in (
+            ("wm-status", self.status),
+            ("wm-error", self.error),
+            ("wm-history", self.history_view),
+            ("wm-thinking", self.thinking),
+            ("wm-answer", self.answer),
+            ("wm-code", self.code),
+        ):
+            widget.add_class(cls)
+
+        self.widget = w.VBox(
+            [
+                w.HBox([self.model_pick, self.model_text]),
+                self.model_info,
+                self.base_url,
+                self.controls.thinking.row,
+                self.tabs,
+                self.system,
+                self.history_view,
+                self.prompt,
+                w.HBox([self.send_button, self.stop_button, self.new_button, self.code_button]),
+                self.status,
+                self.error,
+                self.thinking,
+                self.answer,
+                self.code,
+            ]
+        )
+        self.widget.add_class("wm-panel")
+
+        self._show_settings()
+        self.model_pick.observe(lambda _c: self._model_changed(), names="value")
+        self.model_text.observe(lambda _c: self._model_changed(), names="value")
+        self.base_url.observe(lambda _c: self._write("base_url", self.base_url.value.strip() or None), names="value")
+        self.system.observe(lambda _c: self._write("system", self.system.value or None), names="value")
+        self._unbind = self.controls.bind(session)
+        self._unsubscribe = session.subscribe(self._session_changed)
+
+    # -- display ---------------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kw: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kw)
+
+    def close(self) -> None:
+        """Stop following the session and close the widgets."""
+        self.stop()
+        self._unbind()
+        self._unsubscribe()
+        self.widget.close()
+
+    # -- settings: the panel and the magics share one session ---------------------------------------------
+    def model_id(self) -> str:
+        """The model the next Send uses (as sent: aliases resolved)."""
+        if self.model_pick.value == OTHER:
+            return self.model_text.value.strip() or self.session.resolve_model(None)
+        return self.model_pick.value
+
+    def _show_settings(self) -> None:
+        """Show the session's model, server and system prompt without writing them back."""
+        self._syncing = True
+        try:
+            model = self.session.resolve_model(None)
+            known = catalog.lookup(model)
+            if known is not None:
+                self.model_pick.value = known.id
+                self.model_text.layout.display = "none"
+            else:
+                self.model_pick.value = OTHER
+                self.model_text.value = model
+                self.model_text.layout.display = None
+            self.base_url.value = self.session.base_url or ""
+            self.system.value = self.session.system or ""
+        finally:
+            self._syncing = False
+        self._model_info()
+
+    def _model_info(self) -> None:
+        model = catalog.lookup(self.model_id())
+        self.controls.thinking.enable(model.thinking if model else None)
+        if model is None:
+            self.model_info.value = "<span style='color:gray'>not in the catalog: no price or context known</span>"
+        else:
+            local = " · a small local n-gram model, not an LLM" if model.local else ""
+            self.model_info.value = (
+                f"<span style='color:gray'>{html.escape(model.name)} · context {model.context:,} tokens · "
+                f"thinking: {model.thinking}{local}</span>"
+            )
+
+    def _model_changed(self) -> None:
+        self.model_text.layout.display = None if self.model_pick.value == OTHER else "none"
+        self._model_info()
+        if self.model_pick.value != OTHER or self.model_text.value.strip():
+            self._write("model", self.model_id())
+
+    def _write(self, name: str, value: Any) -> None:
+        if not self._syncing:
+            self._syncing = True
+            try:
+                self.session.update(**{name: value})
+            finally:
+                self._syncing = False
+
+    def _session_changed(self, name: str, value: Any) -> None:
+        if not self._syncing and name in ("model", "base_url", "system"):
+            self._show_settings()
+
+    def _param_error(self, error: InvalidParameterError | None) -> None:
+        self.error.value = "" if error is None else self._error_html(error.message)
+
+    # -- requests -------------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def send(self, prompt: str | None = None) -> asyncio.Future[None] | concurrent.futures.Future[None] | None:
+        """Start a request with the prompt box (or ``prompt``); returns the running task, None if refused."""
+        if self.running:
+            return self._task
+        text = self.prompt.value if prompt is None else prompt
+        if not text.strip():
+            self._refuse("Type a prompt first.")
+            return None
+        if self.controls.errors():
+            self._refuse(self.controls.errors()[0].message)
+            return None
+        try:
+            extra = parse_extra_body(self.extra_body.value)
+        except InvalidParameterError as e:
+            self._refuse(e.message)
+            return None
+        self._begin()
+        coro = self._run(text, extra)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop here (a plain script): use the client's worker loop
+            from .client import LOOP
+
+            self._task = asyncio.run_coroutine_threadsafe(coro, LOOP.loop())
+        else:
+            self._task = loop.create_task(coro)
+        return self._task
+
+    def stop(self) -> None:
+        """Cancel the running request; the partial answer stays and is recorded as stopped."""
+        if self.running and self._task is not None:
+            self._task.cancel()
+
+    async def wait(self) -> None:
+        """Until the running request (if any) has ended, whatever the loop it runs on."""
+        task = self._task
+        if task is None:
+            return
+        waiting = asyncio.wrap_future(task) if isinstance(task, concurrent.futures.Future) else task
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            if not task.cancelled():
+                raise
+
+    def new_conversation(self) -> None:
+        """Forget the conversation (and stop a running request)."""
+        self.stop()
+        self.messages = []
+        self.response = None
+        self.state = "ready"
+        self._shown = (0, 0)
+        self.thinking_text.value = ""
+        self.thinking.layout.display = "none"
+        self.answer.outputs = ()
+        self.error.value = ""
+        self.status.value = self._status_html()
+        self._show_history()
+
+    def code_text(self, prompt: str | None = None) -> str:
+        """The ``%%chat`` cell and ``wm.chat`` call (Markdown) that send what Send would send."""
+        text = self.prompt.value if prompt is None else prompt
+        return codegen.show(
+            text or "Your prompt here",
+            model=self.model_id(),
+            system=self.session.system,
+            params=self.controls.values(),
+            base_url=self.session.base_url,
+            extra_body=parse_extra_body(self.extra_body.value),
+        )
+
+    def toggle_code(self) -> None:
+        if self.code.layout.display != "none":
+            self.code.layout.display = "none"
+            return
+        try:
+            self.code.outputs = _markdown(self.code_text())
+        except InvalidParameterError as e:
+            self._refuse(e.message)
+            return
+        self.code.layout.display = None
+
+    # -- the stream -----------------------------------------------------------------------------------------
+    def _begin(self) -> None:
+        self.response = None
+        self._pieces = 0
+        self._shown = (0, 0)
+        self._throttle = Throttle(UPDATES_PER_SECOND)
+        self.state = "waiting"
+        self.error.value = ""
+        self.thinking_text.value = ""
+        self.thinking.layout.display = "none"
+        self.answer.outputs = ()
+        self.status.value = self._status_html()
+        self.send_button.disabled = True
+        self.stop_button.disabled = False
+
+    async def _run(self, prompt: str, extra_body: dict[str, Any] | None) -> None:
+        from .client import achat
+
+        turn = {"role": "user", "content": prompt}
+        try:
+            await achat(
+                [*self.messages, turn],
+                model=self.model_id(),
+                on_event=self._on_event,
+                headers=self.headers,
+                extra_body=extra_body,
+            )
+        except asyncio.CancelledError:  # Stop: our own task, so the cancel ends here
+            self._end("stopped", turn)
+        except Exception as e:  # shown in the panel; a background task has no cell to raise into
+            self._end("error", turn, e)
+        else:
+            self._end("done", turn)
+
+    def _on_event(self, ev: Event) -> None:
+        kind = ev.kind
+        if kind == "start":
+            self.response = ev.value
+            return
+        if kind != "content" and kind != "reasoning":
+            return
+        self._pieces += 1
+        if kind == "content":
+            self.state = "answering"
+        elif self.state == "waiting":
+            self.state = "thinking"
+        if self._throttle.ready():
+            self._push()
+
+    def _push(self) -> None:
+        """Send what changed to the widgets (one throttled update)."""
+        r = self.response
+        if r is None:
+            return
+        reasoning, text = r.reasoning, r.text
+        if len(reasoning) != self._shown[0]:
+            self.thinking_text.value = _pre(reasoning)
+            if self.thinking.layout.display == "none":
+                self.thinking.layout.display = None
+                self.thinking.selected_index = 0  # open while it streams
+        if len(text) != self._shown[1]:
+            self.answer.outputs = _markdown(text)
+            if self.thinking.selected_index == 0 and reasoning:
+                self.thinking.selected_index = None  # collapse once the answer starts
+        self._shown = (len(reasoning), len(text))
+        self.status.value = self._status_html()
+        self.updates += 1
+
+    def _end(self, state: str, turn: dict[str, Any], error: BaseException | None = None) -> None:
+        r = self.response
+        self.state = state
+        self._push()  # the exact final text, whatever the throttle said
+        self.status.value = self._status_html()
+        if error is not None:
+            self.error.value = self._error_html(error_text(error))
+        keep = r is not None and (state == "done" or (state == "stopped" and r.text))
+        if keep and r is not None:
+            # A stopped answer joins the conversation as far as it got: the next turn continues from what was seen.
+            self.messages += [turn, r.message]
+            self.prompt.value = ""
+            self._show_history()
+        self.send_button.disabled = False
+        self.stop_button.disabled = True
+
+    # -- small views ----------------------------------------------------------------------------------------
+    def _status_html(self) -> str:
+        text = status_line(self.state, self.response, self._pieces)
+        return f"<span class='wm-state wm-state-{self.state}'>{html.escape(text)}</span>"
+
+    @staticmethod
+    def _error_html(message: str) -> str:
+        return f"<div style='color:#b00020;white-space:pre-wrap'>{html.escape(message)}</div>"
+
+    def _refuse(self, message: str) -> None:
+        self.error.value = self._error_html(message)
+
+    def _show_history(self) -> None:
+        turns = len(self.messages) // 2
+        if not turns:
+            self.history_view.value = ""
+            return
+        lines = []
+        for m in self.messages:
+            text = str(m.get("content") or "")
+            short = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
+            who = "you" if m["role"] == "user" else "model"
+            lines.append(f"<div><b>{who}:</b> {html.escape(short)}</div>")
+        self.history_view.value = (
+            f"<details><summary>Conversation so far: {turns} exchange{'s' if turns > 1 else ''} "
+            f"(New conversation clears it)</summary>{''.join(lines)}</details>"
+        )
+
+
+def panel(**kw: Any) -> Panel:
+    """Show the parameter panel. Keywords set session values first (``model``, ``system``, ``base_url``,
+    any parameter such as ``temperature=0.2``), ``prompt`` fills the prompt box, ``headers`` go with
+    every request. The panel and ``%%chat`` share the session: a slider change is what the next cell uses."""
+    prompt = kw.pop("prompt", None)
+    headers = kw.pop("headers", None)
+    if kw:
+        configure(**kw)
+    p = Panel(headers=headers)
+    if prompt:
+        p.prompt.value = prompt
+    return p
