@@ -15,7 +15,7 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -180,23 +180,186 @@ def build_request(
     return body
 
 
-# -- transport --------------------------------------------------------------------------------------------
-_clients: dict[tuple[str, str, int], httpx.AsyncClient] = {}
+# -- what both transports share ---------------------------------------------------------------------------
+class _Call:
+    """One call's state, shared by the sync and async transports: the Response being built and the policy."""
 
-
-def _client(base_url: str, key: Secret | None) -> httpx.AsyncClient:
-    """One AsyncClient per (base_url, key, event loop): connections are reused and never cross loops."""
-    loop = asyncio.get_running_loop()
-    cache_key = (base_url, key.reveal() if key else "", id(loop))
-    client = _clients.get(cache_key)
-    if client is None or client.is_closed:
-        headers = {"Authorization": f"Bearer {key.reveal()}"} if key else {}
-        client = httpx.AsyncClient(
-            headers=headers,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-            timeout=httpx.Timeout(SESSION.gap_timeout, connect=SESSION.connect_timeout),
+    def __init__(
+        self,
+        prompt_or_messages: str | list[dict[str, Any]],
+        *,
+        model: str | None,
+        system: str | None,
+        stream: bool,
+        base_url: str | None,
+        api_key: str | None,
+        on_event: OnEvent | None,
+        timeout: float | None,
+        headers: Mapping[str, str] | None,
+        extra_body: Mapping[str, Any] | None,
+        call_params: Mapping[str, Any],
+    ) -> None:
+        self.body = build_request(
+            prompt_or_messages,
+            model=model,
+            system=system,
+            stream=stream,
+            extra_body=extra_body,
+            call_params=call_params,
         )
-        _clients[cache_key] = client
+        self.base_url = SESSION.resolve_base_url(base_url, self.body["model"])
+        self.url = self.base_url + "/chat/completions"
+        self.key = SESSION.key_for(self.base_url, api_key)
+        self.headers = dict(headers or {})
+        self.gap = (
+            timeout if timeout is not None else (SESSION.gap_timeout if stream else max(SESSION.gap_timeout, 600.0))
+        )
+        self.timeout = httpx.Timeout(self.gap, connect=SESSION.connect_timeout)
+        self.on_event = on_event
+        self.response = Response(self.body, base_url=self.base_url)
+        self.attempt = 0
+        self.done = False
+        self.emit([Event("start", self.response)])
+
+    def emit(self, events: list[Event]) -> None:
+        if self.on_event is not None:
+            for ev in events:
+                self.on_event(ev)
+
+    def connect_retry(self, e: Exception) -> float:
+        """Seconds to wait before retrying a failed connection; raises when no retries are left."""
+        if self.attempt >= SESSION.max_retries:
+            raise errors.APIConnectionError(
+                f"Could not reach {self.base_url} ({type(e).__name__}: {e}). Check the address and your "
+                "connection; for the offline model use `%wcode use local`."
+            ) from None
+        self.attempt += 1
+        return retry_delay(self.attempt - 1, None, SESSION.retry_cap_s)
+
+    def status_retry(self, http: httpx.Response) -> float | None:
+        """Seconds to wait before retrying an error status, or None when it is final (or not an error)."""
+        if http.status_code < 400 or http.status_code not in RETRY_STATUSES or self.attempt >= SESSION.max_retries:
+            return None
+        self.attempt += 1
+        return retry_delay(self.attempt - 1, parse_retry_after(http.headers), SESSION.retry_cap_s)
+
+    def status_failure(self, http: httpx.Response, raw: bytes) -> errors.WcodeError:
+        try:
+            err_body: Any = loads(raw)
+        except ValueError:
+            err_body = raw.decode("utf-8", "replace")
+        return status_error(
+            http.status_code,
+            err_body,
+            retry_after=parse_retry_after(http.headers),
+            model=self.body["model"],
+            base_url=self.base_url,
+        )
+
+    def event(self, data: str) -> bool:
+        """Fold one SSE data field; True at ``[DONE]``. Raises StreamError on a malformed or error event."""
+        if not data:
+            return False
+        if data == DONE:
+            self.done = True
+            return True
+        try:
+            chunk = loads(data)
+        except ValueError:
+            raise self.broken(f"a malformed event arrived: {data[:80]!r}") from None
+        self.emit(self.response.feed(chunk, raw=data))
+        if self.response.error is not None:
+            raise self.broken(f"the server reported an error mid-stream: {error_message(chunk)}")
+        return False
+
+    def whole(self, raw: bytes) -> None:
+        """A non-streamed answer (or a server that ignored ``stream: true``) folds like one big chunk."""
+        try:
+            data = loads(raw)
+        except ValueError:
+            self.response.finish(complete=False)
+            raise errors.ServerError(f"The server answered with something that is not JSON: {raw[:200]!r}") from None
+        self.emit(self.response.feed(data))
+        self.emit(self.response.finish(complete=True))
+        if self.response.error is not None:
+            raise errors.ServerError(f"The server reported an error: {error_message(data)}", partial=self.response)
+
+    def end_of_stream(self) -> None:
+        if not self.done:
+            raise self.broken("the stream ended without [DONE]")
+        self.emit(self.response.finish(complete=True))
+
+    def broken(self, why: str) -> errors.StreamError:
+        """Finish the partial Response and make the error that carries it."""
+        r = self.response
+        r.finish(complete=False)
+        kept = f" Kept {len(r.text)} characters of answer and {len(r.reasoning)} of thinking."
+        return errors.StreamError(f"The stream broke: {why}.{kept} Run again to retry.", partial=r)
+
+    def stalled(self) -> errors.StreamError:
+        return self.broken(f"no data arrived for {self.gap:.0f} s (the stream stalled)")
+
+    def dropped(self, e: Exception) -> errors.StreamError:
+        return self.broken(f"the connection dropped ({type(e).__name__})")
+
+    def failed(self, e: errors.WcodeError) -> None:
+        """Any WcodeError: finish the Response if still open and attach it when something had arrived."""
+        if self.response.latency_s is None:
+            self.response.finish(complete=False)
+        if e.partial is None and (self.response.text or self.response.reasoning):
+            e.partial = self.response
+
+    def stopped(self) -> Response:
+        self.response.finish(complete=False, stopped=True)
+        return self.response
+
+
+_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError)
+
+
+def _limits() -> httpx.Limits:
+    # Sized for sweeps at concurrency 32 and more: httpx's default keeps only 20 alive (design.md).
+    return httpx.Limits(max_connections=64, max_keepalive_connections=64)
+
+
+def _auth(key: Secret | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key.reveal()}"} if key else {}
+
+
+class _EndWithBlankLine:
+    """The response body plus one last blank line, so httpx-sse dispatches an event cut off by the end of the
+    stream (``data: [DONE]`` with no blank line after it: protocol.md) instead of silently dropping it."""
+
+    def __init__(self, http: httpx.Response) -> None:
+        self.headers = http.headers
+        self._http = http
+
+    def iter_text(self) -> Iterator[str]:
+        yield from self._http.iter_text()
+        yield "\n\n"
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        async for text in self._http.aiter_text():
+            yield text
+        yield "\n\n"
+
+
+def _is_sse(http: httpx.Response) -> bool:
+    return "text/event-stream" in http.headers.get("content-type", "")
+
+
+# -- async transport ---------------------------------------------------------------------------------------
+_async_clients: dict[tuple[str, str, int], httpx.AsyncClient] = {}
+
+
+def _async_client(base_url: str, key: Secret | None) -> httpx.AsyncClient:
+    """One AsyncClient per (base_url, key, event loop): connections are reused and never cross loops."""
+    cache_key = (base_url, key.reveal() if key else "", id(asyncio.get_running_loop()))
+    client = _async_clients.get(cache_key)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(headers=_auth(key), limits=_limits())
+        _async_clients[cache_key] = client
     return client
 
 
@@ -222,168 +385,166 @@ async def achat(
     validated before anything is sent. Failures after the first token raise StreamError carrying
     ``.partial``; a cancelled call re-raises CancelledError with the Response marked stopped.
     """
-    body = build_request(
+    call = _Call(
         prompt_or_messages,
         model=model,
         system=system,
         stream=stream,
+        base_url=base_url,
+        api_key=api_key,
+        on_event=on_event,
+        timeout=timeout,
+        headers=headers,
         extra_body=extra_body,
         call_params=call_params,
     )
-    url_base = SESSION.resolve_base_url(base_url, body["model"])
-    key = SESSION.key_for(url_base, api_key)
-    response = Response(body, base_url=url_base)
-    if on_event is not None:
-        on_event(Event("start", response))
-    gap = timeout if timeout is not None else (SESSION.gap_timeout if stream else max(SESSION.gap_timeout, 600.0))
     try:
-        await _send(response, body, url_base, key, gap, headers or {}, on_event)
+        await _asend(call)
     except asyncio.CancelledError:
-        response.finish(complete=False, stopped=True)
-        _notify(response)
+        _notify(call.stopped())
         raise
     except errors.WcodeError as e:
-        if response.latency_s is None:
-            response.finish(complete=False)
-        if e.partial is None and (response.text or response.reasoning):
-            e.partial = response
-        _notify(response)
+        call.failed(e)
+        _notify(call.response)
         raise
-    _notify(response)
-    return response
+    _notify(call.response)
+    return call.response
 
 
-async def _send(
-    response: Response,
-    body: dict[str, Any],
-    base_url: str,
-    key: Secret | None,
-    gap: float,
-    headers: Mapping[str, str],
-    on_event: OnEvent | None,
-) -> None:
-    client = _client(base_url, key)
-    url = base_url + "/chat/completions"
-    timeout = httpx.Timeout(gap, connect=SESSION.connect_timeout)
-    attempt = 0
+async def _asend(call: _Call) -> None:
+    client = _async_client(call.base_url, call.key)
     while True:
-        request = client.build_request("POST", url, json=body, headers=headers, timeout=timeout)
+        request = client.build_request("POST", call.url, json=call.body, headers=call.headers, timeout=call.timeout)
         try:
             http = await client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as e:
-            if attempt < SESSION.max_retries:
-                await asyncio.sleep(retry_delay(attempt, None, SESSION.retry_cap_s))
-                attempt += 1
-                continue
-            raise errors.APIConnectionError(
-                f"Could not reach {base_url} ({type(e).__name__}: {e}). Check the address and your connection; "
-                "for the offline model use `%wcode use local`."
-            ) from None
+        except _CONNECT_ERRORS as e:
+            await asyncio.sleep(call.connect_retry(e))
+            continue
         except httpx.TimeoutException:
-            raise errors.ServerError(f"No answer from {base_url} within {gap:.0f} s.") from None
+            raise errors.ServerError(f"No answer from {call.base_url} within {call.gap:.0f} s.") from None
         try:
+            wait = call.status_retry(http)
+            if wait is not None:
+                await http.aread()
+                await asyncio.sleep(wait)
+                continue
             if http.status_code >= 400:
-                retry_after = parse_retry_after(http.headers)
-                if http.status_code in RETRY_STATUSES and attempt < SESSION.max_retries:
-                    await http.aread()
-                    await asyncio.sleep(retry_delay(attempt, retry_after, SESSION.retry_cap_s))
-                    attempt += 1
-                    continue
-                raw = await http.aread()
-                try:
-                    err_body: Any = loads(raw)
-                except ValueError:
-                    err_body = raw.decode("utf-8", "replace")
-                raise status_error(
-                    http.status_code,
-                    err_body,
-                    retry_after=retry_after,
-                    model=body["model"],
-                    base_url=base_url,
-                )
-            content_type = http.headers.get("content-type", "")
-            if "text/event-stream" in content_type:
-                await _read_stream(response, http, gap, on_event)
-            else:
-                await _read_whole(response, http, on_event)
+                raise call.status_failure(http, await http.aread())
+            if not _is_sse(http):
+                call.whole(await http.aread())
+                return
+            try:
+                async for sse in EventSource(_EndWithBlankLine(http)).aiter_sse():  # type: ignore[arg-type]
+                    if call.event(sse.data):
+                        break
+            except httpx.ReadTimeout:
+                raise call.stalled() from None
+            except _DROPPED as e:
+                raise call.dropped(e) from None
+            call.end_of_stream()
             return
         finally:
             await http.aclose()
 
 
-async def _read_whole(response: Response, http: httpx.Response, on_event: OnEvent | None) -> None:
-    """A non-streamed answer (or a server that ignored ``stream: true``) folds like one big chunk."""
-    raw = await http.aread()
+# -- sync transport ----------------------------------------------------------------------------------------
+_sync_clients: dict[tuple[str, str], httpx.Client] = {}
+
+
+def _sync_client(base_url: str, key: Secret | None) -> httpx.Client:
+    """One Client per (base_url, key), shared by every sync call."""
+    cache_key = (base_url, key.reveal() if key else "")
+    client = _sync_clients.get(cache_key)
+    if client is None or client.is_closed:
+        client = httpx.Client(headers=_auth(key), limits=_limits())
+        _sync_clients[cache_key] = client
+    return client
+
+
+def chat(
+    prompt_or_messages: str | list[dict[str, Any]],
+    *,
+    model: str | None = None,
+    system: str | None = None,
+    stream: bool = True,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    on_event: OnEvent | None = None,
+    timeout: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    **call_params: Any,
+) -> Response:
+    """``achat`` for code that is not async, with the same arguments and behaviour.
+
+    It needs no event loop, so it works in a notebook cell (where one is already running) without
+    nest_asyncio. Ctrl-C or a kernel interrupt raises StoppedError whose ``.partial`` keeps what arrived.
+    """
+    call = _Call(
+        prompt_or_messages,
+        model=model,
+        system=system,
+        stream=stream,
+        base_url=base_url,
+        api_key=api_key,
+        on_event=on_event,
+        timeout=timeout,
+        headers=headers,
+        extra_body=extra_body,
+        call_params=call_params,
+    )
     try:
-        data = loads(raw)
-    except ValueError:
-        response.finish(complete=False)
-        raise errors.ServerError(
-            f"The server answered with something that is not JSON: {raw[:200]!r}", body=raw
+        _send(call)
+    except KeyboardInterrupt:
+        _notify(call.stopped())
+        raise errors.StoppedError(
+            "Stopped; the partial answer is kept in `.partial` (and `wm.last()`).", partial=call.response
         ) from None
-    events = response.feed(data) + response.finish(complete=True)
-    if on_event is not None:
-        for ev in events:
-            on_event(ev)
-    if response.error is not None:
-        raise errors.ServerError(f"The server reported an error: {error_message(data)}", partial=response)
+    except errors.WcodeError as e:
+        call.failed(e)
+        _notify(call.response)
+        raise
+    _notify(call.response)
+    return call.response
 
 
-async def _read_stream(response: Response, http: httpx.Response, gap: float, on_event: OnEvent | None) -> None:
-    done = False
-    feed = response.feed
-    try:
-        async for sse in EventSource(_EndWithBlankLine(http)).aiter_sse():  # type: ignore[arg-type]
-            data = sse.data
-            if not data:
+def _send(call: _Call) -> None:
+    client = _sync_client(call.base_url, call.key)
+    while True:
+        request = client.build_request("POST", call.url, json=call.body, headers=call.headers, timeout=call.timeout)
+        try:
+            http = client.send(request, stream=True)
+        except _CONNECT_ERRORS as e:
+            time.sleep(call.connect_retry(e))
+            continue
+        except httpx.TimeoutException:
+            raise errors.ServerError(f"No answer from {call.base_url} within {call.gap:.0f} s.") from None
+        try:
+            wait = call.status_retry(http)
+            if wait is not None:
+                http.read()
+                time.sleep(wait)
                 continue
-            if data == DONE:
-                done = True
-                break
+            if http.status_code >= 400:
+                raise call.status_failure(http, http.read())
+            if not _is_sse(http):
+                call.whole(http.read())
+                return
             try:
-                chunk = loads(data)
-            except ValueError:
-                raise _stream_failure(response, f"a malformed event arrived: {data[:80]!r}") from None
-            events = feed(chunk)
-            if on_event is not None:
-                for ev in events:
-                    on_event(ev)
-            if response.error is not None:
-                raise _stream_failure(response, f"the server reported an error mid-stream: {error_message(chunk)}")
-    except httpx.ReadTimeout:
-        raise _stream_failure(response, f"no data arrived for {gap:.0f} s (the stream stalled)") from None
-    except (httpx.RemoteProtocolError, httpx.ReadError) as e:
-        raise _stream_failure(response, f"the connection dropped ({type(e).__name__})") from None
-    if not done:
-        raise _stream_failure(response, "the stream ended without [DONE]")
-    flushed = response.finish(complete=True)
-    if on_event is not None:
-        for ev in flushed:
-            on_event(ev)
+                for sse in EventSource(_EndWithBlankLine(http)).iter_sse():  # type: ignore[arg-type]
+                    if call.event(sse.data):
+                        break
+            except httpx.ReadTimeout:
+                raise call.stalled() from None
+            except _DROPPED as e:
+                raise call.dropped(e) from None
+            call.end_of_stream()
+            return
+        finally:
+            http.close()
 
 
-class _EndWithBlankLine:
-    """The response body plus one last blank line, so httpx-sse dispatches an event cut off by the end of the
-    stream (``data: [DONE]`` with no blank line after it: protocol.md) instead of silently dropping it."""
-
-    def __init__(self, http: httpx.Response) -> None:
-        self.headers = http.headers
-        self._http = http
-
-    async def aiter_text(self) -> AsyncIterator[str]:
-        async for text in self._http.aiter_text():
-            yield text
-        yield "\n\n"
-
-
-def _stream_failure(response: Response, why: str) -> errors.StreamError:
-    """Finish the partial Response and make the error that carries it."""
-    response.finish(complete=False)
-    kept = f" Kept {len(response.text)} characters of answer and {len(response.reasoning)} of thinking."
-    return errors.StreamError(f"The stream broke: {why}.{kept} Run again to retry.", partial=response)
-
-
-# -- the synchronous face ----------------------------------------------------------------------------------
+# -- a private loop for sync helpers that run async work (sweeps) --------------------------------------------
 class _LoopThread:
     """A private event loop in a daemon thread, for sync calls from code that may already run a loop."""
 
@@ -415,51 +576,3 @@ class _LoopThread:
 
 
 LOOP = _LoopThread()
-
-
-def chat(
-    prompt_or_messages: str | list[dict[str, Any]],
-    *,
-    model: str | None = None,
-    system: str | None = None,
-    stream: bool = True,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    on_event: OnEvent | None = None,
-    timeout: float | None = None,
-    headers: Mapping[str, str] | None = None,
-    extra_body: Mapping[str, Any] | None = None,
-    **call_params: Any,
-) -> Response:
-    """``achat`` for code that is not async. Ctrl-C / kernel interrupt raises StoppedError with ``.partial``.
-
-    ``on_event`` runs in the worker thread: write to a widget or display handle there, never ``print``.
-    """
-    holder: list[Response] = []
-
-    def capture(ev: Event) -> None:
-        if ev.kind == "start":
-            holder.append(ev.value)
-        if on_event is not None:
-            on_event(ev)
-
-    def stopped() -> BaseException:
-        partial = holder[0] if holder else None
-        return errors.StoppedError("Stopped; the partial answer is kept in `.partial`.", partial=partial)
-
-    return LOOP.run(
-        achat(
-            prompt_or_messages,
-            model=model,
-            system=system,
-            stream=stream,
-            base_url=base_url,
-            api_key=api_key,
-            on_event=capture,
-            timeout=timeout,
-            headers=headers,
-            extra_body=extra_body,
-            **call_params,
-        ),
-        on_interrupt=stopped,
-    )

@@ -47,6 +47,7 @@ class Event(NamedTuple):
 
 
 DONE = "[DONE]"
+SEGMENTS = ("content", "refusal", "reasoning")  # the logprob lists a choice may carry
 _META_SKIP = frozenset({"choices", "usage", "object", "error"})
 
 
@@ -76,7 +77,7 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
                 out.extend(Event("tool_call", call) for call in tool_calls)
         logprobs = choice.get("logprobs")
         if logprobs:
-            for segment in ("content", "refusal", "reasoning"):
+            for segment in SEGMENTS:
                 entries = logprobs.get(segment)
                 if entries:
                     out.append(Event("logprobs", (segment, entries)))
@@ -104,7 +105,7 @@ def logprobs_state(chunk: dict[str, Any]) -> str | None:
     if "logprobs" not in choices[0] or choices[0]["logprobs"] is None:
         return "null"
     lp = choices[0]["logprobs"]
-    return "sent" if any(lp.get(s) for s in ("content", "refusal", "reasoning")) else "empty"
+    return "sent" if any(lp.get(s) for s in SEGMENTS) else "empty"
 
 
 class ThinkSplitter:
