@@ -2,7 +2,8 @@
 
 Pure string building. Flags come from ``Param.flag`` exactly as the magics derive them, with the magics' own
 shorthands: ``-m MODEL``, ``--system TEXT``, ``--logprobs N`` (logprobs on with the top N alternatives),
-``--think`` / ``--no-think`` and ``--effort LEVEL`` for the reasoning object. Values are quoted so that the
+``--think`` / ``--no-think`` and ``--effort LEVEL`` (thinking on at that effort) for the reasoning object,
+``--extra-body JSON`` for server-specific fields. Values are quoted so that the
 magics' shell-style parser reads them back unchanged (``--stop "###"``, ``--logit-bias '{"1": -100}'``).
 """
 
@@ -17,7 +18,6 @@ from typing import Any
 from .params import PARAMS
 
 _BARE = re.compile(r"[\w@%+=:,./-]+")
-_REASONING_SHORTHAND = frozenset({"enabled", "effort"})
 
 
 def quote(text: str) -> str:
@@ -46,7 +46,11 @@ def flags(params: Mapping[str, Any]) -> list[str]:
     logprobs = values.pop("logprobs", None)
     top = values.pop("top_logprobs", None)
     if logprobs:
-        out += ["--logprobs", str(top or 0)]
+        # "--logprobs N" means the top N alternatives, but the magics read 0 and 1 as booleans.
+        if top and top > 1:
+            out += ["--logprobs", str(top)]
+        else:
+            out += ["--logprobs", "true"] + ([PARAMS["top_logprobs"].flag, str(top)] if top else [])
     else:
         if logprobs is False:
             out += [PARAMS["logprobs"].flag, "false"]
@@ -56,17 +60,22 @@ def flags(params: Mapping[str, Any]) -> list[str]:
     for name, value in values.items():
         out += [PARAMS[name].flag, _flag_value(value)]
     if reasoning:
-        if set(reasoning) <= _REASONING_SHORTHAND:
-            if "enabled" in reasoning:
-                out.append("--think" if reasoning["enabled"] else "--no-think")
-            if "effort" in reasoning:
-                out += ["--effort", reasoning["effort"]]
+        # The magics read --think/--no-think as {"enabled": ...} and --effort E as {"enabled": true, "effort": E}.
+        if reasoning == {"enabled": reasoning.get("enabled")}:
+            out.append("--think" if reasoning["enabled"] else "--no-think")
+        elif reasoning == {"enabled": True, "effort": reasoning.get("effort")}:
+            out += ["--effort", reasoning["effort"]]
         else:
             out += [PARAMS["reasoning"].flag, _flag_value(reasoning)]
     return out
 
 
-def chat_line(model: str | None = None, system: str | None = None, params: Mapping[str, Any] | None = None) -> str:
+def chat_line(
+    model: str | None = None,
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+) -> str:
     """The ``%%chat`` first line: ``%%chat -m MODEL --system "..." --temperature 0.2 ...``."""
     parts = ["%%chat"]
     if model:
@@ -74,14 +83,20 @@ def chat_line(model: str | None = None, system: str | None = None, params: Mappi
     if system and "\n" not in system:  # a magic line cannot hold a line break; see notes()
         parts += ["--system", quote(system)]
     parts += flags(params or {})
+    if extra_body:
+        parts += ["--extra-body", _flag_value(dict(extra_body))]
     return " ".join(parts)
 
 
 def chat_cell(
-    prompt: str, model: str | None = None, system: str | None = None, params: Mapping[str, Any] | None = None
+    prompt: str,
+    model: str | None = None,
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
 ) -> str:
     """A whole ``%%chat`` cell: the options line, then the prompt as the cell body."""
-    return f"{chat_line(model, system, params)}\n{prompt}"
+    return f"{chat_line(model, system, params, extra_body)}\n{prompt}"
 
 
 def python_call(
@@ -108,17 +123,13 @@ def python_call(
     return f"import wcode_magic as wm\n\nwm.chat(\n{body})"
 
 
-def notes(
-    system: str | None = None, base_url: str | None = None, extra_body: Mapping[str, Any] | None = None
-) -> list[str]:
+def notes(system: str | None = None, base_url: str | None = None) -> list[str]:
     """What the ``%%chat`` cell cannot say by itself, and how to set it first."""
     out = []
     if system and "\n" in system:
         out.append("The system prompt has several lines: for %%chat, set it first with `wm.configure(system=...)`.")
     if base_url:
         out.append(f"For %%chat, point the session at the server first: `wm.configure(base_url={base_url!r})`.")
-    if extra_body:
-        out.append("extra_body has no %%chat flag: use the wm.chat call.")
     return out
 
 
@@ -133,8 +144,8 @@ def show(
 ) -> str:
     """Markdown with both forms and any notes, for the panel's "Show code"."""
     parts = [
-        "```\n" + chat_cell(prompt, model, system, params) + "\n```",
+        "```\n" + chat_cell(prompt, model, system, params, extra_body) + "\n```",
         "```python\n" + python_call(prompt, model, system, params, base_url=base_url, extra_body=extra_body) + "\n```",
     ]
-    parts += [f"- {n}" for n in notes(system, base_url, extra_body)]
+    parts += [f"- {n}" for n in notes(system, base_url)]
     return "\n\n".join(parts)
