@@ -43,6 +43,17 @@ def add_observer(fn: Observer) -> None:
 add_observer(session.remember)
 
 
+def _log_exchange(response: Response) -> None:
+    """Observer: every exchange (wm.chat, magics, panel) goes to the history log and the session usage totals."""
+    from . import history, usage
+
+    usage.add(response)
+    history.record(response)
+
+
+add_observer(_log_exchange)
+
+
 def _notify(response: Response) -> None:
     for fn in list(_observers):
         fn(response)

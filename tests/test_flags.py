@@ -1,0 +1,112 @@
+"""%%chat options: generated from the declarations, shell-style quoting, one-line errors naming the range."""
+
+import pytest
+
+from wcode_magic import flags, params
+
+
+def test_every_parameter_has_its_flag() -> None:
+    option_strings = {s for a in flags.parser()._actions for s in a.option_strings}
+    for p in params.PARAMS.values():
+        assert p.flag in option_strings
+
+
+def test_values_are_parsed_and_checked() -> None:
+    o = flags.parse(
+        "--temperature 0.2 --top-k 20 --max-tokens 500 --seed 7 --stop \"###\" --logprobs 5 "
+        "--logit-bias '{\"123\": -100}' --frequency-penalty -0.5"
+    )
+    assert o.params == {
+        "temperature": 0.2,
+        "top_k": 20,
+        "max_tokens": 500,
+        "seed": 7,
+        "stop": "###",
+        "logprobs": True,
+        "top_logprobs": 5,
+        "logit_bias": {"123": -100},
+        "frequency_penalty": -0.5,
+    }
+
+
+def test_cell_options() -> None:
+    o = flags.parse('-m local --system "You are terse." --new --name side --no-stream -o r --no-interpolate;')
+    assert (o.model, o.system, o.new, o.name, o.stream, o.out, o.interpolate, o.quiet) == (
+        "local",
+        "You are terse.",
+        True,
+        "side",
+        False,
+        "r",
+        False,
+        True,
+    )
+
+
+def test_logprobs_alone_and_stop_list() -> None:
+    o = flags.parse("--logprobs --stop '[\"a b\", \"c\"]'")
+    assert o.params == {"logprobs": True, "stop": ["a b", "c"]}
+
+
+def test_thinking_switches() -> None:
+    assert flags.parse("--think").params == {"reasoning": {"enabled": True}}
+    assert flags.parse("--no-think").params == {"reasoning": {"enabled": False}}
+    assert flags.parse("--effort high").params == {"reasoning": {"enabled": True, "effort": "high"}}
+    with pytest.raises(flags.FlagError, match="cannot go with --no-think"):
+        flags.parse("--no-think --effort low")
+    with pytest.raises(flags.FlagError, match="low | medium | high"):
+        flags.parse("--effort max")
+
+
+def test_format_insert_headers_extra_body() -> None:
+    o = flags.parse("--insert --header 'X-Wcode-Fault: status=401' --extra-body '{\"ignore_eos\": true}'")
+    assert o.format == "code" and o.insert
+    assert o.headers == {"X-Wcode-Fault": "status=401"}
+    assert o.extra_body == {"ignore_eos": True}
+    assert flags.parse("--format json").format == "json"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("--temperature 5", "temperature=5.0 is not allowed: temperature takes a number from 0 to 2."),
+        ("--top-logprobs 50", "top_logprobs=50 is not allowed: top_logprobs takes an integer from 0 to 20."),
+        ("--logprobs 99", "top_logprobs=99 is not allowed: top_logprobs takes an integer from 0 to 20."),
+        ("--tempreature 0.2", "Unknown option --tempreature. Did you mean --temperature?"),
+        ("--format html", "--format 'html' is not allowed: --format takes markdown | text | code | json."),
+        ("--stop \"###", "Cannot read the options (No closing quotation): close every quote you open."),
+        ("hello", "Unexpected text in the options: 'hello'."),
+        ("--max-tokens 0", "max_tokens=0 is not allowed: max_tokens takes an integer >= 1."),
+        ("--temperature", "Argument --temperature: expected one argument."),
+        ("-o 1x", "-o/--out '1x' is not a Python variable name."),
+        ("--header nocolon", "--header 'nocolon' is not allowed: --header takes NAME:VALUE."),
+        ("--insert --format json", "--insert puts code into a new cell"),
+    ],
+)
+def test_errors_are_one_line_and_name_the_range(line: str, expected: str) -> None:
+    with pytest.raises(flags.FlagError) as info:
+        flags.parse(line)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(expected)
+
+
+def test_unquoted_json_gets_a_hint() -> None:
+    with pytest.raises(flags.FlagError, match="Quote JSON in single quotes"):
+        flags.parse('--logit-bias {"1":')
+
+
+def test_prompt_line() -> None:
+    opts, prompt = flags.parse_prompt_line("what's {x}? it's fine;")
+    assert prompt == "what's {x}? it's fine" and opts.quiet
+    opts, prompt = flags.parse_prompt_line("-m local --seed 3 -- say \"hi\"")
+    assert opts.model == "local" and opts.params == {"seed": 3} and prompt == 'say "hi"'
+    with pytest.raises(flags.FlagError, match=" -- "):
+        flags.parse_prompt_line("-m local say hi")
+
+
+def test_help_is_generated_from_declarations() -> None:
+    text = flags.usage_text()
+    for p in params.PARAMS.values():
+        assert p.flag in text
+    assert params.PARAMS["top_logprobs"].allowed.split()[0] in text

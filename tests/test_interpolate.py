@@ -1,0 +1,52 @@
+"""Prompt interpolation: known names filled once, every other brace left exactly as written."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from wcode_magic.interpolate import interpolate
+
+NS = {
+    "name": "Ada",
+    "n": 3,
+    "pi": 3.14159,
+    "obj": SimpleNamespace(attr=SimpleNamespace(deep="inner"), braces="{name}"),
+    "d": {"k": 1},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello {name}, {n} times", "Hello Ada, 3 times"),
+        ("{obj.attr.deep}", "inner"),
+        ("{pi:.2f} {name!r}", "3.14 'Ada'"),
+        ("{{name}} stays", "{name} stays"),
+        ("unknown {nobody} and {obj.missing}", "unknown {nobody} and {obj.missing}"),
+        ("def f():\n    return {}\n", "def f():\n    return {}\n"),
+        ('payload = {"a": {"b": [1, 2]}}', 'payload = {"a": {"b": [1, 2]}}'),
+        ('{"name": "x", "n": 1}', '{"name": "x", "n": 1}'),
+        ("f'{name}' in code", "f'Ada' in code"),
+        ("{ name }", "{ name }"),
+        ("{name:bad-spec}", "{name:bad-spec}"),
+        ("lone {{ here", "lone {{ here"),
+        ("{{ a }} pair", "{ a } pair"),
+        ("set literal {d}", "set literal {'k': 1}"),
+    ],
+)
+def test_interpolate(text: str, expected: str) -> None:
+    assert interpolate(text, NS) == expected
+
+
+def test_values_are_not_expanded_twice() -> None:
+    # obj.braces is the text "{name}": it is inserted as is, not filled again
+    assert interpolate("{obj.braces}", NS) == "{name}"
+
+
+def test_raising_property_is_left_alone() -> None:
+    class Boom:
+        @property
+        def attr(self) -> str:
+            raise RuntimeError("no")
+
+    assert interpolate("{b.attr}", {"b": Boom()}) == "{b.attr}"

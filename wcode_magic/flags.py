@@ -1,0 +1,264 @@
+"""The options of ``%%chat`` and ``%%wcode``, generated from the parameter declarations.
+
+One flag per ``params.PARAMS`` entry (``--top-k 20``), plus the options that are about the cell rather than the
+request (model, conversation, display). The line is split with ``shlex``, so quoted strings and JSON with spaces
+arrive whole (``--stop "###"``, ``--logit-bias '{"123": -100}'``), and every value is checked by its ``Param``
+before anything is sent. Every problem is one line (``FlagError``) naming the option and what it allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import params
+from .errors import InvalidParameterError
+
+FORMATS = ("markdown", "text", "code", "json")
+_BOOL_WORDS = ("true", "false", "on", "off", "yes", "no", "1", "0")
+
+
+class FlagError(ValueError):
+    """A bad option or value in a magic's line; the message is one line and says what is allowed."""
+
+
+@dataclass
+class ChatOptions:
+    """Everything a ``%%chat`` line asked for, checked and ready to use."""
+
+    model: str | None = None
+    system: str | None = None
+    new: bool = False
+    name: str | None = None
+    stream: bool = True
+    format: str = "markdown"
+    insert: bool = False
+    out: str | None = None
+    interpolate: bool = True
+    quiet: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    prompt: str = ""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises FlagError instead of printing usage and exiting the kernel."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise FlagError(_explain(message, self))
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        raise FlagError(message or "")
+
+
+def _explain(message: str, parser: argparse.ArgumentParser) -> str:
+    """argparse's wording plus a 'did you mean' for a misspelt flag."""
+    if message.startswith("unrecognized arguments:"):
+        unknown = message.split(":", 1)[1].split()
+        flags = [s for a in parser._actions for s in a.option_strings]
+        for token in unknown:
+            if token.startswith("-"):
+                close = difflib.get_close_matches(token.split("=")[0], flags, n=1, cutoff=0.6)
+                hint = f" Did you mean {close[0]}?" if close else " `%wcode help` lists the options."
+                return f"Unknown option {token}.{hint}"
+        return (
+            f"Unexpected text in the options: {' '.join(unknown)!r}. The prompt goes in the cell below the "
+            "%%chat line; quote values that contain spaces."
+        )
+    return f"{message[0].upper()}{message[1:]}."
+
+
+def _param_help(p: params.Param) -> str:
+    default = "" if p.default is None else f" Default {json.dumps(p.default)}."
+    return f"{p.help} Takes {p.allowed}.{default}".replace("%", "%%")
+
+
+def build_parser(prog: str = "%%chat") -> argparse.ArgumentParser:
+    """The parser: the cell options, then one flag per declared request parameter."""
+    parser = _Parser(prog=prog, add_help=False, allow_abbrev=False, description="Options of %%chat and %%wcode.")
+    cell = parser.add_argument_group("cell")
+    cell.add_argument("-m", "--model", help="Model id or alias (`%%wcode models` lists them).")
+    cell.add_argument("--system", help="System prompt for this conversation.")
+    cell.add_argument("--new", action="store_true", help="Start a fresh conversation.")
+    cell.add_argument("--name", help="Use the named conversation (several can run side by side).")
+    think = cell.add_mutually_exclusive_group()
+    think.add_argument("--think", dest="think", action="store_const", const=True, help="Switch thinking on.")
+    think.add_argument("--no-think", dest="think", action="store_const", const=False, help="Switch thinking off.")
+    cell.add_argument("--effort", help=f"Thinking effort: {' | '.join(params.EFFORTS)} (switches thinking on).")
+    cell.add_argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
+    cell.add_argument("--format", default="markdown", help=f"How to show the answer: {' | '.join(FORMATS)}.")
+    cell.add_argument("--insert", action="store_true", help="Put the answer's code into a new cell (--format code).")
+    cell.add_argument("-o", "--out", help="Also store the Response in this variable.")
+    cell.add_argument("--no-interpolate", action="store_true", help="Send {name} placeholders as written.")
+    cell.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="Extra HTTP header for this request (a proxy's, or X-Wcode-Fault for the local test server).",
+    )
+    cell.add_argument("--extra-body", metavar="JSON", help="JSON object merged into the request body as is.")
+    request = parser.add_argument_group("request parameters")
+    for p in params.PARAMS.values():
+        if p.name == "logprobs":
+            request.add_argument(
+                p.flag,
+                dest=p.name,
+                nargs="?",
+                const="true",
+                metavar="N",
+                help="Return each answer token's log-probability; with N, also the top N alternatives (0 to 20).",
+            )
+        elif p.kind == "bool":
+            request.add_argument(p.flag, dest=p.name, nargs="?", const="true", metavar="BOOL", help=_param_help(p))
+        else:
+            request.add_argument(p.flag, dest=p.name, metavar=p.kind.upper(), help=_param_help(p))
+    return parser
+
+
+_PARSER: argparse.ArgumentParser | None = None
+
+
+def parser() -> argparse.ArgumentParser:
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = build_parser()
+    return _PARSER
+
+
+def split(line: str) -> list[str]:
+    """shlex-split a magic line; unbalanced quotes are a FlagError, not a traceback."""
+    try:
+        return shlex.split(line)
+    except ValueError as e:
+        raise FlagError(f"Cannot read the options ({e}): close every quote you open.") from None
+
+
+def parse(line: str) -> ChatOptions:
+    """Parse a ``%%chat`` line into checked ChatOptions. A trailing ``;`` means: do not show the result."""
+    line = line.strip()
+    quiet = line.endswith(";")
+    if quiet:
+        line = line[:-1]
+    ns = parser().parse_args(split(line))
+    opts = ChatOptions(
+        model=ns.model,
+        system=ns.system,
+        new=ns.new,
+        name=ns.name,
+        stream=not ns.no_stream,
+        format=_check_format(ns.format),
+        insert=ns.insert,
+        out=_check_out(ns.out),
+        interpolate=not ns.no_interpolate,
+        quiet=quiet,
+        headers=_headers(ns.header),
+        extra_body=_extra_body(ns.extra_body),
+    )
+    if opts.insert and opts.format not in ("code", "markdown"):
+        raise FlagError(f"--insert puts code into a new cell: use it with --format code, not --format {opts.format}.")
+    if opts.insert:
+        opts.format = "code"
+    opts.params = _request_params(ns)
+    return opts
+
+
+def _check_format(value: str) -> str:
+    if value not in FORMATS:
+        raise FlagError(f"--format {value!r} is not allowed: --format takes {' | '.join(FORMATS)}.")
+    return value
+
+
+def _check_out(name: str | None) -> str | None:
+    if name is not None and not name.isidentifier():
+        raise FlagError(f"-o/--out {name!r} is not a Python variable name.")
+    return name
+
+
+def _headers(items: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise FlagError(f"--header {item!r} is not allowed: --header takes NAME:VALUE.")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _extra_body(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise FlagError(f"--extra-body {text!r} is not valid JSON ({e.msg}): quote it, e.g. '{{\"a\": 1}}'.") from None
+    if not isinstance(value, dict):
+        raise FlagError("--extra-body takes a JSON object.")
+    return value
+
+
+def _parse_param(name: str, text: str) -> Any:
+    try:
+        return params.PARAMS[name].parse(text)
+    except InvalidParameterError as e:
+        hint = ""
+        if "not valid JSON" in e.message:
+            hint = f" Quote JSON in single quotes: {params.PARAMS[name].flag} '{{\"key\": 1}}'."
+        raise FlagError(e.message + hint) from None
+
+
+def _request_params(ns: argparse.Namespace) -> dict[str, Any]:
+    """The request parameters the line set, validated; --think/--no-think/--effort fold into ``reasoning``."""
+    out: dict[str, Any] = {}
+    for name in params.PARAMS:
+        text = getattr(ns, name)
+        if text is None:
+            continue
+        if name == "logprobs" and text.lower() not in _BOOL_WORDS:
+            out["logprobs"] = True
+            out["top_logprobs"] = _parse_param("top_logprobs", text)
+        elif name == "top_logprobs" and "top_logprobs" in out:
+            raise FlagError("Give the number of alternatives once: --logprobs N or --top-logprobs N.")
+        else:
+            out[name] = _parse_param(name, text)
+    if out.get("top_logprobs") and "logprobs" not in out:
+        out["logprobs"] = True  # --top-logprobs N alone clearly means it
+    reasoning: dict[str, Any] | None = None
+    if ns.think is not None:
+        reasoning = {"enabled": ns.think}
+    if ns.effort is not None:
+        if ns.effort not in params.EFFORTS:
+            raise FlagError(f"--effort {ns.effort!r} is not allowed: --effort takes {' | '.join(params.EFFORTS)}.")
+        if ns.think is False:
+            raise FlagError("--effort switches thinking on: it cannot go with --no-think.")
+        reasoning = {"enabled": True, "effort": ns.effort}
+    if reasoning is not None:
+        out["reasoning"] = params.PARAMS["reasoning"].check({**out.get("reasoning", {}), **reasoning})
+    return out
+
+
+def usage_text() -> str:
+    """The options help, generated from the declarations (for ``%wcode help``)."""
+    return parser().format_help()
+
+
+def parse_prompt_line(line: str) -> tuple[ChatOptions, str]:
+    """``%wcode PROMPT`` or ``%wcode OPTIONS -- PROMPT``: the prompt is taken verbatim (never shlex-split)."""
+    line = line.strip()
+    quiet = line.endswith(";")
+    if quiet:
+        line = line[:-1].rstrip()
+    if line.startswith("-"):
+        head, sep, prompt = line.partition(" -- ")
+        if not sep:
+            raise FlagError("Put ' -- ' between the options and the prompt: %wcode -m local -- your question.")
+        opts = parse(head)
+    else:
+        opts, prompt = ChatOptions(), line
+    opts.quiet = quiet
+    return opts, prompt

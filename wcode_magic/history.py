@@ -1,0 +1,128 @@
+"""Every exchange, logged to SQLite in the user data directory, and read back as a DataFrame.
+
+Kept like simonw/llm's log: one row per call (complete, stopped or failed) with the ``rows.response_row``
+columns plus the messages sent and the logprobs. Never the key: only the request body is stored, and the key
+travels in a header. WAL mode and a busy timeout let two kernels write at once without losing a row; each
+write opens its own short-lived connection, so the client's worker thread and the kernel's thread never share one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import rows
+from .errors import WcodeWarning
+from .response import Response
+from .settings import SESSION
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_INTEGER = {"prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "complete"}
+_REAL = {"time", "cost", "latency_s", "ttft_s", "mean_logprob", "perplexity", "min_prob"}
+_JSON = ("params", "messages", "logprobs")
+EXTRA_COLUMNS = ("response_id", "messages", "logprobs")
+ALL_COLUMNS = (*rows.COLUMNS, *EXTRA_COLUMNS)
+
+
+def data_dir() -> Path:
+    """``WCODE_DATA_DIR`` or the platform's user data directory."""
+    override = os.environ.get("WCODE_DATA_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("wcode-magic", appauthor=False))
+
+
+def db_path() -> Path:
+    return data_dir() / "history.sqlite"
+
+
+def enabled() -> bool:
+    """Off with ``WCODE_HISTORY=off`` (or 0/false/no) or ``%wcode set history=off``."""
+    env = os.environ.get("WCODE_HISTORY", "").strip().lower()
+    return env not in ("off", "0", "false", "no") and SESSION.history
+
+
+def _column_type(name: str) -> str:
+    return "INTEGER" if name in _INTEGER else "REAL" if name in _REAL else "TEXT"
+
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS exchanges (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    + ", ".join(f"{c} {_column_type(c)}" for c in ALL_COLUMNS)
+    + ")"
+)
+
+
+def connect(path: Path | None = None) -> sqlite3.Connection:
+    path = path or db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30.0)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(_SCHEMA)
+    return conn
+
+
+def row_for(response: Response) -> dict[str, Any]:
+    """The stored row: the shared columns, the messages sent, the answer's logprobs, the response id."""
+    row = rows.response_row(response)
+    row["response_id"] = response.id
+    row["messages"] = response.request.get("messages", [])
+    row["logprobs"] = response.logprobs or None
+    return row
+
+
+def record(response: Response) -> None:
+    """Client observer: append one row (unless history is off). A failing disk warns, it never breaks a chat."""
+    if not enabled():
+        return
+    row = row_for(response)
+    values = [
+        json.dumps(row[c], ensure_ascii=False) if c in _JSON and row[c] is not None else row[c] for c in ALL_COLUMNS
+    ]
+    values[ALL_COLUMNS.index("complete")] = int(bool(row["complete"]))
+    try:
+        conn = connect()
+        try:
+            with conn:
+                conn.execute(
+                    f"INSERT INTO exchanges ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' * len(ALL_COLUMNS))})",
+                    values,
+                )
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        warnings.warn(f"Could not write the history to {db_path()} ({e}).", WcodeWarning, stacklevel=2)
+
+
+def history(n: int | None = None) -> pd.DataFrame:
+    """The last ``n`` exchanges (all without ``n``), oldest first; params, messages and logprobs as Python objects."""
+    import pandas as pd
+
+    path = db_path()
+    if not path.exists():
+        return pd.DataFrame(columns=["id", *ALL_COLUMNS])
+    conn = connect(path)
+    try:
+        query = f"SELECT id, {', '.join(ALL_COLUMNS)} FROM exchanges ORDER BY id DESC"
+        cursor = conn.execute(query + (" LIMIT ?" if n is not None else ""), (() if n is None else (int(n),)))
+        records = cursor.fetchall()
+    finally:
+        conn.close()
+    names = ["id", *ALL_COLUMNS]
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    for record in reversed(records):
+        for name, value in zip(names, record, strict=True):
+            columns[name].append(json.loads(value) if name in _JSON and value is not None else value)
+    frame = pd.DataFrame(columns)
+    frame["time"] = pd.to_datetime(frame["time"], unit="s")
+    frame["complete"] = frame["complete"].astype(bool)
+    return frame

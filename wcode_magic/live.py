@@ -1,0 +1,237 @@
+"""Live views of a streaming Response: a display handle updated in place in a notebook, plain text in a terminal.
+
+The driver (``wcode_magic.run``) calls ``begin`` before sending, ``update`` on every tick while the stream runs
+(from the cell's own thread, never from the HTTP worker: output from another thread can land in the wrong
+cell), and ``finish`` once at the end. The notebook view re-renders at most ~15 times a second
+(``Throttle``; re-sending a growing Markdown answer per token is quadratic and front-ends drop bursts) and its
+last render always carries the exact final text.
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+from typing import Any, Protocol, TextIO
+
+from .response import Response
+from .throttle import Throttle
+
+
+class View(Protocol):
+    def begin(self, model: str) -> None: ...
+    def update(self, response: Response) -> None: ...
+    def finish(self, response: Response | None, note: str | None = None) -> None: ...
+    def clear(self) -> None: ...
+
+
+def is_rich(shell: Any) -> bool:
+    """True in a Jupyter kernel (display handles render there); False in a terminal IPython."""
+    return shell is not None and type(shell).__module__.startswith("ipykernel")
+
+
+# -- pure rendering ------------------------------------------------------------------------------------------
+def _quote(text: str) -> str:
+    return "> " + text.replace("\n", "\n> ")
+
+
+def _close_fences(text: str) -> str:
+    """A half-streamed answer may have opened a code fence: close it so the footer is not swallowed."""
+    return text + "\n```" if text.count("```") % 2 else text
+
+
+def code_blocks(text: str) -> tuple[str, str]:
+    """(language, code) of the fenced blocks in an answer joined; the whole text when there is no fence."""
+    lang, blocks, inside, current = "", [], False, []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            if inside:
+                blocks.append("\n".join(current))
+                current, inside = [], False
+            else:
+                inside = True
+                lang = lang or stripped[3:].strip()
+            continue
+        if inside:
+            current.append(line)
+    if inside and current:  # a stopped stream: keep the open block
+        blocks.append("\n".join(current))
+    if not blocks:
+        return "", text.strip()
+    return lang, "\n\n".join(blocks).strip() + "\n"
+
+
+def render_markdown(
+    reasoning: str, text: str, footer: str, *, streaming: bool, fmt: str = "markdown", thinking_s: float | None = None
+) -> str:
+    """Thinking in a ``<details>`` (open while it streams, closed once the answer starts), the answer, the footer."""
+    parts: list[str] = []
+    if reasoning:
+        thinking_now = streaming and not text
+        took = f", {thinking_s:.1f} s" if thinking_s is not None and not thinking_now else ""
+        summary = "Thinking…" if thinking_now else f"Thinking ({len(reasoning.split())} words{took})"
+        parts.append(
+            f"<details{' open' if thinking_now else ''}><summary>{summary}</summary>\n\n{_quote(reasoning)}\n\n</details>\n"
+        )
+    if fmt == "code" and not streaming:
+        lang, code = code_blocks(text)
+        parts.append(f"```{lang}\n{code}```" if code.endswith("\n") else f"```{lang}\n{code}\n```")
+    elif fmt == "text":
+        parts.append("<pre>" + html.escape(text) + "</pre>")
+    else:
+        parts.append(_close_fences(text) if streaming else text)
+    if footer:
+        parts.append(f"\n<sub>{html.escape(footer)}</sub>")
+    return "\n".join(parts)
+
+
+def render_plain(reasoning: str, text: str, footer: str) -> str:
+    """The same view for front-ends (and tests) that read ``text/plain``."""
+    parts = []
+    if reasoning:
+        parts.append("[thinking]\n" + reasoning + "\n[answer]")
+    parts.append(text)
+    if footer:
+        parts.append(footer)
+    return "\n".join(parts)
+
+
+def streaming_footer(response: Response) -> str:
+    phase = "answering" if response.text else ("thinking" if response.reasoning else "waiting")
+    return f"{response.model or response.request.get('model', '?')} · {phase}…"
+
+
+# -- notebook --------------------------------------------------------------------------------------------------
+class NotebookView:
+    """One display output updated in place (``display_id``), throttled; ``clear`` empties it."""
+
+    def __init__(self, fmt: str = "markdown", per_second: float = 15.0) -> None:
+        self.fmt = fmt
+        self.throttle = Throttle(per_second)
+        self.handle: Any = None
+        self._shown: tuple[int, int] = (-1, -1)
+        self._answer_started_at: float | None = None
+
+    def _bundle(self, markdown: str, plain: str) -> dict[str, str]:
+        if self.fmt == "text":
+            return {"text/plain": plain}
+        return {"text/markdown": markdown, "text/plain": plain}
+
+    def _show(self, bundle: dict[str, str]) -> None:
+        if self.handle is None:
+            from IPython.display import display
+
+            self.handle = display(bundle, raw=True, display_id=True)
+        else:
+            self.handle.update(bundle, raw=True)
+
+    def begin(self, model: str) -> None:
+        self._show(self._bundle(f"<sub>{html.escape(model)} · waiting…</sub>", f"{model} · waiting…"))
+
+    def update(self, response: Response) -> None:
+        reasoning, text = response.reasoning, response.text
+        size = (len(reasoning), len(text))
+        if size == self._shown or not self.throttle.ready():
+            return
+        self._shown = size
+        if response.text and self._answer_started_at is None and response.ttft_s is not None:
+            import time
+
+            self._answer_started_at = time.perf_counter() - response.started
+        footer = streaming_footer(response)
+        self._show(
+            self._bundle(
+                render_markdown(reasoning, text, footer, streaming=True, fmt=self.fmt),
+                render_plain(reasoning, text, footer),
+            )
+        )
+
+    def finish(self, response: Response | None, note: str | None = None) -> None:
+        if response is None:
+            self._show(self._bundle(f"<sub>{html.escape(note or '')}</sub>", note or ""))
+            return
+        footer = response.footer() + (f" · {note}" if note else "")
+        reasoning, text = response.reasoning, response.text
+        thinking_s = self._answer_started_at
+        if thinking_s is not None and response.ttft_s is not None:
+            thinking_s -= response.ttft_s
+        self._show(
+            self._bundle(
+                render_markdown(reasoning, text, footer, streaming=False, fmt=self.fmt, thinking_s=thinking_s),
+                render_plain(reasoning, text, footer),
+            )
+        )
+
+    def clear(self) -> None:
+        """Empty the live output (the cell's result shows the same Response next)."""
+        if self.handle is not None:
+            self.handle.update({}, raw=True)
+
+
+# -- terminal --------------------------------------------------------------------------------------------------
+class TerminalView:
+    """Streams plain text to a terminal: the thinking (dimmed on a tty), then the answer, then the footer."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        tty = getattr(self.out, "isatty", lambda: False)()
+        self._dim, self._reset = ("\033[2m", "\033[0m") if tty else ("", "")
+        self._reasoning_shown = 0
+        self._text_shown = 0
+
+    def _write(self, s: str) -> None:
+        self.out.write(s)
+        self.out.flush()
+
+    def begin(self, model: str) -> None:
+        self._write(f"{self._dim}[{model}]{self._reset}\n")
+
+    def update(self, response: Response) -> None:
+        reasoning = response.reasoning
+        if len(reasoning) > self._reasoning_shown and not self._text_shown:
+            if not self._reasoning_shown:
+                self._write(f"{self._dim}[thinking]\n")
+            self._write(reasoning[self._reasoning_shown :])
+            self._reasoning_shown = len(reasoning)
+        text = response.text
+        if len(text) > self._text_shown:
+            if not self._text_shown and self._reasoning_shown:
+                self._write(f"{self._reset}\n[answer]\n")
+            self._write(text[self._text_shown :])
+            self._text_shown = len(text)
+
+    def finish(self, response: Response | None, note: str | None = None) -> None:
+        if response is not None:
+            self.update(response)
+            if self._reasoning_shown and not self._text_shown:
+                self._write(self._reset)
+            footer = response.footer() + (f" · {note}" if note else "")
+            self._write(f"\n{self._dim}{footer}{self._reset}\n")
+        elif note:
+            self._write(f"{self._dim}{note}{self._reset}\n")
+
+    def clear(self) -> None:
+        """Text already printed stays printed."""
+
+
+# -- cell results for --format text / code ------------------------------------------------------------------
+class PlainText(str):
+    """The answer as a ``str`` that displays as itself (no quotes, no escaped newlines)."""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
+class CodeText(str):
+    """The answer's code as a ``str`` (``exec``-able, ``set_next_input``-able) that displays as a code block."""
+
+    def __new__(cls, code: str, language: str = "") -> CodeText:
+        obj = super().__new__(cls, code)
+        obj.language = language
+        return obj
+
+    def _repr_markdown_(self) -> str:
+        return f"```{self.language}\n{self.rstrip()}\n```"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))

@@ -1,0 +1,259 @@
+"""One chat from a magic: options and prompt in, a live view while it streams, a conversation kept consistent.
+
+Two drivers share everything else:
+
+- In a kernel, the ``%%chat`` cell is rewritten by an input transformer (``magics``) into ``await
+  cell_async(...)``, so it runs as top-level await on the kernel's own loop: the cell lasts until the answer is
+  done (Run All stays in order), widget events such as the panel's Stop are handled meanwhile, and a kernel
+  interrupt cancels the task. The driver wakes every 50 ms, which both feeds the live view and lets an interrupt
+  land promptly even while the stream is stalled (ipykernel 7.4 delivers it only when the loop wakes up).
+- Everywhere else (a terminal, or a magic called from code) the sync client runs in the cell's thread and a
+  KeyboardInterrupt stops it.
+
+Either way the stopped or failed call keeps its partial answer: shown, marked, added to the conversation and
+(via the client's observer) to history. Expected failures surface as ``CellError``, whose one-line message IPython
+prints instead of a traceback, and which still fails the cell so Run All stops there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import catalog, client, errors, flags
+from .conversations import CONVERSATIONS, Conversation
+from .interpolate import interpolate
+from .live import CodeText, NotebookView, PlainText, TerminalView, View, code_blocks, is_rich
+from .response import Response
+from .settings import SESSION
+
+TICK_S = 0.05
+
+
+class CellError(Exception):
+    """An expected failure (bad option, no key, stopped, ...): IPython shows ``message`` alone, no traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def _render_traceback_(self) -> list[str]:
+        return [self.message]
+
+
+@dataclass
+class Call:
+    """A prepared magic call: what to send, where the exchange goes afterwards, how to show it."""
+
+    opts: flags.ChatOptions
+    prompt: str
+    conversation: Conversation | None
+    kwargs: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return self.kwargs["model"]
+
+
+def make_view(shell: Any, fmt: str) -> View:
+    return NotebookView(fmt) if is_rich(shell) else TerminalView()
+
+
+def _is_loopback(url: str | None) -> bool:
+    from urllib.parse import urlsplit
+
+    return bool(url) and (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def route(model_id: str) -> str | None:
+    """A bundled local model asked for by name while the session points elsewhere goes to the local server."""
+    entry = catalog.lookup(model_id)
+    if entry is not None and entry.local and not _is_loopback(SESSION.base_url):
+        from . import local
+
+        return local.start()
+    return None
+
+
+def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: bool) -> Call:
+    """Resolve the model, fill the prompt's placeholders and pick the conversation; nothing is sent yet."""
+    prompt = text.strip("\n")
+    if options.interpolate and shell is not None:
+        prompt = interpolate(prompt, shell.user_ns)
+    if not prompt.strip():
+        raise CellError("The prompt is empty: write it in the cell below the %%chat line.")
+    conv: Conversation | None = None
+    if conversation:
+        if options.new:
+            CONVERSATIONS.reset(options.name)
+        conv = CONVERSATIONS.get(options.name)
+        if options.system is not None:
+            conv.system = options.system
+        system, messages = conv.system, conv.request(prompt)
+    else:
+        system, messages = options.system, prompt
+    model = SESSION.resolve_model(options.model)
+    kwargs: dict[str, Any] = {
+        "prompt_or_messages": messages,
+        "model": model,
+        "system": system,
+        "stream": options.stream,
+        "base_url": route(model),
+        "headers": options.headers or None,
+        "extra_body": options.extra_body or None,
+        **options.params,
+    }
+    return Call(options, prompt, conv, kwargs)
+
+
+# -- drivers ---------------------------------------------------------------------------------------------------
+async def drive_async(shell: Any, call: Call, view: View) -> Any:
+    """Top-level-await driver: stream on the running loop, tick the view, turn cancellation into 'stopped'."""
+    holder: list[Response] = []
+
+    def on_event(ev: Any) -> None:
+        if ev.kind == "start":
+            holder.append(ev.value)
+
+    view.begin(call.model)
+    task = asyncio.ensure_future(client.achat(on_event=on_event, **call.kwargs))
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=TICK_S)
+            if holder:
+                view.update(holder[0])
+        response = task.result()
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait({task}, timeout=5)  # achat marks the Response stopped and notifies history
+        return stopped(shell, call, view, holder[0] if holder else None)
+    except errors.WcodeError as e:
+        return failed(shell, call, view, e, holder[0] if holder else None)
+    return finished(shell, call, view, response)
+
+
+def drive_sync(shell: Any, call: Call, view: View) -> Any:
+    """Sync driver: the client streams in this thread, calling the view on every event (the view throttles)."""
+    holder: list[Response] = []
+
+    def on_event(ev: Any) -> None:
+        if ev.kind == "start":
+            holder.append(ev.value)
+        elif holder:
+            view.update(holder[0])
+
+    view.begin(call.model)
+    try:
+        response = client.chat(on_event=on_event, **call.kwargs)
+    except errors.StoppedError as e:
+        return stopped(shell, call, view, e.partial)
+    except KeyboardInterrupt:  # arrived outside the client's own handler (before the request, or in the view)
+        return stopped(shell, call, view, holder[0] if holder else None)
+    except errors.WcodeError as e:
+        return failed(shell, call, view, e, holder[0] if holder else None)
+    return finished(shell, call, view, response)
+
+
+# -- endings ---------------------------------------------------------------------------------------------------
+def _keep(shell: Any, call: Call, response: Response | None) -> None:
+    """Whatever arrived goes into the conversation and ``-o VAR``, complete or not."""
+    if response is None:
+        return
+    if call.conversation is not None:
+        call.conversation.add(call.prompt, response)
+    if call.opts.out and shell is not None:
+        shell.user_ns[call.opts.out] = response
+
+
+def finished(shell: Any, call: Call, view: View, response: Response) -> Any:
+    """A complete answer: final render, then the cell's result in the chosen format (none after ``;``)."""
+    _keep(shell, call, response)
+    view.finish(response)
+    fmt = call.opts.format
+    value: Any = response
+    if fmt == "code":
+        lang, code = code_blocks(response.text)
+        value = CodeText(code, lang)
+        if call.opts.insert and shell is not None:
+            shell.set_next_input(code.rstrip("\n"), replace=False)
+    elif fmt == "json":
+        value = parse_json(response.text)
+    elif fmt == "text":
+        value = PlainText(response.text)
+    if call.opts.quiet:
+        return None
+    view.clear()  # the result renders the same answer right below; do not show it twice
+    return value
+
+
+def parse_json(text: str) -> Any:
+    """The answer as a Python object: bare JSON or the first fenced block."""
+    candidates = [text.strip()]
+    _, code = code_blocks(text)
+    if code.strip() != candidates[0]:
+        candidates.append(code.strip())
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+    preview = text.strip()[:60]
+    raise CellError(
+        f"--format json: the answer is not valid JSON ({preview!r}...). It is kept in wm.last(); ask for JSON "
+        'only, or add --response-format \'{"type": "json_object"}\'.'
+    )
+
+
+def stopped(shell: Any, call: Call, view: View, response: Response | None) -> Any:
+    """Interrupted: show and keep the partial answer, then fail the cell (an interrupt stops Run All)."""
+    _keep(shell, call, response)
+    view.finish(response, note=None if response is not None else f"{call.model} · stopped before any answer")
+    kept = len(response.text) if response is not None else 0
+    raise CellError(
+        f"Stopped. The partial answer ({kept} characters) is kept in the conversation, the history and wm.last()."
+    )
+
+
+def failed(shell: Any, call: Call, view: View, error: errors.WcodeError, seen: Response | None) -> Any:
+    """An expected failure: keep and show any partial answer, then one line saying what to do next."""
+    partial = error.partial or (seen if seen is not None and (seen.text or seen.reasoning) else None)
+    _keep(shell, call, partial)
+    if partial is not None:
+        view.finish(partial)
+    else:
+        view.finish(None, note=f"{call.model} · failed")
+    raise CellError(f"{type(error).__name__}: {error.message}")
+
+
+# -- entry points ----------------------------------------------------------------------------------------------
+def _shell() -> Any:
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
+def _prepare_cell(shell: Any, magic: str, line: str, cell: str | None) -> tuple[Call, View]:
+    try:
+        if magic == "wcode-line":
+            options, text = flags.parse_prompt_line(line)
+        else:
+            options, text = flags.parse(line), cell or ""
+    except (flags.FlagError, errors.InvalidParameterError) as e:
+        raise CellError(f"%%{magic.split('-')[0]}: {e}") from None
+    call = prepare(shell, options, text, conversation=magic == "chat")
+    return call, make_view(shell, options.format)
+
+
+async def cell_async(magic: str, line: str, cell: str | None) -> Any:
+    """What a transformed ``%%chat`` / ``%%wcode`` / ``%wcode PROMPT`` cell awaits in a kernel."""
+    shell = _shell()
+    call, view = _prepare_cell(shell, magic, line, cell)
+    return await drive_async(shell, call, view)
+
+
+def cell_sync(shell: Any, magic: str, line: str, cell: str | None) -> Any:
+    """The same without a running loop (terminal IPython, or the magic called from code)."""
+    call, view = _prepare_cell(shell, magic, line, cell)
+    return drive_sync(shell, call, view)
