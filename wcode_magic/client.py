@@ -45,10 +45,11 @@ add_observer(session.remember)
 
 def _log_exchange(response: Response) -> None:
     """Observer: every exchange (wm.chat, magics, panel) goes to the history log and the session usage totals."""
-    from . import history, usage
+    from . import usage
+    from .history import record  # not `from . import history`: the package exports a function by that name
 
     usage.add(response)
-    history.record(response)
+    record(response)
 
 
 add_observer(_log_exchange)
