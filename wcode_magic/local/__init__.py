@@ -1,0 +1,96 @@
+"""The bundled offline model: an OpenAI-compatible server on 127.0.0.1, backed by a small trigram model.
+
+Why in-process: notebooks on Binder, in a classroom or in CI have no API key; ``start()`` gives them a real HTTP
+endpoint in a background thread, so every client path (streaming, reasoning dialects, logprobs, retries) runs for
+real. It never pretends to be wcode: the model ids are ``local/...``.
+
+Importing this module is cheap; uvicorn, starlette and numpy are imported by :func:`start`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+__all__ = ["MODEL_IDS", "base_url", "start", "stop"]
+
+MODEL_IDS = ("local/ngram", "local/ngram-thinking", "local/ngram-thinking-rc")
+TEST_MODE_ENV = "WCODE_LOCAL_TEST_MODE"
+_STARTUP_TIMEOUT_S = 15.0
+
+_lock = threading.Lock()
+_server: Any = None
+_thread: threading.Thread | None = None
+_app: Any = None
+_base_url: str | None = None
+
+
+def start(*, port: int | None = None, test_mode: bool | None = None) -> str:
+    """Start the local server once per process and return its base URL, ending in ``/v1``.
+
+    ``port=None`` picks a free port. ``test_mode=None`` reads ``WCODE_LOCAL_TEST_MODE`` ("1" = on). A second call
+    returns the running server's URL (whatever ``port``), and may switch test mode on (never off, so one caller
+    cannot break another's fault tests). The server stops at interpreter exit.
+    """
+    global _server, _thread, _app, _base_url
+    if test_mode is None:
+        test_mode = os.environ.get(TEST_MODE_ENV) == "1"
+    with _lock:
+        if _base_url is not None:
+            _app.state.test_mode = _app.state.test_mode or test_mode
+            return _base_url
+        import uvicorn
+
+        from .server import create_app
+
+        sock = _bind(port or 0)
+        app = create_app(test_mode=test_mode)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="wcode-local", daemon=True)
+        thread.start()
+        _wait_started(server, thread)
+        _server, _thread, _app = server, thread, app
+        _base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        atexit.register(stop)
+        return _base_url
+
+
+def stop() -> None:
+    """Stop the server if it runs (idempotent); a later :func:`start` starts a new one."""
+    global _server, _thread, _app, _base_url
+    with _lock:
+        server, thread = _server, _thread
+        _server = _thread = _app = _base_url = None
+    if server is not None:
+        server.should_exit = True
+    if thread is not None:
+        thread.join(timeout=5)
+
+
+def base_url() -> str | None:
+    """The running server's base URL, or None."""
+    return _base_url
+
+
+def _bind(port: int) -> socket.socket:
+    """Bind before starting uvicorn, so the port is known and cannot be taken in between."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _wait_started(server: Any, thread: threading.Thread) -> None:
+    """Block until uvicorn accepts connections (so the first request cannot race the startup)."""
+    deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the local model server did not start; see the uvicorn log above")
+        time.sleep(0.005)

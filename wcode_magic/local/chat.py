@@ -1,0 +1,241 @@
+"""Parsing and validation of a chat completion request body for the local server (pure, no I/O).
+
+The client validates parameters too, but the server must be honest on its own: anything out of the documented
+range (the seed pages' 可选参数) is a 400 naming the parameter, never silently clamped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .generate import GenerationRequest
+from .ngram import NgramModel, count_tokens
+from .sampling import MAX_TOP_LOGPROBS, SamplingParams
+
+# Model id -> the delta field carrying reasoning (None: the model never thinks).
+MODELS: dict[str, str | None] = {
+    "local/ngram": None,
+    "local/ngram-thinking": "reasoning",
+    "local/ngram-thinking-rc": "reasoning_content",
+}
+EFFORT_BUDGETS = {"low": 16, "medium": 48, "high": 128}
+DEFAULT_MAX_TOKENS = 256
+MAX_MAX_TOKENS = 1_000_000
+
+# name -> (low, high, integer, default) for the plain numeric sampling parameters.
+_RANGES: dict[str, tuple[float, float, bool, float]] = {
+    "temperature": (0.0, 2.0, False, 1.0),
+    "top_p": (0.0, 1.0, False, 1.0),
+    "top_k": (0, math.inf, True, 0),
+    "min_p": (0.0, 1.0, False, 0.0),
+    "top_a": (0.0, 1.0, False, 0.0),
+    "frequency_penalty": (-2.0, 2.0, False, 0.0),
+    "presence_penalty": (-2.0, 2.0, False, 0.0),
+    "repetition_penalty": (0.0, 2.0, False, 1.0),
+}
+
+
+class RequestError(ValueError):
+    """A request the server refuses: HTTP status, message and the offending parameter."""
+
+    def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI-style error body."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": "invalid_request_error" if self.status < 500 else "server_error",
+                "param": self.param,
+                "code": self.status,
+            }
+        }
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated request: what to generate and how to send it."""
+
+    model: str
+    reasoning_field: str | None
+    generation: GenerationRequest
+    stream: bool
+    include_usage: bool
+    logprobs: bool
+    show_reasoning: bool
+    prompt_tokens: int
+
+
+def parse_chat_request(body: Any, model: NgramModel) -> ChatRequest:
+    """Validate a decoded JSON body; raise :class:`RequestError` (400, or 404 for an unknown model)."""
+    if not isinstance(body, dict):
+        raise RequestError("the request body must be a JSON object")
+    model_id = body.get("model")
+    if model_id not in MODELS:
+        raise RequestError(
+            f"model {model_id!r} is not served here; the local models are {', '.join(MODELS)}", "model", 404
+        )
+    messages = _messages(body.get("messages"))
+    logprobs = _boolean(body, "logprobs", False)
+    top_logprobs = int(_number(body, "top_logprobs", 0, MAX_TOP_LOGPROBS, True, 0))
+    if top_logprobs and not logprobs:
+        raise RequestError("top_logprobs requires logprobs: true", "top_logprobs")
+    budget = _reasoning_budget(body) if MODELS[model_id] else 0
+    stream_options = body.get("stream_options") or {}
+    if not isinstance(stream_options, dict):
+        raise RequestError("stream_options must be an object", "stream_options")
+    prompt = _prompt(messages)
+    generation = GenerationRequest(
+        prompt=prompt,
+        params=_sampling_params(body, model),
+        max_tokens=_max_tokens(body),
+        stop=_stop(body.get("stop")),
+        ignore_eos=_boolean(body, "ignore_eos", False),
+        seed=_seed(body.get("seed")),
+        reasoning_budget=budget,
+        top_logprobs=top_logprobs if logprobs else None,
+    )
+    return ChatRequest(
+        model=model_id,
+        reasoning_field=MODELS[model_id],
+        generation=generation,
+        stream=_boolean(body, "stream", False),
+        include_usage=bool(stream_options.get("include_usage", False)),
+        logprobs=logprobs,
+        show_reasoning=not _reasoning_excluded(body),
+        prompt_tokens=sum(count_tokens(_text(m.get("content"))) for m in messages),
+    )
+
+
+def _messages(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list) or not messages:
+        raise RequestError("messages must be a non-empty list of {role, content} objects", "messages")
+    for message in messages:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise RequestError("each message must be an object with a string role", "messages")
+        if not isinstance(message.get("content"), (str, list, type(None))):
+            raise RequestError("message content must be a string, a list of parts or null", "messages")
+    return messages
+
+
+def _text(content: Any) -> str:
+    """Text of a message content: a string, or the text parts of a list (images and the like are ignored)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def _prompt(messages: list[dict[str, Any]]) -> str:
+    """The text the answer continues from: the last user message (or the last message if none is a user's)."""
+    users = [m for m in messages if m.get("role") == "user"]
+    return _text((users or messages)[-1].get("content"))
+
+
+def _number(body: dict[str, Any], name: str, low: float, high: float, integer: bool, default: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        kind = "an integer" if integer else "a number"
+        raise RequestError(f"{name} must be {kind}, not {value!r}", name)
+    if not low <= value <= high:
+        bounds = f">= {low:g}" if math.isinf(high) else f"between {low:g} and {high:g}"
+        raise RequestError(f"{name} must be {bounds}, not {value!r}", name)
+    return value
+
+
+def _boolean(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise RequestError(f"{name} must be true or false, not {value!r}", name)
+    return value
+
+
+def _sampling_params(body: dict[str, Any], model: NgramModel) -> SamplingParams:
+    values = {name: _number(body, name, *spec) for name, spec in _RANGES.items()}
+    values["top_k"] = int(values["top_k"])
+    return SamplingParams(**values, logit_bias=_logit_bias(body.get("logit_bias"), model))  # type: ignore[arg-type]
+
+
+def _logit_bias(bias: Any, model: NgramModel) -> tuple[tuple[int, float], ...]:
+    """OpenAI semantics (token id string -> -100..100); a token's text is accepted as key for convenience."""
+    if bias is None:
+        return ()
+    if not isinstance(bias, dict):
+        raise RequestError("logit_bias must be an object mapping token ids to biases", "logit_bias")
+    resolved: dict[int, float] = {}
+    for key, value in bias.items():
+        token_id = _token_id(str(key), model)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -100 <= value <= 100:
+            raise RequestError(f"logit_bias[{key!r}] must be a number between -100 and 100", "logit_bias")
+        resolved[token_id] = float(value)
+    return tuple(sorted(resolved.items()))
+
+
+def _token_id(key: str, model: NgramModel) -> int:
+    if key.lstrip("-").isdigit():
+        token_id = int(key)
+        if 0 <= token_id < model.size:
+            return token_id
+        raise RequestError(
+            f"logit_bias token id {token_id} is outside the vocabulary (0..{model.size - 1})", "logit_bias"
+        )
+    if key in model.index:
+        return model.index[key]
+    raise RequestError(f"logit_bias key {key!r} is neither a token id nor a token of the local model", "logit_bias")
+
+
+def _max_tokens(body: dict[str, Any]) -> int:
+    name = "max_tokens" if body.get("max_tokens") is not None else "max_completion_tokens"
+    return int(_number(body, name, 1, MAX_MAX_TOKENS, True, DEFAULT_MAX_TOKENS))
+
+
+def _stop(stop: Any) -> tuple[str, ...]:
+    if stop is None:
+        return ()
+    stops = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise RequestError("stop must be a string or a list of strings", "stop")
+    return tuple(s for s in stops if s)
+
+
+def _seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RequestError(f"seed must be an integer, not {seed!r}", "seed")
+    return seed % 2**64
+
+
+def _reasoning_budget(body: dict[str, Any]) -> int:
+    """Reasoning length for a thinking model: 0 when switched off, else max_tokens, effort or medium."""
+    reasoning = body.get("reasoning") or {}
+    if not isinstance(reasoning, dict):
+        raise RequestError("reasoning must be an object", "reasoning")
+    thinking = body.get("thinking") or {}
+    if reasoning.get("enabled") is False or (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
+        return 0
+    if reasoning.get("max_tokens") is not None:
+        try:
+            return int(_number(reasoning, "max_tokens", 0, MAX_MAX_TOKENS, True, 0))
+        except RequestError as error:
+            raise RequestError(f"reasoning.{error.message}", "reasoning") from None
+    effort = reasoning.get("effort", "medium")
+    if effort not in EFFORT_BUDGETS:
+        raise RequestError(f"reasoning.effort must be one of {', '.join(EFFORT_BUDGETS)}", "reasoning")
+    return EFFORT_BUDGETS[effort]
+
+
+def _reasoning_excluded(body: dict[str, Any]) -> bool:
+    reasoning = body.get("reasoning")
+    return isinstance(reasoning, dict) and reasoning.get("exclude") is True

@@ -1,0 +1,116 @@
+"""Fault injection for tests: parsing of the ``X-Wcode-Fault`` request header (honoured only in test mode).
+
+Grammar (items separated by commas, spaces ignored, names case-insensitive)::
+
+    header   := item ("," item)*
+    item     := "status=" STATUS            answer STATUS with an OpenAI-style JSON error, before any stream
+              | "retry_after=" SECONDS      with status: add ``Retry-After: SECONDS``
+              | "retry_after_date"          with retry_after: send it as an HTTP-date (now + SECONDS) instead
+              | "times=" N                  with status: only the first N requests with the same header value
+                                            (and the same ``X-Wcode-Fault-Key``) fail; later ones succeed
+              | "error_after=" N            after N answer tokens: an event with a top-level ``error`` object and
+                                            ``finish_reason: "error"``, then the stream ends without [DONE]
+              | "drop_after=" N             after N answer tokens: close the connection abruptly
+              | "stall_after=" N            after N answer tokens: send nothing for stall_s seconds, then go on
+              | "stall_s=" SECONDS          length of the stall (default 3600)
+              | "malformed_after=" N        after N answer tokens: send ``data: {not json``, then go on
+              | "keepalive"                 ``: OPENROUTER PROCESSING`` first, ``: keep-alive`` between events
+              | "delay_ms=" MS              wait MS milliseconds before answering at all
+              | "think_inline"              local/ngram only: reasoning inline in content as <think>...</think>
+    STATUS   := 401 | 402 | 403 | 404 | 408 | 422 | 429 | 500 | 502 | 503
+
+An ``*_after`` fault whose answer ends before N tokens fires at the end of the answer instead, so a test always
+sees it. Example: ``X-Wcode-Fault: status=429, retry_after=1, times=2``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, fields
+
+HEADER = "x-wcode-fault"
+KEY_HEADER = "x-wcode-fault-key"
+STATUSES = frozenset({401, 402, 403, 404, 408, 422, 429, 500, 502, 503})
+_FLAGS = frozenset({"retry_after_date", "keepalive", "think_inline"})
+_SECONDS = frozenset({"retry_after", "stall_s", "delay_ms"})
+
+
+class FaultSyntaxError(ValueError):
+    """The header does not follow the grammar; the server answers 400 so a typo in a test fails loudly."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    """The parsed header. ``None`` means the item is absent."""
+
+    status: int | None = None
+    retry_after: float | None = None
+    retry_after_date: bool = False
+    times: int | None = None
+    error_after: int | None = None
+    drop_after: int | None = None
+    stall_after: int | None = None
+    stall_s: float = 3600.0
+    malformed_after: int | None = None
+    keepalive: bool = False
+    delay_ms: float = 0.0
+    think_inline: bool = False
+
+    @property
+    def affects_stream(self) -> bool:
+        """Whether anything happens after the response has started."""
+        return self.keepalive or any(
+            n is not None for n in (self.error_after, self.drop_after, self.stall_after, self.malformed_after)
+        )
+
+
+_NAMES = frozenset(f.name for f in fields(Faults))
+
+
+def parse_faults(header: str) -> Faults:
+    """Parse an ``X-Wcode-Fault`` value; raise :class:`FaultSyntaxError` naming the bad item."""
+    values: dict[str, object] = {}
+    for raw in header.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        name, _, text = (part.strip() for part in item.partition("="))
+        name = name.lower()
+        if name not in _NAMES:
+            raise FaultSyntaxError(f"unknown fault item {item!r}; known: {', '.join(sorted(_NAMES))}")
+        values[name] = _value(name, text, item)
+    faults = Faults(**values)  # type: ignore[arg-type]
+    if faults.status is not None and faults.status not in STATUSES:
+        raise FaultSyntaxError(f"status must be one of {sorted(STATUSES)}, not {faults.status}")
+    return faults
+
+
+def _value(name: str, text: str, item: str) -> object:
+    if name in _FLAGS:
+        if text:
+            raise FaultSyntaxError(f"{name} takes no value: {item!r}")
+        return True
+    try:
+        value = float(text) if name in _SECONDS else int(text)
+    except ValueError:
+        raise FaultSyntaxError(f"{name} needs a number: {item!r}") from None
+    if value < 0:
+        raise FaultSyntaxError(f"{name} must not be negative: {item!r}")
+    return value
+
+
+class TimesLedger:
+    """Counts requests per (header value, fault key) so that ``times=N`` fails only the first N of them."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def should_fail(self, faults: Faults, header: str, key: str) -> bool:
+        """Record one request; say whether its status fault applies."""
+        if faults.times is None:
+            return True
+        with self._lock:
+            count = self._seen.get((header, key), 0)
+            self._seen[(header, key)] = count + 1
+        return count < faults.times

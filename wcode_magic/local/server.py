@@ -1,0 +1,331 @@
+"""The local OpenAI-compatible server (starlette; uvicorn runs it): ``GET /v1/models``, ``POST /v1/chat/completions``.
+
+It never checks the API key. In test mode the ``X-Wcode-Fault`` header (see :mod:`.faults`) injects failures; outside
+test mode the header is ignored, so a stray header cannot break a classroom demo.
+
+Streams are generated lazily in the event loop and sent in small batches: at most :data:`FLUSH_EVENTS` events or
+:data:`FLUSH_SECONDS` of generation per ASGI send, so the first tokens arrive at once and long streams are not
+slowed by one send per token. After each batch the loop yields, so other requests and disconnects are served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from email.utils import formatdate
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from . import wire
+from .chat import MODELS, ChatRequest, RequestError, parse_chat_request
+from .faults import HEADER, KEY_HEADER, Faults, FaultSyntaxError, TimesLedger, parse_faults
+from .generate import Generation, Token
+from .ngram import NgramModel, default_model
+
+FLUSH_EVENTS = 16
+FLUSH_SECONDS = 0.02
+INLINE_REASONING_BUDGET = 48
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_FAULT_ERRORS = {
+    401: ("authentication_error", "Invalid API key"),
+    402: ("insufficient_quota", "Insufficient credits: add credits to continue"),
+    403: ("permission_error", "Your input was flagged by moderation"),
+    404: ("not_found_error", "No endpoint found for this model"),
+    408: ("timeout", "The request timed out upstream"),
+    422: ("invalid_request_error", "Invalid parameter value"),
+    429: ("rate_limit_error", "Rate limit exceeded: slow down"),
+    500: ("server_error", "Internal server error"),
+    502: ("server_error", "Provider returned an error"),
+    503: ("server_error", "Service unavailable: no provider could serve the request"),
+}
+
+
+class InjectedDrop(Exception):
+    """Raised to make uvicorn close a connection abruptly (the ``drop_after`` fault)."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keeps uvicorn's error log free of the tracebacks of deliberately dropped connections."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        while len(getattr(error, "exceptions", ())) == 1:  # an exception group from the task group
+            error = error.exceptions[0]  # type: ignore[union-attr]
+        return not isinstance(error, InjectedDrop)
+
+
+@dataclass(frozen=True)
+class _Stall:
+    seconds: float
+
+
+_DROP = object()
+
+
+def create_app(*, test_mode: bool = False) -> Starlette:
+    """The ASGI app. ``app.state.test_mode`` may be switched on later (``local.start(test_mode=True)`` does)."""
+    app = Starlette(
+        routes=[
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        ]
+    )
+    app.state.test_mode = test_mode
+    app.state.ledger = TimesLedger()
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in uvicorn_errors.filters):
+        uvicorn_errors.addFilter(_QuietDrops())
+    return app
+
+
+async def list_models(request: Request) -> JSONResponse:
+    """The three local model ids in OpenAI's list format."""
+    data = [
+        {"id": model_id, "object": "model", "created": 0, "owned_by": "wcode-magic-local", "reasoning": bool(field)}
+        for model_id, field in MODELS.items()
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def chat_completions(request: Request) -> Response:
+    """Validate, apply before-the-answer faults, then answer streamed or whole."""
+    faults = None
+    if request.app.state.test_mode and (header := request.headers.get(HEADER)):
+        try:
+            faults = parse_faults(header)
+        except FaultSyntaxError as error:
+            return _error(RequestError(f"X-Wcode-Fault: {error}", "X-Wcode-Fault"))
+        if faults.delay_ms:
+            await asyncio.sleep(faults.delay_ms / 1000)
+        key = request.headers.get(KEY_HEADER, "")
+        if faults.status is not None and request.app.state.ledger.should_fail(faults, header, key):
+            return _fault_status(faults)
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        return _error(RequestError("the request body is not valid JSON"))
+    model = default_model()
+    try:
+        chat = parse_chat_request(body, model)
+    except RequestError as error:
+        return _error(error)
+    inline = bool(faults and faults.think_inline and chat.reasoning_field is None)
+    answer = _Answer(chat, model, inline)
+    if chat.stream:
+        events = _stream_events(answer, faults)
+        return StreamingResponse(_batched(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
+    return await _complete(answer, faults)
+
+
+def _error(error: RequestError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+def _fault_status(faults: Faults) -> JSONResponse:
+    """The injected error response, with ``Retry-After`` in seconds or as an HTTP-date."""
+    status = faults.status or 500
+    kind, message = _FAULT_ERRORS[status]
+    body = {"error": {"message": f"{message} (injected by X-Wcode-Fault)", "type": kind, "code": status}}
+    headers = {}
+    if faults.retry_after is not None:
+        seconds = faults.retry_after
+        headers["Retry-After"] = (
+            formatdate(time.time() + seconds, usegmt=True) if faults.retry_after_date else f"{seconds:g}"
+        )
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _Answer:
+    """One request's generation and the bookkeeping shared by the streamed and whole answers."""
+
+    def __init__(self, chat: ChatRequest, model: NgramModel, inline_reasoning: bool) -> None:
+        self.chat = chat
+        self.model = model
+        self.inline_reasoning = inline_reasoning
+        generation = chat.generation
+        if inline_reasoning:
+            generation = replace(generation, reasoning_budget=INLINE_REASONING_BUDGET)
+        self.generation = Generation(generation, model)
+        prefix = "gen-" if chat.reasoning_field == "reasoning" else "chatcmpl-"
+        self.id = prefix + uuid.uuid4().hex[:24]
+        self.created = int(time.time())
+        self.reasoning_tokens = 0
+        self.answer_tokens = 0
+
+    def reasoning(self) -> Iterator[Token]:
+        """Reasoning tokens sent in the dialect's reasoning field (none for local/ngram), counted."""
+        if self.inline_reasoning:
+            return
+        for token in self.generation.reasoning():
+            self.reasoning_tokens += 1
+            yield token
+
+    def answer(self) -> Iterator[Token]:
+        """Answer tokens, counted; with ``think_inline`` the reasoning comes first inside <think>…</think>."""
+        tokens: Iterator[Token] = self.generation.answer()
+        if self.inline_reasoning:
+            tokens = itertools.chain([_tag("<think>\n")], self.generation.reasoning(), [_tag("\n</think>\n\n")], tokens)
+        for token in tokens:
+            self.answer_tokens += 1
+            yield token
+
+    @property
+    def finish_reason(self) -> str:
+        return self.generation.finish_reason or "stop"
+
+    def usage(self) -> dict[str, Any]:
+        return wire.usage(self.chat.prompt_tokens, self.reasoning_tokens, self.answer_tokens)
+
+
+def _tag(text: str) -> Token:
+    """A fixed token of the inline-reasoning markup: not sampled, so logprob 0 and no alternatives."""
+    return Token(text, -1, 0.0, ([], []))
+
+
+def _stream_events(answer: _Answer, faults: Faults | None) -> Iterator[Any]:
+    """SSE event strings, interleaved with fault actions (:class:`_Stall`, ``_DROP``) for :func:`_batched`."""
+    chat = answer.chat
+    encoder = wire.StreamEncoder(chat, answer.id, answer.created, answer.model.vocab)
+    keepalive = bool(faults and faults.keepalive)
+    if keepalive:
+        yield wire.PROCESSING
+    yield encoder.role()
+    for token in answer.reasoning():
+        if chat.show_reasoning:
+            yield encoder.reasoning(token)
+    plan = _FaultPlan(faults, encoder) if faults and faults.affects_stream else None
+    if plan:
+        yield from plan.due(0)
+    for sent, token in enumerate(answer.answer(), start=1):
+        if keepalive:
+            yield wire.KEEPALIVE
+        yield encoder.content(token)
+        if plan:
+            yield from plan.due(sent)
+            if plan.ended:
+                return
+    if plan:
+        yield from plan.due(None)
+        if plan.ended:
+            return
+    yield encoder.finish(answer.finish_reason)
+    if chat.include_usage:
+        yield encoder.usage(answer.usage())
+    yield wire.DONE
+
+
+class _FaultPlan:
+    """The ``*_after`` faults of one stream, fired once each at their token count (or at the end of the answer)."""
+
+    def __init__(self, faults: Faults, encoder: wire.StreamEncoder) -> None:
+        self.encoder = encoder
+        self.stall_s = faults.stall_s
+        self.ended = False
+        self._pending = sorted(
+            (n, kind)
+            for kind, n in (
+                ("malformed", faults.malformed_after),
+                ("stall", faults.stall_after),
+                ("error", faults.error_after),
+                ("drop", faults.drop_after),
+            )
+            if n is not None
+        )
+
+    def due(self, sent: int | None) -> Iterator[Any]:
+        """Actions due after ``sent`` answer tokens (``None``: the answer has ended, fire the rest)."""
+        while self._pending and not self.ended and (sent is None or self._pending[0][0] <= sent):
+            _, kind = self._pending.pop(0)
+            if kind == "malformed":
+                yield wire.MALFORMED
+            elif kind == "stall":
+                yield _Stall(self.stall_s)
+            elif kind == "error":
+                self.ended = True
+                yield self.encoder.error(502, "Provider disconnected unexpectedly")
+            else:
+                self.ended = True
+                yield _DROP
+
+
+async def _batched(events: Iterator[Any]) -> AsyncIterator[bytes]:
+    """Join events into ASGI sends of up to FLUSH_EVENTS events or FLUSH_SECONDS; perform fault actions."""
+    batch: list[str] = []
+    deadline = time.perf_counter() + FLUSH_SECONDS
+    first = True
+    for event in events:
+        if type(event) is str:
+            batch.append(event)
+            if first or len(batch) >= FLUSH_EVENTS or time.perf_counter() >= deadline:
+                yield "".join(batch).encode()
+                batch.clear()
+                first = False
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + FLUSH_SECONDS
+            continue
+        if batch:
+            yield "".join(batch).encode()
+            batch.clear()
+        if event is _DROP:
+            raise InjectedDrop("connection dropped by X-Wcode-Fault")
+        await asyncio.sleep(event.seconds)
+        deadline = time.perf_counter() + FLUSH_SECONDS
+    if batch:
+        yield "".join(batch).encode()
+
+
+async def _complete(answer: _Answer, faults: Faults | None) -> Response:
+    """A non-streamed answer; the ``*_after`` faults map to their whole-response equivalents."""
+    reasoning = "".join(t.text for t in answer.reasoning())
+    tokens = list(answer.answer())
+    chat = answer.chat
+    if faults and faults.stall_after is not None:
+        await asyncio.sleep(faults.stall_s)
+    if faults and faults.error_after is not None:
+        return JSONResponse(
+            {"error": {"code": 502, "message": "Provider disconnected unexpectedly", "type": "server_error"}},
+            status_code=502,
+        )
+    entries = [wire.logprob_entry(t, answer.model.vocab) for t in tokens] if chat.logprobs else None
+    body = wire.dumps(
+        wire.completion_body(
+            chat,
+            answer.id,
+            answer.created,
+            reasoning=reasoning if chat.show_reasoning and answer.reasoning_tokens else None,
+            content="".join(t.text for t in tokens),
+            finish_reason=answer.finish_reason,
+            entries=entries,
+            usage_value=answer.usage(),
+        )
+    )
+    if faults and faults.drop_after is not None:
+        return _DroppedResponse(body)
+    if faults and faults.malformed_after is not None:
+        body = b"{not json"
+    if faults and faults.keepalive:
+        body = b"\n\n" + body
+    return Response(body, media_type="application/json")
+
+
+class _DroppedResponse(Response):
+    """Announces the whole body, sends half of it, then drops the connection."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body, media_type="application/json")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
+        raise InjectedDrop("connection dropped by X-Wcode-Fault")
