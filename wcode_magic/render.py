@@ -1,0 +1,161 @@
+"""An HTML heat map of the answer's tokens: ``Response.show_tokens(color_by=..., top=...)``.
+
+Each token is a span coloured by its probability, the entropy of its alternatives, or its rank; hovering shows
+the top alternatives with their probabilities (a plain ``title`` tooltip: no JavaScript, so it works in every
+front-end). Spaces, tabs and newlines are drawn (``·``, ``→``, ``↵``) because where a token starts matters.
+Jupyter drops outputs over ~1 MB, so colours are CSS classes (not inline styles) and the view stops at a byte
+budget with a note saying how many tokens it shows.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from .errors import InvalidParameterError
+from .response import Response
+
+COLOR_BY = ("prob", "entropy", "rank")
+MAX_TOP = 20
+BUDGET_BYTES = 900_000  # stay clear of Jupyter's 1 MB output limit, leaving room for the style and the note
+# ten steps from "the model hesitated" (red) to "the model was sure" (pale)
+PALETTE = (
+    "#d73027",
+    "#f46d43",
+    "#fdae61",
+    "#fdd49e",
+    "#fee8c8",
+    "#fff7bc",
+    "#e5f5e0",
+    "#d9f0d3",
+    "#edf8e9",
+    "#f7fcf5",
+)
+LEGEND = {
+    "prob": "colour: probability of the sampled token (red = unlikely, pale = likely)",
+    "entropy": "colour: entropy of the returned alternatives, a lower bound (red = spread out, pale = peaked)",
+    "rank": "colour: rank of the sampled token among the alternatives (pale = 1st, red = 6th or not listed)",
+}
+_VISIBLE = str.maketrans({" ": "·", "\t": "→", "\r": "␍", "\n": "↵\n"})
+_MAX_ENTROPY = math.log(MAX_TOP)
+
+
+class TokenView:
+    """The rendered view: Jupyter shows ``_repr_html_``; ``.html`` is the markup; ``repr`` a one-line summary."""
+
+    def __init__(self, markup: str, shown: int, total: int, color_by: str) -> None:
+        self.html = markup
+        self.shown = shown
+        self.total = total
+        self.color_by = color_by
+
+    @property
+    def truncated(self) -> bool:
+        return self.shown < self.total
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        more = f" (truncated from {self.total})" if self.truncated else ""
+        return f"<TokenView {self.shown} tokens{more}, colour by {self.color_by}>"
+
+
+def _check(color_by: str, top: int) -> None:
+    if color_by not in COLOR_BY:
+        raise InvalidParameterError(
+            f"color_by={color_by!r} is not allowed: use one of {', '.join(map(repr, COLOR_BY))}.",
+            param="color_by",
+            value=color_by,
+        )
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP:
+        raise InvalidParameterError(
+            f"top={top!r} is not allowed: give an integer from 0 to {MAX_TOP} (alternatives shown on hover).",
+            param="top",
+            value=top,
+        )
+
+
+def bucket(color_by: str, prob: float, entropy: float, rank: float) -> int:
+    """0 (red: worth a look) .. 9 (pale: unremarkable) for one token."""
+    if color_by == "prob":
+        return min(9, int(prob * 10))
+    if color_by == "entropy":
+        if math.isnan(entropy):
+            return 9
+        return 9 - min(9, int(entropy / _MAX_ENTROPY * 10))
+    if math.isnan(rank) or rank > 5:
+        return 0
+    return {1: 9, 2: 5, 3: 3, 4: 2, 5: 1}[int(rank)]
+
+
+def visible(text: str) -> str:
+    """Whitespace drawn as glyphs (a newline keeps its line break after the ``↵``)."""
+    return text.translate(_VISIBLE)
+
+
+def _alt_label(alt: dict[str, Any]) -> str:
+    """An alternative as a reader can see it: byte fragments as hex, whitespace drawn."""
+    token = alt.get("token") or ""
+    raw = alt.get("bytes")
+    if raw is not None and ("\ufffd" in token or "\\x" in token):
+        return "<" + " ".join(f"{b:02x}" for b in raw) + ">"
+    return visible(token).replace("\n", "")
+
+
+def _title(pos: int, prob: float, rank: float, entropy: float, entry: dict[str, Any], top: int) -> str:
+    rank_s = "not listed" if math.isnan(rank) else f"{int(rank)}"
+    lines = [f"#{pos}  p={prob:.3g}  rank {rank_s}  entropy≥{entropy:.2f}"]
+    alts = sorted(entry.get("top_logprobs") or (), key=lambda a: -a["logprob"])[:top]
+    sampled = entry.get("token")
+    for alt in alts:
+        mark = "▸" if alt.get("token") == sampled else "  "
+        lines.append(f"{mark}{_alt_label(alt)}  {math.exp(alt['logprob']):.1%}")
+    return "\n".join(lines)
+
+
+def _style() -> str:
+    rules = "".join(f".wm-tk .b{i}{{background:{c}}}" for i, c in enumerate(PALETTE))
+    return (
+        "<style>.wm-tk{font-family:monospace;white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.7}"
+        ".wm-tk span{border-right:1px solid #0001;color:#000}.wm-tk .wm-note{color:#666;font-size:85%}"
+        f"{rules}</style>"
+    )
+
+
+def show_tokens(response: Response, color_by: str = "prob", top: int = 5) -> TokenView:
+    """The answer as coloured tokens with their top alternatives on hover (see the module docstring)."""
+    from .frames import tokens
+
+    _check(color_by, top)
+    df = tokens(response, segment="answer")
+    head = f'<div class="wm-tk">{_style()}<div class="wm-note">{html.escape(LEGEND[color_by])}</div>'
+    if df.empty:
+        note = html.escape(f"No token view: {df.attrs.get('reason', 'no logprobs')}.")
+        return TokenView(f'{head}<div class="wm-note">{note}</div></div>', 0, 0, color_by)
+    entries = response.logprobs
+    texts = df["text"].tolist()
+    probs = df["prob"].tolist()
+    ranks = df["rank"].tolist()
+    entropies = df["entropy"].tolist()
+    total = len(texts)
+    budget = BUDGET_BYTES - len(head.encode())
+    parts = [head]
+    shown = 0
+    for pos in range(total):
+        title = html.escape(_title(pos, probs[pos], ranks[pos], entropies[pos], entries[pos], top))
+        cls = bucket(color_by, probs[pos], entropies[pos], ranks[pos])
+        span = f'<span class=b{cls} title="{title}">{html.escape(visible(texts[pos]))}</span>'
+        budget -= len(span.encode())
+        if budget < 0:
+            break
+        parts.append(span)
+        shown += 1
+    if shown < total:
+        parts.append(
+            f'<div class="wm-note">Showing the first {shown} of {total} tokens: the full view would pass '
+            "Jupyter's 1 MB output limit. <code>r.tokens()</code> has them all.</div>"
+        )
+    parts.append("</div>")
+    return TokenView("".join(parts), shown, total, color_by)
