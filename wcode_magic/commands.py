@@ -35,8 +35,9 @@ def use(args: list[str]) -> str:
     if name == "wcode":
         url = session.use_wcode(rest[0] if rest else None)
         return f"Using wcode.net ({url}), model {SESSION.model}."
-    if name == "local" and rest:
-        name = rest[0]
+    if name == "local":
+        url = session.use_local(*(catalog.resolve(m) for m in rest[:1]))
+        return f"Using the bundled local model {SESSION.model} at {url} (word statistics, not an LLM)."
     entry = catalog.lookup(name)
     if entry is not None and entry.local:
         url = session.use_local(entry.id)
@@ -110,7 +111,7 @@ def unset(args: list[str]) -> str:
 
 def config(args: list[str]) -> str:
     """The session's settings; the key only masked, with where it comes from."""
-    from . import history
+    from .history import db_path, enabled
 
     if SESSION.api_key is not None:
         key = f"{SESSION.api_key.masked()} (wm.configure), sent to {SESSION.base_url or 'the configured server'}"
@@ -118,7 +119,7 @@ def config(args: list[str]) -> str:
         key = f"{stored_key().masked()} from {key_source()}, sent to wcode.net only"  # type: ignore[union-attr]
     else:
         key = "none (set one with %wcode key, or use the local model: %wcode use local)"
-    hist = f"on, {history.db_path()}" if history.enabled() else "off"
+    hist = f"on, {db_path()}" if enabled() else "off"
     convs = ", ".join(f"{n} ({CONVERSATIONS.get(n).turns} turns)" for n in CONVERSATIONS.names()) or "none yet"
     rows = [
         ("model", SESSION.resolve_model(None)),
@@ -151,20 +152,20 @@ def key(args: list[str]) -> str:
 
 def history_(args: list[str]) -> Any:
     """``history [N]``: the last N exchanges (20 by default) as a DataFrame."""
-    from . import history
+    from .history import history
 
     try:
         n = int(args[0]) if args else 20
     except ValueError:
         raise CellError(f"%wcode history N: {args[0]!r} is not a number.") from None
-    return history.history(n)
+    return history(n)
 
 
 def usage(args: list[str]) -> Any:
     """Session tokens and cost (CNY) by model."""
-    from . import usage as usage_mod
+    from .usage import usage as totals
 
-    return usage_mod.usage()
+    return totals()
 
 
 def reset(args: list[str]) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
+import types
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,26 +83,28 @@ def row_for(response: Response) -> dict[str, Any]:
 
 
 def record(response: Response) -> None:
-    """Client observer: append one row (unless history is off). A failing disk warns, it never breaks a chat."""
-    if not enabled():
-        return
-    row = row_for(response)
+    """Client observer: append one row (unless history is off). A failure warns, it never breaks a chat."""
+    try:
+        if enabled():
+            _insert(row_for(response))
+    except Exception as e:  # a full disk or a read-only home must not cost the user the answer
+        warnings.warn(f"Could not write the history to {db_path()} ({e}).", WcodeWarning, stacklevel=2)
+
+
+def _insert(row: dict[str, Any]) -> None:
     values = [
         json.dumps(row[c], ensure_ascii=False) if c in _JSON and row[c] is not None else row[c] for c in ALL_COLUMNS
     ]
     values[ALL_COLUMNS.index("complete")] = int(bool(row["complete"]))
+    conn = connect()
     try:
-        conn = connect()
-        try:
-            with conn:
-                conn.execute(
-                    f"INSERT INTO exchanges ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' * len(ALL_COLUMNS))})",
-                    values,
-                )
-        finally:
-            conn.close()
-    except sqlite3.Error as e:
-        warnings.warn(f"Could not write the history to {db_path()} ({e}).", WcodeWarning, stacklevel=2)
+        with conn:
+            conn.execute(
+                f"INSERT INTO exchanges ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' * len(ALL_COLUMNS))})",
+                values,
+            )
+    finally:
+        conn.close()
 
 
 def history(n: int | None = None) -> pd.DataFrame:
@@ -126,3 +130,14 @@ def history(n: int | None = None) -> pd.DataFrame:
     frame["time"] = pd.to_datetime(frame["time"], unit="s")
     frame["complete"] = frame["complete"].astype(bool)
     return frame
+
+
+class _CallableModule(types.ModuleType):
+    """``wm.history(n)`` must work even once ``import wcode_magic.history`` has made the package attribute
+    ``wcode_magic.history`` this module (the import system sets it, shadowing the lazy export of the same name)."""
+
+    def __call__(self, n: int | None = None) -> pd.DataFrame:
+        return history(n)
+
+
+sys.modules[__name__].__class__ = _CallableModule

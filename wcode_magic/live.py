@@ -61,15 +61,12 @@ def code_blocks(text: str) -> tuple[str, str]:
     return lang, "\n\n".join(blocks).strip() + "\n"
 
 
-def render_markdown(
-    reasoning: str, text: str, footer: str, *, streaming: bool, fmt: str = "markdown", thinking_s: float | None = None
-) -> str:
+def render_markdown(reasoning: str, text: str, footer: str, *, streaming: bool, fmt: str = "markdown") -> str:
     """Thinking in a ``<details>`` (open while it streams, closed once the answer starts), the answer, the footer."""
     parts: list[str] = []
     if reasoning:
         thinking_now = streaming and not text
-        took = f", {thinking_s:.1f} s" if thinking_s is not None and not thinking_now else ""
-        summary = "Thinking…" if thinking_now else f"Thinking ({len(reasoning.split())} words{took})"
+        summary = "Thinking…" if thinking_now else f"Thinking ({len(reasoning.split())} words)"
         parts.append(
             f"<details{' open' if thinking_now else ''}><summary>{summary}</summary>\n\n{_quote(reasoning)}\n\n</details>\n"
         )
@@ -109,8 +106,7 @@ class NotebookView:
         self.fmt = fmt
         self.throttle = Throttle(per_second)
         self.handle: Any = None
-        self._shown: tuple[int, int] = (-1, -1)
-        self._answer_started_at: float | None = None
+        self._shown: tuple[int, int] = (0, 0)
 
     def _bundle(self, markdown: str, plain: str) -> dict[str, str]:
         if self.fmt == "text":
@@ -134,10 +130,6 @@ class NotebookView:
         if size == self._shown or not self.throttle.ready():
             return
         self._shown = size
-        if response.text and self._answer_started_at is None and response.ttft_s is not None:
-            import time
-
-            self._answer_started_at = time.perf_counter() - response.started
         footer = streaming_footer(response)
         self._show(
             self._bundle(
@@ -152,12 +144,9 @@ class NotebookView:
             return
         footer = response.footer() + (f" · {note}" if note else "")
         reasoning, text = response.reasoning, response.text
-        thinking_s = self._answer_started_at
-        if thinking_s is not None and response.ttft_s is not None:
-            thinking_s -= response.ttft_s
         self._show(
             self._bundle(
-                render_markdown(reasoning, text, footer, streaming=False, fmt=self.fmt, thinking_s=thinking_s),
+                render_markdown(reasoning, text, footer, streaming=False, fmt=self.fmt),
                 render_plain(reasoning, text, footer),
             )
         )
