@@ -1,0 +1,287 @@
+"""%%chat and %wcode in a real kernel against the bundled local server: what a notebook user sends and sees.
+
+One kernel for the module (tests run in file order and share its session); every cell's iopub messages are kept
+and scanned for the API key at the end, together with the history database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+from magics_kernel import FAKE_KEY, Kernel
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def k(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("magics"))
+    kernel = Kernel(tmp)
+    kernel.tmp = tmp
+    kernel.ok("%load_ext wcode_magic\nimport wcode_magic as wm, os")
+    # the key is configured explicitly for the local server, so it is really sent (and must never show)
+    kernel.ok("%wcode use local\nwm.configure(api_key=os.environ['WCODE_API_KEY'], max_retries=0)")
+    yield kernel
+    kernel.close()
+
+
+def last_request(k: Kernel) -> dict:
+    return k.value("wm.last().request")
+
+
+def one_line_error(run) -> str:
+    """The cell failed with a short message: one traceback line, no Python frames."""
+    assert run.status == "error"
+    tb = run.error["traceback"]
+    assert len(tb) == 1 and "Traceback" not in tb[0] and 'File "' not in tb[0], tb
+    return tb[0]
+
+
+def test_conversation_continues_and_streams_live(k: Kernel) -> None:
+    # a 1 s pause before the first answer token, then one in the answer: both phases are on screen for a while
+    first = k.ok(
+        "%%chat --seed 1 --max-tokens 40 --header 'X-Wcode-Fault: stall_after=0,stall_s=0.5'\nTell me about frogs"
+    )
+    markdowns = [d.get("text/markdown", "") for d in first.displays]
+    assert any("<details open>" in m for m in markdowns), "thinking streams in an open block"
+    assert any("<details>" in m and "<details open>" not in m for m in markdowns), "closed once the answer starts"
+    assert first.last_display == {}, "the live view is cleared: the result shows the same answer"
+    answer = k.value("wm.last().text")
+    assert answer and answer in first.result["text/markdown"]
+    assert "tokens" in first.result["text/markdown"]  # footer
+    k.ok("%%chat --seed 2 --max-tokens 20\nAnd toads?")
+    messages = last_request(k)["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[0]["content"] == "Tell me about frogs"
+    assert messages[1]["content"] == answer
+    assert messages[2]["content"] == "And toads?"
+
+
+def test_new_name_and_system(k: Kernel) -> None:
+    k.ok('%%chat --name side --system "Be brief." --max-tokens 5\nfirst on the side')
+    messages = last_request(k)["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[0]["content"] == "Be brief."
+    k.ok("%%chat --name side --max-tokens 5\nsecond on the side")
+    assert [m["role"] for m in last_request(k)["messages"]] == ["system", "user", "assistant", "user"]
+    k.ok("%%chat --max-tokens 5\nback in the default one")
+    assert len(last_request(k)["messages"]) == 5  # two earlier exchanges + this turn; the side one is separate
+    k.ok("%%chat --new --max-tokens 5\nfresh start")
+    assert [m["content"] for m in last_request(k)["messages"]] == ["fresh start"]
+
+
+def test_request_parameters_from_flags(k: Kernel) -> None:
+    k.ok(
+        '%%chat --new -m local/ngram --temperature 0.2 --top-k 20 --max-tokens 50 --seed 7 --stop "###" '
+        '--logprobs 5 --logit-bias \'{"123": -100, "7": 5}\' --frequency-penalty -0.5 --no-stream\nhello'
+    )
+    req = last_request(k)
+    assert req["model"] == "local/ngram"
+    for name, value in {
+        "temperature": 0.2,
+        "top_k": 20,
+        "max_tokens": 50,
+        "seed": 7,
+        "stop": "###",
+        "logprobs": True,
+        "top_logprobs": 5,
+        "logit_bias": {"123": -100, "7": 5},
+        "frequency_penalty": -0.5,
+        "stream": False,
+    }.items():
+        assert req[name] == value, name
+    assert k.value("len(wm.last().logprobs) > 0")
+
+
+def test_thinking_switches(k: Kernel) -> None:
+    k.ok("%%chat --new --think --effort high --max-tokens 5\nq")
+    assert last_request(k)["reasoning"] == {"enabled": True, "effort": "high"}
+    k.ok("%%chat --no-think --max-tokens 5\nq")
+    assert last_request(k)["reasoning"] == {"enabled": False}
+    assert k.value("wm.last().reasoning") == ""
+
+
+def test_interpolation(k: Kernel) -> None:
+    k.ok("x = 42\nclass C: pass\nobj = C(); obj.attr = 'attr-value'")
+    cell = 'Value {x}, {obj.attr}, {{x}}, {missing}\ndef f():\n    return {}\npayload = {"a b": {"c": 1}}'
+    k.ok(f"%%chat --new --max-tokens 5\n{cell}")
+    sent = last_request(k)["messages"][-1]["content"]
+    assert sent == 'Value 42, attr-value, {x}, {missing}\ndef f():\n    return {}\npayload = {"a b": {"c": 1}}'
+    k.ok("%%chat --new --no-interpolate --max-tokens 5\nValue {x}")
+    assert last_request(k)["messages"][-1]["content"] == "Value {x}"
+    k.ok('%%chat --new --stop \'["a b", "###"]\' --max-tokens 5\nq')
+    assert last_request(k)["stop"] == ["a b", "###"]
+
+
+def test_out_semicolon_and_formats(k: Kernel) -> None:
+    quiet = k.ok("%%chat --new -o r --max-tokens 8;\nq")
+    assert quiet.result is None and quiet.last_display.get("text/plain"), "the live view stays as the answer"
+    assert k.value("r is wm.last() and r.status == 'done'")
+    text = k.ok("%%chat --format text --max-tokens 8\nq")
+    assert text.result == {"text/plain": k.value("wm.last().text")}
+    assert all(set(d) <= {"text/plain"} for d in text.displays)
+    code = k.ok("%%chat --insert --max-tokens 8\nwrite code")
+    answer = k.value("wm.last().text")
+    assert code.result["text/markdown"].startswith("```")
+    payloads = [p for p in code.reply["payload"] if p.get("source") == "set_next_input"]
+    assert payloads and payloads[0]["text"] == answer.strip()
+    bad_json = k.run("%%chat --format json --max-tokens 8\nq")
+    assert "--format json: the answer is not valid JSON" in one_line_error(bad_json)
+
+
+def test_one_shot_wcode(k: Kernel) -> None:
+    before = k.value("len(wm.conversations.CONVERSATIONS.get().messages)")
+    k.ok("%wcode what is {x}?")
+    assert last_request(k)["messages"] == [{"role": "user", "content": "what is 42?"}]
+    k.ok("%wcode -m local/ngram --seed 3 --max-tokens 4 -- say {x}")
+    req = last_request(k)
+    assert (req["model"], req["seed"], req["messages"][-1]["content"]) == ("local/ngram", 3, "say 42")
+    k.ok("%%wcode --max-tokens 4\ncell prompt")
+    assert len(last_request(k)["messages"]) == 1
+    assert k.value("len(wm.conversations.CONVERSATIONS.get().messages)") == before
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("--temperature 5", "%%chat: temperature=5.0 is not allowed: temperature takes a number from 0 to 2."),
+        ("--tempreature 1", "%%chat: Unknown option --tempreature. Did you mean --temperature?"),
+        ("--logprobs 50", "%%chat: top_logprobs=50 is not allowed: top_logprobs takes an integer from 0 to 20."),
+        ("--effort extreme", "%%chat: --effort 'extreme' is not allowed: --effort takes low | medium | high."),
+    ],
+)
+def test_bad_options_are_one_line(k: Kernel, line: str, expected: str) -> None:
+    assert one_line_error(k.run(f"%%chat {line}\nq")) == expected
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("status=401", "AuthenticationError: HTTP 401: the API key was refused or is missing."),
+        ("status=402", "InsufficientCreditError: HTTP 402: the account is out of credit."),
+        ("status=429", "RateLimitError: HTTP 429: rate limited"),
+        ("status=503", "ServerError: HTTP 503: the server had trouble"),
+    ],
+)
+def test_http_errors_say_what_to_do(k: Kernel, fault: str, expected: str) -> None:
+    run = k.run(f"%%chat --header 'X-Wcode-Fault: {fault}'\nq")
+    message = one_line_error(run)
+    assert message.startswith(expected)
+    if fault == "status=401":
+        assert "%wcode key" in message and "%wcode use local" in message
+
+
+def test_broken_stream_keeps_partial(k: Kernel) -> None:
+    k.ok("%wcode reset")
+    run = k.run("%%chat --max-tokens 200 --header 'X-Wcode-Fault: error_after=5'\nq")
+    assert one_line_error(run).startswith("StreamError: The stream broke")
+    partial = k.value("wm.last().text")
+    assert partial and partial in run.last_display["text/plain"]
+    assert "ERROR" in run.last_display["text/plain"]
+    assert k.value("wm.conversations.CONVERSATIONS.get().messages[-1]['content']") == partial
+
+
+def test_server_down_and_local_parameter_error(k: Kernel) -> None:
+    run = k.run("%%chat --max-tokens 0\nq")
+    assert "max_tokens=0 is not allowed" in one_line_error(run)
+    k.ok("saved = wm.SESSION.base_url\nwm.configure(base_url='http://127.0.0.1:9/v1')")
+    run = k.run("%%chat\nq")
+    assert one_line_error(run).startswith("APIConnectionError: Could not reach http://127.0.0.1:9/v1")
+    k.ok("wm.configure(base_url=saved)")
+
+
+def test_interrupt_keeps_partial_answer(k: Kernel) -> None:
+    k.ok("%wcode reset")
+    rows_before = k.value("len(wm.history())")
+
+    def answering(run) -> bool:
+        return any("answering" in d.get("text/plain", "") for d in run.displays)
+
+    run = k.run(
+        "%%chat --max-tokens 3000 --header 'X-Wcode-Fault: stall_after=30,stall_s=60'\ntell a long story",
+        interrupt_when=answering,
+        timeout=30,
+    )
+    assert one_line_error(run).startswith("Stopped. The partial answer")
+    partial = k.value("wm.last().text")
+    assert partial and k.value("wm.last().status") == "stopped"
+    final = run.last_display["text/plain"]
+    assert partial in final and "STOPPED" in final
+    assert "<details>" in run.last_display["text/markdown"]
+    assert k.value("wm.conversations.CONVERSATIONS.get().messages[-1]['content']") == partial
+    rows = k.value("wm.history(1)[['status', 'text']].to_dict('records')")
+    assert rows == [{"status": "stopped", "text": partial}]
+    assert k.value("len(wm.history())") == rows_before + 1
+    k.ok("%%chat --max-tokens 5\nstill alive?")  # the kernel and the conversation carry on
+    assert [m["role"] for m in last_request(k)["messages"]] == ["user", "assistant", "user"]
+
+
+def test_subcommands(k: Kernel) -> None:
+    models = k.ok("%wcode models")
+    assert "deepseek/deepseek-chat-v3.1" in models.result["text/plain"]
+    bad = k.run("%wcode set temperature=5 top_k=2")
+    assert one_line_error(bad) == "%wcode set: temperature=5.0 is not allowed: temperature takes a number from 0 to 2."
+    assert k.value("wm.SESSION.params") == {}, "nothing applied when one value is bad"
+    k.ok("%wcode set temperature=0.2 top_k=5 stop='a b'")
+    assert k.value("wm.SESSION.params") == {"temperature": 0.2, "top_k": 5, "stop": "a b"}
+    k.ok("%%chat --max-tokens 3\nq")
+    req = last_request(k)
+    assert (req["temperature"], req["top_k"], req["stop"]) == (0.2, 5, "a b")
+    k.ok("%wcode unset temperature top_k stop")
+    assert k.value("wm.SESSION.params") == {}
+    config = k.ok("%wcode config").stdout
+    assert "local/ngram-thinking" in config and "history" in config and "…" in config
+    usage = k.ok("%wcode usage").result["text/plain"]
+    assert "local/ngram-thinking" in usage
+    assert "prompt_tokens" in k.ok("%wcode history 3").result["text/plain"]
+    help_text = k.ok("%wcode help").stdout
+    for flag in ("--top-k", "--logit-bias", "--top-logprobs", "--effort", "models", "panel"):
+        assert flag in help_text
+    k.ok("%wcode use local-thinking-rc")
+    assert k.value("wm.SESSION.model") == "local/ngram-thinking-rc"
+    k.ok("%wcode use local")
+
+
+def test_history_off(k: Kernel) -> None:
+    before = k.value("len(wm.history())")
+    k.ok("%wcode set history=off")
+    k.ok("%%chat --max-tokens 3\nnot logged")
+    assert k.value("len(wm.history())") == before
+    k.ok("%wcode set history=on")
+    k.ok("%%chat --max-tokens 3 --logprobs 2\nlogged")
+    frame_row = k.value("wm.history(1).iloc[0][['host', 'params', 'messages', 'complete']].to_dict()")
+    assert frame_row["host"].startswith("127.0.0.1:")
+    assert frame_row["params"]["top_logprobs"] == 2 and frame_row["complete"] is True
+    assert frame_row["messages"][-1] == {"role": "user", "content": "logged"}
+    assert k.value("len(wm.history(1).iloc[0]['logprobs'])") > 0
+
+
+def test_key_command_uses_getpass_and_0600(k: Kernel) -> None:
+    stored = "sk-typed-in-getpass-0000111122223333"
+    run = k.run("%wcode key", stdin=stored)
+    assert run.status == "ok" and "Key saved to" in run.stdout
+    path = os.path.join(k.tmp, "config", "key")
+    assert Path(path).read_text() == stored
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stored not in run.text()
+    assert "Removed the stored key" in k.ok("%wcode key --clear").stdout
+    assert not os.path.exists(path)
+
+
+def test_key_never_shown_or_stored(k: Kernel) -> None:
+    assert k.value("wm.SESSION.key_for(wm.SESSION.base_url, None).reveal() == os.environ['WCODE_API_KEY']")
+    k.ok("print(repr(wm.SESSION.api_key), repr(wm.last()))\nwm.SESSION")  # reprs that could leak
+    for run in k.runs:
+        assert FAKE_KEY not in run.text()
+    db = os.path.join(k.tmp, "data", "history.sqlite")
+    for suffix in ("", "-wal"):
+        if os.path.exists(db + suffix):
+            assert FAKE_KEY.encode() not in Path(db + suffix).read_bytes()
+    with sqlite3.connect(db) as conn:
+        dumped = json.dumps(list(conn.execute("SELECT * FROM exchanges")))
+    assert FAKE_KEY not in dumped and len(dumped) > 1000
