@@ -33,7 +33,7 @@ SENTENCE_ENDS = frozenset({".", "?", "!"})
 _FILLER_WORDS = frozenset(
     f" {w}"
     for w in (
-        "and", "are", "can", "could", "do", "does", "how", "i", "is", "me", "of", "please", "tell", "to",
+        "about", "and", "are", "can", "could", "do", "does", "how", "i", "is", "me", "of", "please", "tell", "to",
         "what", "when", "where", "which", "who", "why", "will", "would", "you", "your",
     )
 )  # fmt: skip
