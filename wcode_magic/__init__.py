@@ -41,6 +41,8 @@ _EXPORTS: dict[str, str] = {
     "frame": "frames",
     "compare": "sweeps",
     "batch": "sweeps",
+    "acompare": "sweeps",
+    "abatch": "sweeps",
     "label_probs": "frames",
     "plot_confidence": "plots",
 }

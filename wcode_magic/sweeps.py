@@ -1,0 +1,465 @@
+"""Concurrent sweeps: ``wm.compare`` runs one prompt over a grid of models / temperatures / seeds, ``wm.batch`` runs
+many prompts; both return one DataFrame row per run.
+
+How it runs: every cell is checked first (a bad parameter fails before anything is sent), then all cells go out
+through ``achat`` at once, bounded by an ``asyncio.Semaphore`` (default 8; the client keeps 64 connections).
+Each cell keeps the core's retry policy; a cell that still fails becomes a row with its ``error`` and whatever
+Response it had. Results are stored as each cell ends, so an interrupt (Ctrl-C, the kernel's stop button) returns
+the finished rows with a warning instead of losing them.
+
+Where it runs: ``compare``/``batch`` are synchronous and run the sweep on the client's private event-loop thread
+(``client.LOOP``), so they work in a notebook cell, whose loop is already running, without nest_asyncio.
+``acompare``/``abatch`` are the same for ``await``. The progress bar is ``tqdm.auto`` (a widget in notebooks,
+text in terminals), created in the caller's thread so it lands in the caller's cell.
+
+Divergence: runs of the same prompt are compared token by token; ``diverge_token`` is the first token position
+where they stop agreeing (needs ``logprobs=True``, which carries the token boundaries), ``diverge_char`` the first
+character. Both are missing when the runs agree throughout or there is only one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import client
+from .errors import InvalidParameterError, WcodeError, WcodeWarning
+from .response import Response
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_CONCURRENCY = 64  # the client's connection pool: more would only queue inside httpx
+# achat's own keywords; everything else in **fixed is a request parameter checked against params.PARAMS
+CALL_KEYWORDS = frozenset({"system", "stream", "base_url", "api_key", "timeout", "headers", "extra_body", "on_event"})
+RESULT_COLUMNS = (
+    "text",
+    "reasoning",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost",
+    "latency_s",
+    "ttft_s",
+    "complete",
+    "error",
+    "diverge_token",
+    "diverge_char",
+    "response",
+)
+Prompt = str | list[dict[str, Any]]
+
+
+@dataclass
+class Cell:
+    """One run of the sweep: what to send, and the grid values shown as columns."""
+
+    index: int
+    prompt: Prompt
+    group: Any  # runs in the same group share the prompt: divergence is measured within it
+    labels: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    response: Response | None
+    error: BaseException | None
+    wall_s: float
+
+
+# -- checking the input -----------------------------------------------------------------------------------------
+def _bad(param: str, value: Any, allowed: str) -> InvalidParameterError:
+    return InvalidParameterError(f"{param}={value!r} is not allowed: {allowed}.", param=param, value=value)
+
+
+def _check_count(name: str, value: Any, high: int | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (high is not None and value > high):
+        raise _bad(name, value, f"give an integer from 1 to {high}" if high else "give an integer of at least 1")
+
+
+def _axis(name: str, values: Any) -> list[Any] | None:
+    """A grid axis as a list: None stays None (not swept), a scalar is one value, an empty list is an error."""
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        return [values]
+    out = list(values)
+    if not out:
+        raise _bad(name, values, "give at least one value (or leave it out)")
+    return out
+
+
+def _split(fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(achat keywords, request parameters) from the caller's fixed settings."""
+    call = {k: v for k, v in fixed.items() if k in CALL_KEYWORDS}
+    params = {k: v for k, v in fixed.items() if k not in CALL_KEYWORDS}
+    return call, params
+
+
+def _validate(cells: list[Cell], call: Mapping[str, Any]) -> None:
+    """Build every distinct request body once, so a bad value raises before the first request leaves."""
+    seen: set[str] = set()
+    for cell in cells:
+        key = repr(sorted(cell.params.items(), key=lambda kv: kv[0]))
+        if key in seen:
+            continue
+        seen.add(key)
+        params = dict(cell.params)
+        model = params.pop("model", None)
+        client.build_request(
+            cell.prompt if isinstance(cell.prompt, str) else list(cell.prompt),
+            model=model,
+            system=call.get("system"),
+            stream=call.get("stream", True),
+            extra_body=call.get("extra_body"),
+            call_params=params,
+        )
+
+
+# -- running ----------------------------------------------------------------------------------------------------
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="run", disable=not enabled, leave=True)
+
+
+async def _run(
+    cells: list[Cell], call: Mapping[str, Any], concurrency: int, bar: Any, outcomes: dict[int, Outcome]
+) -> None:
+    """Run every cell, at most ``concurrency`` at a time, storing each outcome as soon as it ends."""
+    gate = asyncio.Semaphore(concurrency)
+    user_on_event = call.get("on_event")
+    kwargs = {k: v for k, v in call.items() if k != "on_event"}
+    failures = 0
+
+    async def one(cell: Cell) -> None:
+        nonlocal failures
+        async with gate:
+            started: list[Response] = []
+
+            def on_event(ev: Any) -> None:
+                if ev.kind == "start":
+                    started.append(ev.value)
+                if user_on_event is not None:
+                    user_on_event(ev)
+
+            t0 = time.perf_counter()
+            try:
+                response = await client.achat(cell.prompt, on_event=on_event, **kwargs, **cell.params)
+                outcomes[cell.index] = Outcome(response, None, time.perf_counter() - t0)
+            except Exception as e:  # a failed cell is a row, never the end of the sweep
+                partial = getattr(e, "partial", None) or (started[0] if started else None)
+                outcomes[cell.index] = Outcome(partial, e, time.perf_counter() - t0)
+                failures += 1
+                bar.set_postfix_str(f"{failures} failed", refresh=False)
+            bar.update(1)
+
+    tasks = [asyncio.ensure_future(one(cell)) for cell in cells]
+    try:
+        await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # let stopped calls mark their Responses
+        raise
+
+
+def _run_sync(cells: list[Cell], call: Mapping[str, Any], concurrency: int, desc: str, progress: bool) -> dict:
+    """Run on the client's loop thread; on KeyboardInterrupt keep what finished."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None and running is client.LOOP.loop():
+        raise RuntimeError(f"wm.{desc}() was called from inside wcode-magic's own loop; use `await wm.a{desc}(...)`.")
+    outcomes: dict[int, Outcome] = {}
+    bar = _progress(len(cells), desc, progress)
+    interrupted = False
+    try:
+        client.LOOP.run(_run(cells, call, concurrency, bar, outcomes))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    return {"outcomes": outcomes, "interrupted": interrupted}
+
+
+async def _run_async(cells: list[Cell], call: Mapping[str, Any], concurrency: int, desc: str, progress: bool) -> dict:
+    """Run on the caller's loop; a cancellation (the notebook's stop button) returns what finished."""
+    outcomes: dict[int, Outcome] = {}
+    bar = _progress(len(cells), desc, progress)
+    interrupted = False
+    try:
+        await _run(cells, call, concurrency, bar, outcomes)
+    except asyncio.CancelledError:
+        interrupted = True
+        task = asyncio.current_task()
+        if task is not None and hasattr(task, "uncancel"):
+            task.uncancel()  # the sweep handled the cancellation by returning its finished rows
+    finally:
+        bar.close()
+    return {"outcomes": outcomes, "interrupted": interrupted}
+
+
+# -- the table --------------------------------------------------------------------------------------------------
+def _common_prefix(seqs: list[Sequence[Any]]) -> int | None:
+    """Length of the prefix all sequences share, or None when they are all identical (no divergence)."""
+    if len(seqs) < 2 or all(s == seqs[0] for s in seqs[1:]):
+        return None
+    n = 0
+    for items in zip(*seqs, strict=False):
+        if any(x != items[0] for x in items[1:]):
+            break
+        n += 1
+    return n
+
+
+def _divergence(cells: list[Cell], outcomes: dict[int, Outcome]) -> dict[int, tuple[int | None, int | None]]:
+    """(diverge_token, diverge_char) per cell index, over the complete runs of each prompt group."""
+    groups: dict[Any, list[Response]] = {}
+    members: dict[Any, list[int]] = {}
+    for cell in cells:
+        out = outcomes.get(cell.index)
+        if out is None or out.error is not None or out.response is None or not out.response.complete:
+            continue
+        groups.setdefault(cell.group, []).append(out.response)
+        members.setdefault(cell.group, []).append(cell.index)
+    result: dict[int, tuple[int | None, int | None]] = {}
+    for group, responses in groups.items():
+        token_lists = [[e["token"] for e in r.logprobs] for r in responses]
+        by_token = _common_prefix(token_lists) if all(token_lists) else None
+        by_char = _common_prefix([r.text for r in responses])
+        for index in members[group]:
+            result[index] = (by_token, by_char)
+    return result
+
+
+def _error_text(e: BaseException) -> str:
+    message = e.message if isinstance(e, WcodeError) else str(e)
+    return f"{type(e).__name__}: {message}"
+
+
+def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    outcomes: dict[int, Outcome] = run["outcomes"]
+    diverge = _divergence(cells, outcomes)
+    data: dict[str, list[Any]] = {name: [] for name in [*label_columns, *RESULT_COLUMNS]}
+    for cell in cells:
+        out = outcomes.get(cell.index)
+        if out is None:  # interrupted before it finished
+            continue
+        for name in label_columns:
+            data[name].append(cell.labels.get(name))
+        r = out.response
+        u = r.usage if r is not None else None
+        values = {
+            "text": r.text if r is not None else "",
+            "reasoning": r.reasoning if r is not None else "",
+            "finish_reason": r.finish_reason if r is not None else None,
+            "prompt_tokens": u.prompt_tokens if u else None,
+            "completion_tokens": u.completion_tokens if u else None,
+            "reasoning_tokens": u.reasoning_tokens if u else None,
+            "total_tokens": u.total_tokens if u else None,
+            "cost": r.cost if r is not None else None,
+            "latency_s": r.latency_s if r is not None and r.latency_s is not None else out.wall_s,
+            "ttft_s": r.ttft_s if r is not None else None,
+            "complete": bool(r is not None and r.complete and out.error is None),
+            "error": _error_text(out.error) if out.error is not None else None,
+            "diverge_token": diverge.get(cell.index, (None, None))[0],
+            "diverge_char": diverge.get(cell.index, (None, None))[1],
+            "response": r,
+        }
+        for name, value in values.items():
+            data[name].append(value)
+    df = pd.DataFrame(data)
+    for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "diverge_token"):
+        df[name] = df[name].astype("Int64")
+    df["diverge_char"] = df["diverge_char"].astype("Int64")
+    failed = int(df["error"].notna().sum())
+    df.attrs.update(total=len(cells), finished=len(df), failed=failed, interrupted=run["interrupted"])
+    if run["interrupted"]:
+        warnings.warn(
+            f"Interrupted: returning the {len(df)} of {len(cells)} runs that finished.", WcodeWarning, stacklevel=3
+        )
+    return df
+
+
+# -- compare ----------------------------------------------------------------------------------------------------
+def _compare_cells(
+    prompt: Prompt,
+    models: Any,
+    temperature: Any,
+    seed: Any,
+    n: int,
+    concurrency: int,
+    grid: Mapping[str, Any] | None,
+    fixed: dict[str, Any],
+) -> tuple[list[Cell], dict[str, Any], list[str]]:
+    if not isinstance(prompt, (str, list)) or not prompt:
+        raise _bad("prompt", prompt, "give a prompt string or a list of messages")
+    _check_count("n", n, None)
+    _check_count("concurrency", concurrency, MAX_CONCURRENCY)
+    if models is not None and fixed.get("model") is not None:
+        raise _bad("model", fixed["model"], "give either model= or models=, not both")
+    models = _axis("models", models if models is not None else fixed.pop("model", None))
+    fixed.pop("model", None)
+    axes: dict[str, list[Any]] = {}
+    axes["model"] = models or [None]
+    for name, values in (("temperature", temperature), ("seed", seed), *(grid or {}).items()):
+        if name in axes or name in CALL_KEYWORDS:
+            raise _bad("grid", name, "sweep request parameters only, each once")
+        listed = _axis(name, values)
+        if listed is not None:
+            if name in fixed:
+                raise _bad(name, fixed[name], f"{name} is already swept; do not also fix it")
+            axes[name] = listed
+    call, params = _split(fixed)
+    cells = []
+    names = list(axes)
+    for combo in itertools.product(*axes.values()):
+        for run in range(n):
+            labels = dict(zip(names, combo, strict=True))
+            cell_params = {**params, **{k: v for k, v in labels.items() if v is not None}}
+            if labels["model"] is None:
+                labels["model"] = client.SESSION.resolve_model(None)
+            labels["run"] = run
+            cells.append(Cell(len(cells), prompt, 0, labels, cell_params))
+    return cells, call, [*names, "run"]
+
+
+def compare(
+    prompt: Prompt,
+    models: Any = None,
+    temperature: Any = None,
+    seed: Any = None,
+    n: int = 1,
+    concurrency: int = 8,
+    *,
+    grid: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    **fixed: Any,
+) -> pd.DataFrame:
+    """Run ``prompt`` over every combination of ``models`` x ``temperature`` x ``seed`` (x ``grid`` axes), ``n``
+    times each, ``concurrency`` at a time; one row per run (see the module docstring for the columns).
+
+    Each axis takes one value or a list; ``**fixed`` are the same for every run: request parameters
+    (``max_tokens=100``, ``logprobs=True``) and ``achat`` options (``system``, ``base_url``, ``headers``...).
+    """
+    cells, call, labels = _compare_cells(prompt, models, temperature, seed, n, concurrency, grid, dict(fixed))
+    _validate(cells, call)
+    return _table(cells, _run_sync(cells, call, concurrency, "compare", progress), labels)
+
+
+async def acompare(
+    prompt: Prompt,
+    models: Any = None,
+    temperature: Any = None,
+    seed: Any = None,
+    n: int = 1,
+    concurrency: int = 8,
+    *,
+    grid: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    **fixed: Any,
+) -> pd.DataFrame:
+    """``compare`` for ``await`` (a notebook cell with top-level await keeps its Stop button responsive)."""
+    cells, call, labels = _compare_cells(prompt, models, temperature, seed, n, concurrency, grid, dict(fixed))
+    _validate(cells, call)
+    return _table(cells, await _run_async(cells, call, concurrency, "compare", progress), labels)
+
+
+# -- batch ------------------------------------------------------------------------------------------------------
+def _items(prompts: Any, column: str | None) -> tuple[list[tuple[Any, Prompt]], bool]:
+    """(label, prompt) pairs from a list, a Series or a DataFrame column; and whether labels are a pandas index."""
+    if isinstance(prompts, (str, bytes)):
+        raise _bad("prompts", prompts, "give a list, Series or DataFrame of prompts (for one prompt use wm.chat)")
+    if hasattr(prompts, "columns"):  # a DataFrame
+        if column is None:
+            if len(prompts.columns) != 1:
+                raise _bad("column", column, f"name the prompt column, one of {list(prompts.columns)}")
+            column = prompts.columns[0]
+        if column not in prompts.columns:
+            raise _bad("column", column, f"one of {list(prompts.columns)}")
+        prompts = prompts[column]
+    if hasattr(prompts, "items") and hasattr(prompts, "index"):  # a Series
+        pairs, indexed = list(prompts.items()), True
+    elif isinstance(prompts, Iterable):
+        pairs, indexed = list(enumerate(prompts)), False
+    else:
+        raise _bad("prompts", prompts, "give a list, Series or DataFrame of prompts")
+    if not pairs:
+        raise _bad("prompts", prompts, "give at least one prompt")
+    for label, p in pairs:
+        if not isinstance(p, (str, list)) or not p:
+            raise _bad(f"prompts[{label!r}]", p, "each prompt is a non-empty string or a list of messages")
+    return pairs, indexed
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    """What the ``prompt`` column shows for a message list: its last user turn."""
+    user = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return user[-1] if user and isinstance(user[-1], str) else repr(user[-1] if user else messages[-1])
+
+
+def _batch_cells(
+    prompts: Any, n: int, concurrency: int, column: str | None, fixed: dict[str, Any]
+) -> tuple[list[Cell], dict[str, Any], list[str], bool]:
+    _check_count("n", n, None)
+    _check_count("concurrency", concurrency, MAX_CONCURRENCY)
+    pairs, indexed = _items(prompts, column)
+    call, params = _split(fixed)
+    cells = []
+    for position, (label, prompt) in enumerate(pairs):
+        shown = prompt if isinstance(prompt, str) else _last_user_text(prompt)
+        for run in range(n):
+            labels = {"item": label, "prompt": shown, "run": run}
+            cells.append(Cell(len(cells), prompt, position, labels, dict(params)))
+    return cells, call, ["item", "prompt", "run"], indexed and n == 1
+
+
+def _indexed(df: pd.DataFrame, by_item: bool) -> pd.DataFrame:
+    """For a Series/DataFrame input with one run per prompt, the result is indexed like the input (joinable)."""
+    if by_item:
+        df = df.set_index("item")
+        df.index.name = None
+    return df
+
+
+def batch(
+    prompts: Any,
+    concurrency: int = 8,
+    *,
+    n: int = 1,
+    column: str | None = None,
+    progress: bool = True,
+    **params: Any,
+) -> pd.DataFrame:
+    """Run every prompt (a list, a Series, or ``column`` of a DataFrame), ``n`` times each, ``concurrency`` at a
+    time, with the same ``**params``; one row per run, in input order (see the module docstring)."""
+    cells, call, labels, by_item = _batch_cells(prompts, n, concurrency, column, dict(params))
+    _validate(cells, call)
+    return _indexed(_table(cells, _run_sync(cells, call, concurrency, "batch", progress), labels), by_item)
+
+
+async def abatch(
+    prompts: Any,
+    concurrency: int = 8,
+    *,
+    n: int = 1,
+    column: str | None = None,
+    progress: bool = True,
+    **params: Any,
+) -> pd.DataFrame:
+    """``batch`` for ``await``."""
+    cells, call, labels, by_item = _batch_cells(prompts, n, concurrency, column, dict(params))
+    _validate(cells, call)
+    return _indexed(_table(cells, await _run_async(cells, call, concurrency, "batch", progress), labels), by_item)
