@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 import types
 import warnings
 from pathlib import Path
@@ -29,6 +30,7 @@ _INTEGER = {"prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tok
 _REAL = {"time", "cost", "latency_s", "ttft_s", "mean_logprob", "perplexity", "min_prob"}
 _JSON = ("params", "messages", "logprobs")
 EXTRA_COLUMNS = ("response_id", "messages", "logprobs")
+_ATTEMPTS = 6
 ALL_COLUMNS = (*rows.COLUMNS, *EXTRA_COLUMNS)
 
 
@@ -68,7 +70,8 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30.0)
     conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute("PRAGMA journal_mode = WAL")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # WAL persists in the file: set it once
+        conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(_SCHEMA)
     return conn
 
@@ -96,15 +99,22 @@ def _insert(row: dict[str, Any]) -> None:
         json.dumps(row[c], ensure_ascii=False) if c in _JSON and row[c] is not None else row[c] for c in ALL_COLUMNS
     ]
     values[ALL_COLUMNS.index("complete")] = int(bool(row["complete"]))
-    conn = connect()
-    try:
-        with conn:
-            conn.execute(
-                f"INSERT INTO exchanges ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' * len(ALL_COLUMNS))})",
-                values,
-            )
-    finally:
-        conn.close()
+    insert = f"INSERT INTO exchanges ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' * len(ALL_COLUMNS))})"
+    for attempt in range(_ATTEMPTS):
+        try:
+            conn = connect()
+            try:
+                with conn:
+                    conn.execute(insert, values)
+                return
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as e:
+            # switching a new file to WAL is not covered by the busy timeout: two kernels creating the file at
+            # once can see "database is locked" once; try again shortly
+            if "locked" not in str(e) or attempt == _ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
 
 
 def history(n: int | None = None) -> pd.DataFrame:

@@ -1,0 +1,136 @@
+"""The SQLite history: one row per exchange with its messages and logprobs, switchable off, safe across kernels."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from importlib import import_module
+
+import pytest
+
+import wcode_magic as wm
+from wcode_magic.response import Response
+
+# the module itself: `from wcode_magic import history` may give the wm.history function (same name)
+history = import_module("wcode_magic.history")
+
+CHUNKS = [
+    {"id": "gen-1", "model": "local/ngram", "choices": [{"index": 0, "delta": {"reasoning": "hmm"}}]},
+    {
+        "id": "gen-1",
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"content": "Hello"},
+                "logprobs": {"content": [{"token": "Hello", "logprob": -0.5, "bytes": None, "top_logprobs": []}]},
+            }
+        ],
+    },
+    {
+        "id": "gen-1",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    },
+]
+
+
+def make_response(text_suffix: str = "") -> Response:
+    request = {
+        "model": "local/ngram",
+        "messages": [{"role": "user", "content": "hi" + text_suffix}],
+        "temperature": 0.2,
+        "logprobs": True,
+        "stream": True,
+    }
+    r = Response(request, base_url="http://127.0.0.1:8123/v1")
+    for chunk in CHUNKS:
+        r.feed(chunk)
+    r.finish(complete=True)
+    return r
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch, session):
+    monkeypatch.setenv("WCODE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("WCODE_HISTORY", raising=False)
+    return tmp_path
+
+
+def test_record_and_read_back(data_dir) -> None:
+    history.record(make_response())
+    frame = wm.history()
+    assert len(frame) == 1
+    row = frame.iloc[0]
+    assert (row["model"], row["host"], row["text"], row["reasoning"]) == (
+        "local/ngram",
+        "127.0.0.1:8123",
+        "Hello",
+        "hmm",
+    )
+    assert row["params"] == {"temperature": 0.2, "logprobs": True}
+    assert row["messages"] == [{"role": "user", "content": "hi"}]
+    assert row["logprobs"][0]["token"] == "Hello" and row["logprobs"][0]["logprob"] == -0.5
+    assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (3, 2, 5)
+    assert row["complete"] and row["status"] == "done" and row["response_id"] == "gen-1"
+    assert math.isclose(row["mean_logprob"], -0.5)
+    assert str(frame["time"].dtype).startswith("datetime64")
+
+
+def test_last_n_oldest_first(data_dir) -> None:
+    for i in range(5):
+        history.record(make_response(str(i)))
+    frame = history.history(2)
+    assert [m[0]["content"] for m in frame["messages"]] == ["hi3", "hi4"]
+    assert len(history.history()) == 5
+
+
+def test_off_by_env_or_session(data_dir, monkeypatch, session) -> None:
+    monkeypatch.setenv("WCODE_HISTORY", "off")
+    history.record(make_response())
+    assert not (data_dir / "history.sqlite").exists()
+    monkeypatch.delenv("WCODE_HISTORY")
+    session.update(history=False)
+    history.record(make_response())
+    assert len(history.history()) == 0
+    session.update(history=True)
+    history.record(make_response())
+    assert len(history.history()) == 1
+
+
+def test_unwritable_location_warns_instead_of_failing(tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("WCODE_DATA_DIR", str(blocker / "sub"))
+    with pytest.warns(wm.WcodeWarning, match="Could not write the history"):
+        history.record(make_response())
+
+
+def test_two_processes_writing_at_once_lose_nothing(data_dir) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_history import make_response
+        from importlib import import_module
+        history = import_module('wcode_magic.history')
+        for i in range(150):
+            history.record(make_response(sys.argv[1] + str(i)))
+        """
+    )
+    env = {**os.environ, "WCODE_DATA_DIR": str(data_dir)}
+    procs = [subprocess.Popen([sys.executable, "-c", script, tag], env=env) for tag in ("a", "b")]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    prompts = [m[0]["content"] for m in history.history()["messages"]]
+    assert len(prompts) == 300
+    assert {p for p in prompts if p.startswith("hia")} == {f"hia{i}" for i in range(150)}
+    assert {p for p in prompts if p.startswith("hib")} == {f"hib{i}" for i in range(150)}
+
+
+def test_wm_history_is_callable_after_submodule_import(data_dir) -> None:
+    import wcode_magic.history  # noqa: F401 - the import that sets the package attribute to the module
+
+    history.record(make_response())
+    assert len(wm.history()) == 1 and len(wm.history(1)) == 1
