@@ -1,0 +1,140 @@
+"""The pure parts of the magics: live rendering, code extraction, terminal streaming, conversations, results."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from wcode_magic import flags, live, run
+from wcode_magic.conversations import Conversations
+from wcode_magic.response import Response
+
+
+def response(reasoning: str = "", text: str = "", *, finish: bool = True) -> Response:
+    r = Response({"model": "local/ngram-thinking", "messages": []})
+    if reasoning:
+        r.feed({"choices": [{"index": 0, "delta": {"reasoning": reasoning}}]})
+    if text:
+        r.feed({"choices": [{"index": 0, "delta": {"content": text}}]})
+    if finish:
+        r.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        r.finish(complete=True)
+    return r
+
+
+def test_thinking_open_while_it_streams_then_closed() -> None:
+    thinking = live.render_markdown("step one\nstep two", "", "f", streaming=True)
+    assert thinking.startswith("<details open><summary>Thinking…</summary>")
+    assert "> step one\n> step two" in thinking
+    answering = live.render_markdown("step one", "The answer", "f", streaming=True)
+    assert answering.startswith("<details><summary>Thinking (2 words)</summary>")
+    assert "The answer" in answering and answering.endswith("<sub>f</sub>")
+
+
+def test_open_code_fence_is_closed_while_streaming_only() -> None:
+    half = "Here:\n```python\nprint(1"
+    assert live.render_markdown("", half, "", streaming=True).count("```") == 2
+    assert live.render_markdown("", half, "", streaming=False).count("```") == 1
+
+
+def test_footer_is_escaped() -> None:
+    assert "&lt;b&gt;" in live.render_markdown("", "x", "<b>", streaming=False)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Use this:\n```python\nx = 1\n```\nand\n```\ny = 2\n```", ("python", "x = 1\n\ny = 2\n")),
+        ("no fence at all\n", ("", "no fence at all")),
+        ("```js\nlet a\n", ("js", "let a\n")),  # a stopped stream with an open block
+    ],
+)
+def test_code_blocks(text: str, expected: tuple[str, str]) -> None:
+    assert live.code_blocks(text) == expected
+
+
+def test_terminal_view_streams_deltas() -> None:
+    out = io.StringIO()
+    view = live.TerminalView(out)
+    view.begin("local/ngram-thinking")
+    r = response("think", "", finish=False)
+    view.update(r)
+    r.feed({"choices": [{"index": 0, "delta": {"content": "Ans"}}]})
+    view.update(r)
+    r.feed({"choices": [{"index": 0, "delta": {"content": "wer"}}]})
+    r.finish(complete=True)
+    view.finish(r)
+    assert out.getvalue().startswith(
+        "[local/ngram-thinking]\n[thinking]\nthink\n[answer]\nAnswer\nlocal/ngram-thinking"
+    )
+
+
+def test_conversation_adds_whole_exchanges_only() -> None:
+    convs = Conversations()
+    conv = convs.get()
+    assert not conv.add("q1", response("", ""))  # nothing arrived: no half exchange
+    assert conv.messages == []
+    partial = response("", "part", finish=False)
+    partial.finish(complete=False, stopped=True)
+    assert conv.add("q1", partial)
+    assert conv.request("q2") == [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "part"},
+        {"role": "user", "content": "q2"},
+    ]
+    assert convs.get("other").messages == []
+    assert convs.reset() and not convs.reset()
+
+
+def test_parse_json_bare_or_fenced() -> None:
+    assert run.parse_json('{"a": [1, 2]}') == {"a": [1, 2]}
+    assert run.parse_json('Sure:\n```json\n{"a b": 1}\n```') == {"a b": 1}
+    with pytest.raises(run.CellError, match="not valid JSON"):
+        run.parse_json("no json here")
+
+
+class _Shell:
+    def __init__(self) -> None:
+        self.user_ns: dict = {}
+        self.next_input: str | None = None
+
+    def set_next_input(self, text: str, replace: bool = False) -> None:
+        self.next_input = text
+
+
+class _View:
+    def begin(self, model: str) -> None: ...
+    def update(self, response: Response) -> None: ...
+    def finish(self, response: Response | None, note: str | None = None) -> None:
+        self.finished = response
+
+    def clear(self) -> None:
+        self.cleared = True
+
+
+@pytest.mark.parametrize(
+    ("line", "text", "expected"),
+    [
+        ("--format json -o r", '{"k": [1, 2]}', {"k": [1, 2]}),
+        ("--format text", "plain *text*", "plain *text*"),
+        ("--insert", "```python\nx = 1\n```", "x = 1\n"),
+    ],
+)
+def test_results_by_format(line: str, text: str, expected: object) -> None:
+    shell, view = _Shell(), _View()
+    call = run.prepare(shell, flags.parse(line), "q", conversation=True)
+    value = run.finished(shell, call, view, response("", text))
+    assert value == expected and view.cleared
+    if "-o r" in line:
+        assert shell.user_ns["r"].text == text
+    if "--insert" in line:
+        assert shell.next_input == "x = 1"
+        assert isinstance(value, live.CodeText) and value._repr_markdown_() == "```python\nx = 1\n```"
+
+
+def test_semicolon_returns_nothing_and_keeps_the_view() -> None:
+    shell, view = _Shell(), _View()
+    call = run.prepare(shell, flags.parse(";"), "q", conversation=False)
+    assert run.finished(shell, call, view, response("", "a")) is None
+    assert not hasattr(view, "cleared")
