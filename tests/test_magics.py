@@ -62,6 +62,16 @@ def test_conversation_continues_and_streams_live(k: Kernel) -> None:
     assert messages[2]["content"] == "And toads?"
 
 
+def test_long_answer_few_updates_exact_final_text(k: Kernel) -> None:
+    run = k.ok("%%chat --name long --max-tokens 3000 --extra-body '{\"ignore_eos\": true}' -o long;\nA long one")
+    info = k.value("[long.usage.answer_tokens, long.latency_s, long.text]")
+    tokens, latency, text = info
+    assert tokens == 3000
+    assert len(run.displays) <= 15 * latency + 3  # throttled: ~15 renders a second at most, plus first and last
+    assert run.last_display["text/plain"].split("\n[answer]\n", 1)[1].startswith(text)  # final render is exact
+    assert text in run.last_display["text/markdown"]
+
+
 def test_new_name_and_system(k: Kernel) -> None:
     k.ok('%%chat --name side --system "Be brief." --max-tokens 5\nfirst on the side')
     messages = last_request(k)["messages"]
@@ -244,7 +254,20 @@ def test_subcommands(k: Kernel) -> None:
         assert flag in help_text
     k.ok("%wcode use local-thinking-rc")
     assert k.value("wm.SESSION.model") == "local/ngram-thinking-rc"
+    assert "Using wcode.net" in k.ok("%wcode use qwen3").stdout  # a wcode model leaves the local server
+    assert k.value("[wm.SESSION.model, wm.SESSION.base_url]") == ["qwen/qwen3-8b", "https://wcode.net/api/gpt/v1"]
     k.ok("%wcode use local")
+    k.ok("%wcode set system='Be kind.' model=local/ngram")
+    k.ok("%%chat --new --max-tokens 3\nq")
+    req = last_request(k)
+    assert req["model"] == "local/ngram" and req["messages"][0] == {"role": "system", "content": "Be kind."}
+    k.ok("%wcode unset system\n%wcode use local")
+
+
+def test_panel_command(k: Kernel) -> None:
+    run = k.ok("%wcode panel")
+    shown = [*run.displays, run.result or {}]
+    assert any("application/vnd.jupyter.widget-view+json" in d for d in shown)
 
 
 def test_history_off(k: Kernel) -> None:
