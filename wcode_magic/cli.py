@@ -42,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
     """Bind first (so the printed URL is real even with --port 0), then hand the socket to uvicorn."""
     import uvicorn
 
+    from .local.ngram import default_model
     from .local.server import create_app
 
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
@@ -51,6 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     mode = " (test mode: X-Wcode-Fault honoured)" if args.test_mode else ""
+    default_model()  # train before announcing the URL, so the first request is as fast as the rest
     print(f"wcode-magic local model: http://{shown}:{port}/v1{mode}", flush=True)
     config = uvicorn.Config(create_app(test_mode=args.test_mode), log_level="warning", lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])

@@ -45,8 +45,10 @@ def start(*, port: int | None = None, test_mode: bool | None = None) -> str:
             return _base_url
         import uvicorn
 
+        from .ngram import default_model
         from .server import create_app
 
+        default_model()  # train now (~0.1 s), not during the first request
         sock = _bind(port or 0)
         app = create_app(test_mode=test_mode)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
@@ -56,6 +58,7 @@ def start(*, port: int | None = None, test_mode: bool | None = None) -> str:
         _wait_started(server, thread)
         _server, _thread, _app = server, thread, app
         _base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+        atexit.unregister(stop)
         atexit.register(stop)
         return _base_url
 

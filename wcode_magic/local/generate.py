@@ -66,11 +66,15 @@ class Token:
         self.top = top
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=512)
 def _shared_distribution(
     model: NgramModel, context: tuple[int, int], params: SamplingParams, banned: int | None
 ) -> Distribution:
-    """Distributions that depend only on the context are shared across steps and requests."""
+    """Distributions that depend only on the context are shared across steps and requests.
+
+    Bounded at 512 (each holds up to two vocabulary-sized vectors, ~40 KB): a long stream visits thousands of
+    contexts, so this helps the frequent ones without letting a notebook's server grow by hundreds of MB.
+    """
     return shape(model.next_logprobs(context), params, banned=banned)
 
 

@@ -36,7 +36,7 @@ import numpy as np
 TOKEN_PATTERN = re.compile(r"\n\n|\n| ?[A-Za-z]+| ?[0-9]+| ?[^\sA-Za-z0-9]|\s")
 PARAGRAPH = "\n\n"
 _WORD = re.compile(r" ?[A-Za-z0-9]+")
-_CONTEXT_CACHE_SIZE = 2048
+_CONTEXT_CACHE_SIZE = 512
 TRIGRAM_DISCOUNT = 0.2
 BIGRAM_DISCOUNT = 0.4
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 MAX_TOP_LOGPROBS = 20
+_NUCLEUS_THRESHOLD = 1e-3
 
 
 @dataclass(frozen=True)
@@ -110,18 +111,31 @@ def truncate(
         ids = np.sort(np.argpartition(weights, -top_k)[-top_k:])
         weights = weights[ids]
     if top_p < 1.0:
-        order = np.argsort(-weights, kind="stable")
-        cumulative = np.cumsum(weights[order])
-        keep = min(int(np.searchsorted(cumulative, top_p * cumulative[-1], side="left")) + 1, len(order))
-        kept = np.sort(order[:keep])
-        ids = kept if ids is None else ids[kept]
-        weights = weights[kept]
+        ids, weights = _nucleus(ids, weights, top_p)
     if min_p > 0.0:
         ids, weights = _keep(ids, weights, weights >= min_p * weights.max())
     if top_a > 0.0:
         total = weights.sum()
         ids, weights = _keep(ids, weights, weights / total >= top_a * (weights.max() / total) ** 2)
     return ids, weights
+
+
+def _nucleus(ids: np.ndarray | None, weights: np.ndarray, top_p: float) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest set of most likely tokens holding at least ``top_p`` of the mass.
+
+    Sorting the whole vocabulary is the slow part, so only the tokens above a small threshold are sorted when they
+    already hold more than ``top_p``: then the nucleus lies among them (everything below comes later in sorted
+    order), and the result is the same as sorting everything.
+    """
+    total = weights.sum()
+    candidates = np.flatnonzero(weights >= weights.max() * _NUCLEUS_THRESHOLD)
+    if weights[candidates].sum() <= top_p * total:
+        candidates = np.arange(len(weights))
+    order = candidates[np.argsort(-weights[candidates], kind="stable")]
+    cumulative = np.cumsum(weights[order])
+    keep = min(int(np.searchsorted(cumulative, top_p * total, side="left")) + 1, len(order))
+    kept = np.sort(order[:keep])
+    return (kept if ids is None else ids[kept]), weights[kept]
 
 
 def _keep(ids: np.ndarray | None, weights: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
