@@ -56,3 +56,7 @@ def test_offsets_align_past_a_think_block_moved_out_of_the_answer():
     starts, ends = char_offsets(["<think>", "hmm", "</think>", "\n\n", "Yes", "."], "Yes.")
     assert starts == [None, None, None, None, 0, 3]
     assert ends == [None, None, None, None, 3, 4]
+
+
+def test_no_tokens():
+    assert token_texts([]) == [] and char_offsets([], "") == ([], [])

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -88,24 +88,25 @@ def _warn_empty(reason: str, stacklevel: int) -> None:
 
 
 # -- the vectorised core ----------------------------------------------------------------------------------------
-def _tokens_of(items: Iterable[dict[str, Any]]) -> list[Any]:
-    """``item["token"]`` for every item via C-level itemgetter (``.get`` only if a provider left a key out)."""
-    items = items if isinstance(items, list) else list(items)
+def _tokens_of(items: Callable[[], Iterable[dict[str, Any]]]) -> list[Any]:
+    """``item["token"]`` for every item via C-level itemgetter (``.get`` only if a provider left a key out).
+
+    ``items`` makes a fresh iterable, so the fast pass needs no intermediate list and the slow one can restart.
+    """
     try:
-        return list(map(itemgetter("token"), items))
+        return list(map(itemgetter("token"), items()))
     except KeyError:
-        return [item.get("token") for item in items]
+        return [item.get("token") for item in items()]
 
 
-def _logprobs(items: Iterable[dict[str, Any]], count: int) -> np.ndarray:
+def _logprobs(items: Callable[[], Iterable[dict[str, Any]]], count: int) -> np.ndarray:
     """The items' logprobs as a float array, every sentinel (None, NaN, -inf, <= -100) as -inf."""
     import numpy as np
 
-    items = items if isinstance(items, list) else list(items)
     try:
-        arr = np.fromiter(map(itemgetter("logprob"), items), dtype=float, count=count)
+        arr = np.fromiter(map(itemgetter("logprob"), items()), dtype=float, count=count)
     except (KeyError, TypeError, ValueError):  # a null or missing value: take the slow road
-        arr = np.array([item.get("logprob") for item in items], dtype=float)
+        arr = np.array([item.get("logprob") for item in items()], dtype=float)
     arr[np.isnan(arr) | (arr <= SENTINEL_FLOOR)] = -np.inf
     return arr
 
@@ -134,7 +135,12 @@ def _same_token(entry: dict[str, Any], alt: dict[str, Any]) -> bool:
 
 
 def _find_sampled(
-    entries: list[dict[str, Any]], alt_lists: list[Any], s_lp: np.ndarray, lp_m: np.ndarray, counts: np.ndarray
+    entries: list[dict[str, Any]],
+    alt_lists: list[Any],
+    sampled_tok: list[Any],
+    s_lp: np.ndarray,
+    lp_m: np.ndarray,
+    counts: np.ndarray,
 ) -> np.ndarray:
     """Column of the sampled token in its position's list, or -1 when the provider left it out.
 
@@ -143,21 +149,26 @@ def _find_sampled(
     """
     import numpy as np
 
-    found: dict[int, int] = {}
     rows, cols = np.nonzero((lp_m == s_lp[:, None]) & (np.arange(lp_m.shape[1]) < counts[:, None]))
-    for p, j in zip(rows.tolist(), cols.tolist(), strict=True):
-        if p not in found and _same_token(entries[p], alt_lists[p][j]):
-            found[p] = j
-    for p in range(len(entries)) if len(found) < len(entries) else ():
-        if p in found:
-            continue
-        token = entries[p].get("token")
-        for j, alt in enumerate(alt_lists[p]):
-            if alt.get("token") == token and _same_token(entries[p], alt):
-                found[p] = j
-                break
+    rows_l, cols_l = rows.tolist(), cols.tolist()
+    ok = np.fromiter(
+        (alt_lists[p][j].get("token") == sampled_tok[p] for p, j in zip(rows_l, cols_l, strict=True)),
+        dtype=bool,
+        count=len(rows_l),
+    )
+    for i in np.flatnonzero(ok).tolist():  # equal strings can still be different bytes (U+FFFD, fragments)
+        p = rows_l[i]
+        if _ambiguous(sampled_tok[p] or "") and not _same_token(entries[p], alt_lists[p][cols_l[i]]):
+            ok[i] = False
     where = np.full(len(entries), -1, dtype=np.intp)
-    where[list(found)] = list(found.values())
+    hit_rows, first = np.unique(rows[ok], return_index=True)
+    where[hit_rows] = cols[ok][first]
+    for p in np.flatnonzero(where < 0).tolist():
+        entry = entries[p]
+        for j, alt in enumerate(alt_lists[p]):
+            if alt.get("token") == sampled_tok[p] and _same_token(entry, alt):
+                where[p] = j
+                break
     return where
 
 
@@ -166,12 +177,12 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
     import numpy as np
 
     n = len(entries)
-    sampled_tok = _tokens_of(entries)
-    s_lp = _logprobs(entries, n)
+    sampled_tok = _tokens_of(lambda: entries)
+    s_lp = _logprobs(lambda: entries, n)
     alt_lists = [e.get("top_logprobs") or () for e in entries]
     counts = np.fromiter(map(len, alt_lists), dtype=np.intp, count=n)
     total = int(counts.sum())
-    alt_lp = _logprobs(chain.from_iterable(alt_lists), total)
+    alt_lp = _logprobs(lambda: chain.from_iterable(alt_lists), total)
     pos = np.repeat(np.arange(n), counts)
     starts = np.cumsum(counts) - counts
     col = np.arange(total) - np.repeat(starts, counts)
@@ -193,7 +204,7 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
         sorted_lp = np.take_along_axis(lp_m, order, axis=1)
     alt_rank = rank_m[pos, col]
 
-    where = _find_sampled(entries, alt_lists, s_lp, lp_m, counts)
+    where = _find_sampled(entries, alt_lists, sampled_tok, s_lp, lp_m, counts)
     found = where >= 0
     missing = ~found
     rank = np.full(n, np.nan)
@@ -210,7 +221,7 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
     best = order[:, 0].tolist() if k else [0] * n
     top_token = [alts[j].get("token") if alts else None for alts, j in zip(alt_lists, best, strict=True)]
 
-    texts = token_texts(entries)
+    texts = token_texts(entries, sampled_tok)
     char_start, char_end = char_offsets(texts, target)
     token_cols = {
         "position": np.arange(n),
@@ -234,7 +245,7 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
         extended = list(alt_lists)
         for p in miss_idx.tolist():
             extended[p] = [*alt_lists[p], entries[p]]
-        alt_tok = _tokens_of(chain.from_iterable(extended))
+        alt_tok = _tokens_of(lambda: chain.from_iterable(extended))
         shift = np.cumsum(missing) - missing  # rows inserted before each position
         size = total + len(miss_idx)
         dest = np.arange(total) + shift[pos]
@@ -249,7 +260,7 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
         a_sampled[ins] = True
         sampled_rows = dest[starts[found] + where[found]]
     else:
-        alt_tok = _tokens_of(chain.from_iterable(alt_lists))
+        alt_tok = _tokens_of(lambda: chain.from_iterable(alt_lists))
         a_pos, a_rank, a_lp = pos, alt_rank, alt_lp
         a_sampled = np.zeros(total, dtype=bool)
         sampled_rows = starts + where

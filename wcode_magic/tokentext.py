@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Sequence
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Any
 
 _ESCAPED = re.compile(r"(?:bytes:)?((?:\\x[0-9a-fA-F]{2})+)")
@@ -33,13 +33,14 @@ def token_bytes(token: str, raw_bytes: Sequence[int] | None) -> bytes:
     return token.encode("utf-8")
 
 
-def token_texts(entries: Sequence[dict[str, Any]]) -> list[str]:
+def token_texts(entries: Sequence[dict[str, Any]], tokens: list[str] | None = None) -> list[str]:
     """The text each token contributes, with multi-token characters given whole to the token that completes them.
 
     Invalid byte sequences decode to U+FFFD (never an exception); an unfinished character at the very end
-    goes to the last token as U+FFFD.
+    goes to the last token as U+FFFD. ``tokens`` may pass the entries' token strings when already at hand.
     """
-    tokens = [e.get("token") or "" for e in entries]
+    if tokens is None or None in tokens:
+        tokens = [e.get("token") or "" for e in entries]
     if _whole_characters(entries, tokens):
         return tokens
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -49,8 +50,13 @@ def token_texts(entries: Sequence[dict[str, Any]]) -> list[str]:
     pending = False  # whether the decoder holds part of a character
     for entry, token in zip(entries, tokens, strict=True):
         raw = entry.get("bytes")
-        if not pending and raw is None and "\ufffd" not in token and "\\x" not in token:
-            append(token)  # the common case: a whole-character token with no bytes to consult
+        if (
+            not pending
+            and (raw is None or (token.isascii() and len(raw) == len(token)))
+            and "\ufffd" not in token
+            and "\\x" not in token
+        ):
+            append(token)  # whole characters, and its bytes (if any) can only spell this same ASCII text
             continue
         piece = decode(token_bytes(token, raw))
         pending = bool(decoder.getstate()[0])
@@ -81,15 +87,11 @@ def char_offsets(pieces: Sequence[str], target: str | None = None) -> tuple[list
     greedily, searched within ``ALIGN_SLACK`` characters past the previous match; a piece not found gets
     ``None`` for both offsets rather than a wrong number.
     """
-    starts: list[int | None] = []
-    ends: list[int | None] = []
     if target is None or "".join(pieces) == target:
-        pos = 0
-        for piece in pieces:
-            starts.append(pos)
-            pos += len(piece)
-            ends.append(pos)
-        return starts, ends
+        ends: list[int | None] = list(accumulate(map(len, pieces)))
+        return ([0, *ends[:-1]] if ends else []), ends
+    starts: list[int | None] = []
+    ends = []
     cursor = 0
     for piece in pieces:
         if not piece:
