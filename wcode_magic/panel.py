@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from .response import Response
 
 OTHER = "\0other"  # the model picker's "any other id" entry
-UPDATES_PER_SECOND = 15.0
+# 12 throttled pushes a second plus the first and the final one stay within 15 in any one-second window.
+UPDATES_PER_SECOND = 12.0
 PREVIEW_CHARS = 400  # per turn in the conversation summary
 
 
@@ -108,7 +109,8 @@ def _markdown(text: str) -> tuple[dict[str, Any], ...]:
 
 
 def _pre(text: str) -> str:
-    return f"<pre class='wm-thinking-text' style='white-space:pre-wrap;margin:0'>{html.escape(text)}</pre>"
+    # The newline after <pre> is eaten by the HTML parser, so a leading newline of the text survives.
+    return f"<pre class='wm-thinking-text' style='white-space:pre-wrap;margin:0'>\n{html.escape(text)}</pre>"
 
 
 class Panel:
@@ -179,6 +181,7 @@ class Panel:
             ("wm-show-code", self.code_button),
         ):
             button.add_class(cls)
+            button.layout.width = "auto"
         self.send_button.on_click(lambda _b: self.send())
         self.stop_button.on_click(lambda _b: self.stop())
         self.new_button.on_click(lambda _b: self.new_conversation())
@@ -192,7 +195,8 @@ class Panel:
         self.thinking_text = w.HTML()
         self.thinking = w.Accordion(children=[self.thinking_text], titles=("Thinking",))
         self.thinking.layout.display = "none"
-        self.answer = w.Output()
+        self.thinking_text.layout = w.Layout(max_height="240px", overflow="auto")
+        self.answer = w.Output(layout=w.Layout(max_height="480px", overflow="auto"))
         self.code = w.Output()
         self.code.layout.display = "none"
         for cls, widget in (

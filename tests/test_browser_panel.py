@@ -1,0 +1,316 @@
+"""The panel in a real browser: JupyterLab on 127.0.0.1 and headless Debian Chromium driven by Playwright.
+
+What only a browser shows: widget updates really stream while no cell runs, the Stop click is handled in the
+middle of a stream, and what the student sees equals what ``wm.chat`` gives for the same request. The local
+model server runs in this process; JupyterLab and its kernel are real subprocesses. Screenshots go to
+``tests/artifacts/`` and one to ``docs/panel.png`` (the README shows it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from wcode_magic import catalog
+from wcode_magic.panel import model_label
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+DOCS_SHOT = ROOT / "docs" / "panel.png"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"{CHROMIUM} is absent: install Debian's chromium (`apt-get install chromium`)",
+    ),
+]
+
+PROMPT = "Tell me about the river and the stars."
+TEMPERATURE = "0.3"
+SEED = "7"
+ANSWER_TOKENS = "12000"
+THINKING_BUDGET = 20000  # the local model thinks ~0.75-1x its budget: long enough to watch it grow
+STOP_TOKENS = "500000"
+
+# One look at the panel from the page: lengths of the thinking and the answer as rendered, and the status.
+LOOK = """() => {
+  const q = (s) => document.querySelector(s);
+  const thinking = q('.wm-panel .wm-thinking-text');
+  const answer = q('.wm-panel .wm-answer .jp-RenderedMarkdown');
+  const status = q('.wm-panel .wm-status');
+  return {thinking: thinking ? thinking.textContent.length : 0,
+          answer: answer ? answer.textContent.length : 0,
+          status: status ? status.textContent : ''};
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _notebook(local_url: str) -> dict:
+    setup = (
+        "import wcode_magic as wm\n"
+        f"wm.configure(base_url={local_url!r}, model='local/ngram', "
+        f"reasoning={{'enabled': True, 'max_tokens': {THINKING_BUDGET}}})\n"
+        "print('kernel ready')"
+    )
+    show = "%load_ext wcode_magic\n%wcode panel" if (ROOT / "wcode_magic" / "magics.py").exists() else "wm.panel()"
+    compare = (
+        "import hashlib\n"
+        "from IPython.display import Markdown, display\n"
+        "first = wm.last()\n"
+        f"same = wm.chat({PROMPT!r}, model='local/ngram-thinking', temperature={TEMPERATURE}, seed={SEED}, "
+        f"max_tokens={ANSWER_TOKENS}, extra_body={{'ignore_eos': True}})\n"
+        "print('SAME', first.text == same.text, first.reasoning == same.reasoning, "
+        "hashlib.sha256(same.reasoning.encode()).hexdigest())\n"
+        "display(Markdown(same.text))"
+    )
+    check_stop = "r = wm.last()\nprint('LAST', r.status, len(r.text) > 0, r.request['max_tokens'])"
+
+    def cell(src: str) -> dict:
+        return {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
+
+    return {
+        "cells": [cell(setup), cell(show), cell(compare), cell(check_stop)],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, local_url):
+    root = tmp_path_factory.mktemp("lab")
+    (root / "panel.ipynb").write_text(json.dumps(_notebook(local_url)))
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), JUPYTER_RUNTIME_DIR=str(root / ".runtime"))
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
+        f"--LabApp.workspaces_dir={root / '.workspaces'}",
+    ]  # fmt: skip
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log = open(root / "lab.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/status", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("JupyterLab did not start:\n" + (root / "lab.log").read_text()[-3000:]) from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        pg = browser.new_page(viewport={"width": 1300, "height": 2200})
+        pg.set_default_timeout(30_000)
+        pg.goto(lab + "/lab/tree/panel.ipynb")
+        try:
+            yield pg
+        finally:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            pg.screenshot(path=str(ARTIFACTS / "last-page.png"), full_page=True)  # what the page showed at the end
+            browser.close()
+
+
+def _cell(page, i: int):
+    return page.locator(".jp-Notebook .jp-Cell").nth(i)
+
+
+def _dismiss_dialog(page) -> None:
+    """A JupyterLab dialog (a kernel or file notice) blocks clicks: record it, then accept it."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dialog.png"))
+        dialog.locator(".jp-mod-accept").first.click()
+
+
+def _run_cell(page, i: int) -> None:
+    _dismiss_dialog(page)
+    _cell(page, i).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+
+
+def _output(page, i: int) -> str:
+    return _cell(page, i).locator(".jp-OutputArea").inner_text()
+
+
+def _wait_output(page, i: int, needle: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = _output(page, i)
+        if needle in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"cell {i} never showed {needle!r}; it shows {_output(page, i)!r}")
+
+
+def _wait_text(locator, needle: str, timeout: float = 20) -> str:
+    """The element's text once it contains ``needle`` (Markdown renders a moment after the widget updates)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = locator.inner_text()
+        if needle in text:
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"never saw {needle!r}; the element shows {locator.inner_text()!r}")
+
+
+def _connect(page) -> None:
+    """Run the setup cell until it answers: the toolbar says idle before the kernel's websocket is up."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        _run_cell(page, 0)
+        try:
+            _wait_output(page, 0, "kernel ready", timeout=10)
+            return
+        except AssertionError:
+            continue
+    raise AssertionError("the kernel never answered the setup cell")
+
+
+def _state(look: dict) -> str:
+    return look["status"].split(" · ")[0].strip()
+
+
+def _watch(page, until: tuple[str, ...], timeout: float = 60) -> list[dict]:
+    """Look at the panel every 20 ms until its state is one of ``until``."""
+    looks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        look = page.evaluate(LOOK)
+        looks.append(look)
+        if _state(look) in until:
+            return looks
+        time.sleep(0.02)
+    raise AssertionError(f"the panel never reached {until}; last look {looks[-1]}")
+
+
+def _set_text(page, selector: str, value: str) -> None:
+    box = page.locator(selector)
+    box.fill(value)
+    box.press("Enter")
+
+
+def test_panel_streams_in_the_browser_and_stops_mid_stream(page):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for()
+    _connect(page)
+    _run_cell(page, 1)
+    panel = page.locator(".wm-panel")
+    panel.wait_for()
+
+    # Model, temperature slider (its editable readout), seed, answer length, extra body, prompt.
+    thinking_model = model_label(catalog.lookup("local/ngram-thinking"))
+    page.locator(".wm-panel .wm-model select").select_option(label=thinking_model)
+    readout = page.locator(".wm-panel .wm-param-temperature .widget-readout")
+    readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type(TEMPERATURE)
+    page.keyboard.press("Enter")
+    _set_text(page, ".wm-panel .wm-param-seed input", SEED)
+    _set_text(page, ".wm-panel .wm-param-max_tokens input", ANSWER_TOKENS)
+    page.locator(".wm-panel .lm-TabBar-tab", has_text="advanced").click()
+    page.locator(".wm-panel .wm-extra-body textarea").fill('{"ignore_eos": true}')
+    page.locator(".wm-panel .wm-prompt textarea").fill(PROMPT)
+    page.locator(".wm-panel .lm-TabBar-tab", has_text="sampling").click()
+    row = page.locator(".wm-panel .wm-param-temperature").locator("xpath=..")
+    assert "sent" in row.inner_text()  # the slider moved off its default, so it will be sent
+
+    page.locator(".wm-panel .wm-show-code").click()
+    code = _wait_text(page.locator(".wm-panel .wm-code"), "wm.chat(")
+    assert f"--temperature {TEMPERATURE}" in code and f"--seed {SEED}" in code
+    assert f"temperature={TEMPERATURE}" in code and f"seed={SEED}" in code
+    page.locator(".wm-panel .wm-show-code").click()
+
+    page.locator(".wm-panel .wm-send").click()
+    looks = _watch(page, ("done", "error", "stopped"))
+    thinking_growth = sorted({lk["thinking"] for lk in looks if lk["thinking"] and not lk["answer"]})
+    assert len(thinking_growth) >= 2, f"thinking did not grow across two looks: {looks[:40]}"
+    answer_growth = sorted({lk["answer"] for lk in looks if lk["answer"]})
+    assert len(answer_growth) >= 2, "the answer did not grow across two looks"
+    first_answer = next(i for i, lk in enumerate(looks) if lk["answer"])
+    assert all(not lk["answer"] for lk in looks[:first_answer])  # thinking came first
+    assert _state(looks[-1]) == "done"
+    page.add_style_tag(content=".Toastify { display: none !important; }")  # JupyterLab's news prompt
+    page.locator(".wm-panel .wm-thinking").get_by_text("Thinking", exact=True).click()  # show the collapsed thinking too
+    panel.screenshot(path=str(ARTIFACTS / "panel-done.png"))
+
+    # The same request through wm.chat gives the same text: compare the rendered text of both, and the thinking.
+    _run_cell(page, 2)
+    said = _wait_output(page, 2, "SAME")
+    words = said.split("SAME", 1)[1].split()
+    assert words[:2] == ["True", "True"], said
+    thinking_dom = page.locator(".wm-panel .wm-thinking-text").text_content()
+    assert hashlib.sha256(thinking_dom.encode()).hexdigest() == words[2]
+    shown = page.locator(".wm-panel .wm-answer .jp-RenderedMarkdown").text_content()
+    expected = _cell(page, 2).locator(".jp-RenderedMarkdown").last.text_content()
+    assert shown == expected and len(shown) > 1000
+
+    # Stop mid-stream: a long answer, Stop once it is flowing; the status says stopped and the text stays.
+    _set_text(page, ".wm-panel .wm-param-max_tokens input", STOP_TOKENS)
+    page.locator(".wm-panel .wm-prompt textarea").fill("Keep going.")
+    page.locator(".wm-panel .wm-send").click()
+    _watch(page, ("waiting", "thinking", "answering"))  # the previous "done" is still shown for a moment
+    looks = _watch(page, ("answering", "done", "error"))
+    assert _state(looks[-1]) == "answering"
+    page.locator(".wm-panel .wm-stop").click()
+    looks = _watch(page, ("stopped", "done", "error"), timeout=20)
+    assert _state(looks[-1]) == "stopped", looks[-1]
+    page.screenshot(path=str(ARTIFACTS / "panel-stopped-page.png"), full_page=True)
+    panel.screenshot(path=str(ARTIFACTS / "panel-stopped.png"))
+    kept = page.evaluate(LOOK)["answer"]
+    time.sleep(1.0)
+    after = page.evaluate(LOOK)
+    assert after["answer"] == kept and kept > 0, "the partial text must stay, and nothing more arrive"
+    assert "kept" in after["status"]
+    _run_cell(page, 3)
+    said = _wait_output(page, 3, "LAST")
+    assert f"LAST stopped True {STOP_TOKENS}" in said
+
+    DOCS_SHOT.parent.mkdir(exist_ok=True)
+    shutil.copyfile(ARTIFACTS / "panel-done.png", DOCS_SHOT)

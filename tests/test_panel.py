@@ -1,0 +1,415 @@
+"""The parameter panel: controls derived from the declarations, the session binding, "Show code", and the live
+stream with Stop, driven in-process against the real local server and once in a real kernel (nbclient)."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import time
+
+import pytest
+
+from wcode_magic import codegen, controls
+from wcode_magic.errors import InvalidParameterError
+from wcode_magic.params import PARAMS
+
+# -- controls: pure mapping ---------------------------------------------------------------------------------
+
+
+def test_every_parameter_gets_a_control_shaped_by_its_declaration(session):
+    from wcode_magic.panel import Panel
+
+    p = Panel()
+    try:
+        made = p.controls.controls
+        assert set(made) | controls.COMPOSITE == set(PARAMS)
+        temp = made["temperature"].widget
+        decl = PARAMS["temperature"]
+        assert (temp.min, temp.max, temp.step, temp.value) == (decl.min, decl.max, decl.step, decl.default)
+        assert type(made["top_logprobs"].widget).__name__ == "IntSlider"
+        for name in ("seed", "max_tokens", "top_k"):  # unbounded: a text box with an unset state
+            assert type(made[name].widget).__name__ == "Text"
+        assert type(made["logprobs"].widget).__name__ == "Checkbox"
+        assert type(made["verbosity"].widget).__name__ == "Dropdown"
+        assert type(made["stop"].widget).__name__ == "Textarea"
+        assert type(made["logit_bias"].widget).__name__ == "Textarea"
+        for name, control in made.items():
+            assert PARAMS[name].help in control.widget.tooltip
+            assert PARAMS[name].help_zh in control.widget.tooltip
+        assert "default 1" in made["temperature"].marker.value
+        assert "(default)" in dict((v, k) for k, v in made["verbosity"].widget.options)["medium"]
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "widget_value", "sent"),
+    [
+        ("temperature", 1.0, None),  # the documented default is not sent
+        ("temperature", 0.30000000000000004, 0.3),  # slider float noise rounded to the step
+        ("top_logprobs", 0, None),
+        ("top_logprobs", 5, 5),
+        ("logprobs", False, None),
+        ("logprobs", True, True),
+        ("parallel_tool_calls", True, None),
+        ("parallel_tool_calls", False, False),
+        ("structured_outputs", "", None),
+        ("structured_outputs", "false", False),
+        ("verbosity", "medium", None),
+        ("verbosity", "high", "high"),
+        ("seed", "", None),
+        ("seed", " 7 ", 7),
+        ("top_k", "0", None),
+        ("top_k", "20", 20),
+        ("stop", "###", "###"),
+        ("stop", "###\nEND\n", ["###", "END"]),
+        ("stop", '["\\n\\n"]', ["\n\n"]),
+        ("logit_bias", '{"1": -100}', {"1": -100}),
+        ("tool_choice", "auto", "auto"),
+    ],
+)
+def test_widget_values_map_to_what_is_sent(name, widget_value, sent):
+    assert controls.from_widget(PARAMS[name], widget_value) == sent
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("temperature", 0.3),
+        ("seed", 42),
+        ("stop", "###"),
+        ("stop", ["a", "b"]),
+        ("stop", "\n\n"),
+        ("logit_bias", {"5": 10}),
+        ("structured_outputs", True),
+        ("verbosity", "low"),
+        ("max_tokens", 500),
+    ],
+)
+def test_session_values_round_trip_through_the_widget(name, value):
+    p = PARAMS[name]
+    assert controls.from_widget(p, controls.to_widget(p, value)) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "words"),
+    [
+        ("seed", "abc", "seed='abc'"),
+        ("max_tokens", "0", "max_tokens=0"),
+        ("logit_bias", "{1:", "not valid JSON"),
+        ("stop", "a\nb\nc\nd\ne", "up to 4"),
+    ],
+)
+def test_bad_text_names_the_parameter_and_the_range(name, text, words):
+    with pytest.raises(InvalidParameterError) as e:
+        controls.from_widget(PARAMS[name], text)
+    assert e.value.param == name
+    assert words in e.value.message
+
+
+def test_thinking_switch_and_effort_make_one_reasoning_object():
+    assert controls.reasoning_value("", "") is None
+    assert controls.reasoning_value("on", "high") == {"enabled": True, "effort": "high"}
+    assert controls.reasoning_value("off", "") == {"enabled": False}
+    assert controls.reasoning_value("", "low", {"max_tokens": 100}) == {"max_tokens": 100, "effort": "low"}
+    assert controls.reasoning_widgets({"enabled": True, "effort": "low", "exclude": True}) == (
+        "on",
+        "low",
+        {"exclude": True},
+    )
+
+
+# -- codegen: the magics' flag syntax, read back the way the magics read it --------------------------------
+
+EXAMPLE = {
+    "temperature": 0.2,
+    "top_k": 20,
+    "stop": "###",
+    "logprobs": True,
+    "top_logprobs": 5,
+    "logit_bias": {"1": -100},
+    "seed": 7,
+    "reasoning": {"enabled": True, "effort": "high"},
+}
+
+
+def test_chat_line_uses_the_magics_flags():
+    line = codegen.chat_line("local-thinking", "Be brief", EXAMPLE)
+    assert line == (
+        '%%chat -m local-thinking --system "Be brief" --logprobs 5 --temperature 0.2 --top-k 20 --stop "###" '
+        "--logit-bias '{\"1\": -100}' --seed 7 --effort high"
+    )
+    assert codegen.chat_line(params={"reasoning": {"enabled": False}}) == "%%chat --no-think"
+    assert codegen.chat_line(params={"logprobs": True}) == "%%chat --logprobs true"
+    assert '--reasoning \'{"enabled": true, "max_tokens": 50}\'' in codegen.chat_line(
+        params={"reasoning": {"enabled": True, "max_tokens": 50}}
+    )
+
+
+def _read_back(line: str):
+    """Parse a generated line with the magics' own option parser."""
+    from wcode_magic import flags
+
+    assert line.startswith("%%chat")
+    return flags.parse(line[len("%%chat") :])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        EXAMPLE,
+        {"logprobs": True},
+        {"logprobs": True, "top_logprobs": 1},
+        {"reasoning": {"enabled": False}},
+        {"reasoning": {"effort": "low"}},
+        {"reasoning": {"enabled": True, "max_tokens": 50}},
+        {"temperature": 0.0, "seed": -3, "structured_outputs": True},
+        {"stop": ["a b", 'say "hi"', "it's"]},
+        {"stop": "$HOME `x`"},
+        {"response_format": {"type": "json_object"}, "verbosity": "low", "parallel_tool_calls": False},
+        {"tool_choice": {"type": "function", "function": {"name": "f"}}, "max_tokens": 9},
+    ],
+)
+def test_chat_line_reads_back_to_the_same_parameters(params):
+    opts = _read_back(codegen.chat_line("local/ngram", 'a "quoted" system', params, extra_body={"ignore_eos": True}))
+    assert opts.params == params
+    assert (opts.model, opts.system, opts.extra_body) == ("local/ngram", 'a "quoted" system', {"ignore_eos": True})
+
+
+def test_python_call_is_valid_python_with_the_same_arguments():
+    code = codegen.python_call(
+        'say "hi"\nand {braces}', "local/ngram", "sys", EXAMPLE, base_url="http://x/v1", extra_body={"a": 1}
+    )
+    call = ast.parse(code).body[-1].value
+    assert ast.unparse(call.func) == "wm.chat"
+    assert ast.literal_eval(call.args[0]) == 'say "hi"\nand {braces}'
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    assert kwargs == {
+        "model": "local/ngram",
+        "system": "sys",
+        "base_url": "http://x/v1",
+        "extra_body": {"a": 1},
+        **EXAMPLE,
+    }
+
+
+def test_show_code_notes_what_a_magic_line_cannot_hold():
+    text = codegen.show("hi", "local", "line one\nline two", {}, extra_body={"ignore_eos": True})
+    assert "--system" not in text.split("```python")[0]
+    assert "wm.configure(system=...)" in text
+    assert "--extra-body '{\"ignore_eos\": true}'" in text
+
+
+# -- the session binding --------------------------------------------------------------------------------------
+
+
+def test_panel_and_session_follow_each_other_without_echo(session):
+    from wcode_magic.panel import Panel
+
+    session.set_param("temperature", 0.4)
+    p = Panel()
+    try:
+        assert p.controls.controls["temperature"].widget.value == 0.4  # a value set before the panel shows
+        heard = []
+        session.subscribe(lambda n, v: heard.append((n, v)))
+        p.controls.controls["temperature"].widget.value = 0.7
+        assert session.params["temperature"] == 0.7
+        assert heard == [("temperature", 0.7)]  # exactly one write, no echo back and forth
+        p.controls.controls["temperature"].widget.value = PARAMS["temperature"].default
+        assert "temperature" not in session.params  # back at the default: unset, not sent
+        session.set_param("top_k", 40)  # what `%wcode set top_k=40` does
+        assert p.controls.controls["top_k"].widget.value == "40"
+        assert "sent" in p.controls.controls["top_k"].marker.value
+        session.set_param("top_k", None)
+        assert p.controls.controls["top_k"].widget.value == ""
+        p.controls.controls["top_logprobs"].widget.value = 3  # alternatives tick logprobs too
+        assert session.params["logprobs"] is True
+        p.controls.thinking.switch.value = "on"
+        assert session.params["reasoning"] == {"enabled": True}
+        session.update(model="qwen3")  # `%wcode use qwen3`
+        assert p.model_pick.value == "qwen/qwen3-8b"
+        p.model_pick.value = "local/ngram"
+        assert session.model == "local/ngram"
+        assert p.controls.thinking.switch.disabled  # cannot switch: the control says so
+        p.model_pick.value = "local/ngram-thinking"
+        assert not p.controls.thinking.switch.disabled
+        p.base_url.value = "http://127.0.0.1:1/v1"
+        assert session.base_url == "http://127.0.0.1:1/v1"
+        session.update(system="Be terse.")
+        assert p.system.value == "Be terse."
+    finally:
+        p.close()
+
+
+def test_bad_text_is_shown_in_the_panel_and_blocks_send(session):
+    from wcode_magic.panel import Panel
+
+    p = Panel()
+    try:
+        p.controls.controls["seed"].widget.value = "abc"
+        assert "seed" in p.error.value and "abc" in p.error.value
+        assert "seed" not in session.params
+        assert p.send("hello") is None
+        assert p.response is None
+        p.controls.controls["seed"].widget.value = "3"
+        assert p.error.value == ""
+        p.extra_body.value = "[1]"
+        assert p.send("hello") is None
+        assert "extra_body takes a JSON object" in p.error.value
+    finally:
+        p.close()
+
+
+# -- streaming against the real local server ------------------------------------------------------------------
+
+
+def _answer(p) -> str:
+    outputs = p.answer.outputs
+    return outputs[0]["data"]["text/markdown"] if outputs else ""
+
+
+def _run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_send_streams_thinking_then_answer_ending_with_the_exact_text(session, local_url):
+    import wcode_magic as wm
+    from wcode_magic.panel import Panel, _pre
+
+    session.update(base_url=local_url, model="local/ngram-thinking")
+    p = Panel()
+    seen = []
+
+    def look(_change):
+        seen.append((len(p.thinking_text.value), len(_answer(p))))
+
+    p.answer.observe(look, names="outputs")
+    p.thinking_text.observe(look, names="value")
+    p.controls.controls["temperature"].widget.value = 0.8
+    p.controls.controls["seed"].widget.value = "11"
+
+    async def go():
+        started = time.perf_counter()
+        task = p.send("Tell me about the river.")
+        assert task is not None and p.running and p.state == "waiting"
+        await p.wait()
+        return time.perf_counter() - started
+
+    try:
+        elapsed = _run(go())
+        r = p.response
+        assert p.state == "done" and r.complete
+        assert _answer(p) == r.text and r.text
+        assert r.reasoning and p.thinking_text.value == _pre(r.reasoning)
+        assert p.thinking.selected_index is None  # collapsed once the answer came
+        assert wm.last() is r
+        assert r.request["temperature"] == 0.8 and r.request["seed"] == 11
+        assert "top_p" not in r.request  # at its default: not sent
+        assert p.updates <= 15 * elapsed + 2
+        assert "done" in p.status.value and "tokens" in p.status.value and "first token" in p.status.value
+        same = wm.chat("Tell me about the river.", model="local/ngram-thinking", temperature=0.8, seed=11)
+        assert (same.text, same.reasoning) == (r.text, r.reasoning)
+        assert p.messages == [{"role": "user", "content": "Tell me about the river."}, r.message]
+        assert p.prompt.value == ""
+
+        _run(go_again(p))
+        assert len(p.response.request["messages"]) == 3  # the conversation continues
+        p.new_conversation()
+        assert p.messages == [] and _answer(p) == ""
+    finally:
+        p.close()
+
+
+async def go_again(p):
+    p.send("And then?")
+    await p.wait()
+
+
+def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
+    import wcode_magic as wm
+    from wcode_magic.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+    p.controls.controls["max_tokens"].widget.value = "100000"
+    p.extra_body.value = '{"ignore_eos": true}'
+
+    async def go():
+        p.send("Keep talking.")
+        while len(_answer(p)) < 200:
+            await asyncio.sleep(0.02)
+        clicked = time.perf_counter()
+        p.stop_button.click()
+        await p.wait()
+        return time.perf_counter() - clicked
+
+    try:
+        took = _run(go())
+        r = p.response
+        assert took < 0.5
+        assert p.state == "stopped" and r.stopped and not r.complete
+        assert "stopped" in p.status.value
+        assert _answer(p) == r.text and len(r.text) >= 200
+        assert r.usage.completion_tokens is None or r.usage.completion_tokens < 100000
+        assert wm.last() is r
+        assert p.messages[-1] == r.message  # the partial turn stays in the conversation
+        assert not p.send_button.disabled and p.stop_button.disabled
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "words", "partial"),
+    [("status=401", "HTTP 401", False), ("error_after=30", "The stream broke", True)],
+)
+def test_errors_show_in_the_panel_with_the_partial_kept(session, local_url, fault, words, partial):
+    from wcode_magic.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram", max_retries=0)
+    p = Panel(headers={"X-Wcode-Fault": fault})
+
+    p.prompt.value = "Hello there."
+
+    async def go():
+        p.send()
+        await p.wait()
+
+    try:
+        _run(go())
+        assert p.state == "error"
+        assert words in p.error.value
+        assert "Traceback" not in p.error.value
+        assert bool(_answer(p)) == partial
+        assert p.messages == []  # a failed turn is not part of the conversation
+        assert p.prompt.value == "Hello there."  # kept, to send again
+    finally:
+        p.close()
+
+
+# -- a real kernel: the click is a comm message handled while the request runs as a task --------------------
+
+
+def test_in_a_real_kernel_stop_is_handled_while_streaming(local_url):
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        "import asyncio, time, wcode_magic as wm\n"
+        f"wm.configure(base_url={local_url!r}, model='local/ngram', max_tokens=100000)\n"
+        "p = wm.panel(prompt='Go on.')\n"
+        "p.extra_body.value = '{\"ignore_eos\": true}'\n"
+        "p.send_button.click()\n"
+        "p.state",
+        "await asyncio.sleep(0.6)  # the task streams while this cell awaits\n"
+        "t = time.perf_counter(); p.stop_button.click(); await p.wait()\n"
+        "print(p.state, len(p.response.text) > 0, time.perf_counter() - t < 0.5)\n"
+        "print(wm.last() is p.response, wm.last().stopped)",
+        "print(p.answer.outputs[0]['data']['text/markdown'] == p.response.text)",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    outs = [c.outputs for c in nb.cells]
+    assert outs[0][0]["data"]["text/plain"] == "'waiting'"
+    assert outs[1][0]["text"] == "stopped True True\nTrue True\n"
+    assert outs[2][0]["text"] == "True\n"
+    assert all(o.get("name") != "stderr" for cell in outs for o in cell)  # the background task printed nothing
