@@ -5,6 +5,7 @@ The SSE parsing here is deliberately independent of wcode_magic.stream, so a bug
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import math
@@ -330,6 +331,7 @@ def test_the_plain_model_never_thinks(http):
         ("logit_bias", {"not a token": 1}),
         ("stop", 5),
         ("stream", "yes"),
+        ("n", 2),
     ],
 )
 def test_out_of_range_parameters_are_400_naming_the_parameter(http, param, value):
@@ -478,6 +480,22 @@ def test_delay_ms(http):
     started = time.perf_counter()
     assert fault(http, "delay_ms=300", max_tokens=2).is_success
     assert time.perf_counter() - started >= 0.3
+
+
+def test_delays_overlap_across_concurrent_requests(local_url):
+    """delay_ms simulates latency for concurrency benchmarks, so it must not block the server."""
+
+    async def main() -> float:
+        limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+        async with httpx.AsyncClient(base_url=local_url, timeout=20, limits=limits) as client:
+            started = time.perf_counter()
+            headers = {"X-Wcode-Fault": "delay_ms=300"}
+            requests = [client.post("/chat/completions", json=body(max_tokens=5), headers=headers) for _ in range(40)]
+            responses = await asyncio.gather(*requests)
+            assert all(r.status_code == 200 for r in responses)
+            return time.perf_counter() - started
+
+    assert asyncio.run(main()) < 2.0  # 40 x 0.3 s one after another would take 12 s
 
 
 def test_think_inline(http):

@@ -2,6 +2,10 @@
 
 The client validates parameters too, but the server must be honest on its own: anything out of the documented
 range (the seed pages' 可选参数) is a 400 naming the parameter, never silently clamped.
+
+``max_tokens`` bounds the answer only; reasoning has its own budget (``reasoning.max_tokens`` or ``effort``), so a
+small ``max_tokens`` never leaves an empty answer behind a long thought. Unknown fields are ignored, as
+OpenRouter does.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ def parse_chat_request(body: Any, model: NgramModel) -> ChatRequest:
             f"model {model_id!r} is not served here; the local models are {', '.join(MODELS)}", "model", 404
         )
     messages = _messages(body.get("messages"))
+    if body.get("n") not in (None, 1):
+        raise RequestError("the local model answers with one choice: n must be 1", "n")
     logprobs = _boolean(body, "logprobs", False)
     top_logprobs = int(_number(body, "top_logprobs", 0, MAX_TOP_LOGPROBS, True, 0))
     if top_logprobs and not logprobs:
