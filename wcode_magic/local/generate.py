@@ -88,7 +88,11 @@ def _model_top(model: NgramModel, context: tuple[int, int]) -> tuple[list[int], 
 
 
 def reasoning_opening(model: NgramModel, prompt: str) -> list[int]:
-    """ "Let me think about" plus up to three topic words of the prompt (or " this.")."""
+    """The opening of every reasoning: "Let me think about" plus up to three topic words of the prompt.
+
+    Leading question words are dropped ("Why is the sky blue" gives "the sky blue"); with no known word it is
+    "this.". The model then continues from the last two tokens, so the thoughts start on the prompt's topic.
+    """
     words = model.word_ids(prompt)
     topic = words[-_TOPIC_WORDS:]
     while topic and model.vocab[topic[0]].lower() in _FILLER_WORDS:

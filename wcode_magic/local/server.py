@@ -182,9 +182,11 @@ class _Answer:
 
     @property
     def finish_reason(self) -> str:
+        """Why the answer ended, once :meth:`answer` is exhausted."""
         return self.generation.finish_reason or "stop"
 
     def usage(self) -> dict[str, Any]:
+        """Usage of what was generated so far: reasoning and answer tokens as counted while sending."""
         return wire.usage(self.chat.prompt_tokens, self.reasoning_tokens, self.answer_tokens)
 
 
