@@ -30,6 +30,7 @@ T = TypeVar("T")
 OnEvent = Callable[[Event], None]
 Observer = Callable[[Response], None]
 
+DRAIN_S = 1.0  # how long to wait for the end of a body after [DONE] before closing the connection instead
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _observers: list[Observer] = []
 
@@ -445,8 +446,9 @@ async def _asend(call: _Call) -> None:
             if not _is_sse(http):
                 call.whole(await http.aread())
                 return
+            events = EventSource(_EndWithBlankLine(http)).aiter_sse()  # type: ignore[arg-type]
             try:
-                async for sse in EventSource(_EndWithBlankLine(http)).aiter_sse():  # type: ignore[arg-type]
+                async for sse in events:
                     if call.event(sse.data):
                         break
             except httpx.ReadTimeout:
@@ -454,9 +456,22 @@ async def _asend(call: _Call) -> None:
             except _DROPPED as e:
                 raise call.dropped(e) from None
             call.end_of_stream()
+            await _drain(events)
             return
         finally:
             await http.aclose()
+
+
+async def _drain(events: AsyncIterator[Any]) -> None:
+    """Read what follows ``[DONE]`` (normally just the end of the body), briefly: httpx returns a connection to
+    the pool only when its body was read to the end, so without this every call opens a new connection."""
+
+    async def rest() -> None:
+        async for _ in events:
+            pass
+
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(rest(), DRAIN_S)
 
 
 # -- sync transport ----------------------------------------------------------------------------------------
