@@ -185,3 +185,33 @@ def test_async_cancellation_returns_what_finished(local_url):
 def test_progress_bar_in_a_terminal(local_url, capsys):
     wm.batch(["a", "b"], base_url=local_url, max_tokens=2)
     assert "2/2" in capsys.readouterr().err
+
+
+def test_in_a_real_kernel_sync_await_progress_widget_and_interrupt(tmp_path):
+    """A notebook cell: its loop is running, there is no nest_asyncio, and the stop button sends SIGINT."""
+    from magics_kernel import Kernel
+
+    k = Kernel(str(tmp_path))
+    try:
+        k.ok("import wcode_magic as wm, sys\nwm.use_local()")
+        run = k.ok("df = wm.batch(['The sea', 'The stars'], max_tokens=5)\nprint(len(df), df['complete'].all())")
+        assert run.stdout.strip() == "2 True"
+        assert "nest_asyncio" not in k.value("sorted(sys.modules)")
+        widgets = [d for d in run.displays if "application/vnd.jupyter.widget-view+json" in d]
+        assert widgets, "tqdm.auto shows a progress widget in a notebook"
+        run = k.ok("adf = await wm.acompare('The sea', seed=[1, 2], max_tokens=5)\nprint(len(adf))")
+        assert run.stdout.strip() == "2"
+        started = time.monotonic()
+        run = k.run(
+            "part = wm.batch([f'p{i}' for i in range(12)], concurrency=2, max_tokens=3,\n"
+            "                headers={'X-Wcode-Fault': 'delay_ms=400'})\n"
+            "print('ROWS', len(part), part.attrs['interrupted'])",
+            interrupt_when=lambda r: time.monotonic() > started + 1.5,
+            timeout=30,
+        )
+        assert run.status == "ok", run.error
+        rows, interrupted = run.stdout.split()[1:]
+        assert 0 < int(rows) < 12 and interrupted == "True"
+        assert "Interrupted" in run.stderr
+    finally:
+        k.close()
