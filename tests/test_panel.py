@@ -301,6 +301,7 @@ def test_send_streams_thinking_then_answer_ending_with_the_exact_text(session, l
         assert p.state == "done" and r.complete
         assert _answer(p) == r.text and r.text
         assert r.reasoning and p.thinking_text.value == _pre(r.reasoning)
+        assert seen[0][0] > 0 and seen[0][1] == 0  # the thinking was on screen before any answer
         assert p.thinking.selected_index is None  # collapsed once the answer came
         assert wm.last() is r
         assert r.request["temperature"] == 0.8 and r.request["seed"] == 11

@@ -429,17 +429,18 @@ class Panel:
             self._end("done", turn)
 
     def _on_event(self, ev: Event) -> None:
-        kind = ev.kind
-        if kind == "start":
-            self.response = ev.value
-            return
-        if kind != "content" and kind != "reasoning":
-            return
-        self._pieces += 1
+        # Called for every event of the stream (tens of thousands): the common case is tested first.
+        kind = ev[0]
         if kind == "content":
             self.state = "answering"
-        elif self.state == "waiting":
-            self.state = "thinking"
+        elif kind == "reasoning":
+            if self.state == "waiting":
+                self.state = "thinking"
+        else:
+            if kind == "start":
+                self.response = ev[1]
+            return
+        self._pieces += 1
         if self._throttle.ready():
             self._push()
 
