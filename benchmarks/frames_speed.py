@@ -31,8 +31,12 @@ def build(positions: int, top: int, seed: int):
     vocab = [f" w{i}" for i in range(2000)]
     r = Response({"model": "local/ngram", "logprobs": True, "top_logprobs": top})
     pieces = []
-    for i in range(positions):
-        if i % 50 == 7:  # a CJK character in two byte tokens: both listed as U+FFFD, bytes tell the truth
+    i = 0
+    while len(pieces) < positions:
+        i += 1
+        if (
+            i % 50 == 7 and len(pieces) + 2 <= positions
+        ):  # a CJK character in two byte tokens: both listed as U+FFFD, bytes tell the truth
             raw = "海".encode()
             for part, text in ((raw[:2], ""), (raw[2:], "海")):
                 alt = {"token": "\ufffd", "logprob": -0.05, "bytes": list(part)}
