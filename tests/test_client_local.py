@@ -1,0 +1,212 @@
+"""wm.chat and wm.achat against the bundled local model over real HTTP: every model id, streamed and not,
+retries, and every injected fault raising the right exception with the partial answer kept."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import pytest
+
+import wcode_magic as wm
+from wcode_magic import errors
+
+LOCAL_IDS = ["local/ngram", "local/ngram-thinking", "local/ngram-thinking-rc"]
+
+
+def fault(spec: str, key: str | None = None) -> dict[str, str]:
+    headers = {"X-Wcode-Fault": spec}
+    if key:
+        headers["X-Wcode-Fault-Key"] = key
+    return headers
+
+
+@pytest.fixture
+def fast_retries(session):
+    wm.configure(max_retries=2, retry_cap_s=1.0)
+    return session
+
+
+@pytest.mark.parametrize("model", LOCAL_IDS)
+@pytest.mark.parametrize("stream", [True, False])
+def test_every_local_model_streamed_and_not(local_url, session, model, stream):
+    events = []
+    r = wm.chat(
+        "Tell me about the weather",
+        model=model,
+        base_url=local_url,
+        stream=stream,
+        seed=3,
+        max_tokens=30,
+        on_event=events.append,
+    )
+    assert r.complete and r.text.strip()
+    assert r.usage.completion_tokens and r.usage.prompt_tokens
+    if model == "local/ngram":
+        assert r.reasoning == "" and not r.usage.reasoning_tokens
+    else:
+        assert r.reasoning.strip() and r.usage.reasoning_tokens
+        kinds = [e.kind for e in events]
+        assert kinds.index("reasoning") < kinds.index("content")
+    assert r.cost == 0.0
+
+
+def test_streamed_and_whole_answers_agree(local_url, session):
+    a = wm.chat("Cooking rice", model="local/ngram-thinking-rc", base_url=local_url, seed=11, max_tokens=25)
+    b = wm.chat(
+        "Cooking rice", model="local/ngram-thinking-rc", base_url=local_url, seed=11, max_tokens=25, stream=False
+    )
+    assert (a.text, a.reasoning) == (b.text, b.reasoning)
+    assert a.usage.completion_tokens == b.usage.completion_tokens
+
+
+def test_local_model_id_starts_the_server_by_itself(session):
+    r = wm.chat("hello", model="local", max_tokens=5)
+    assert r.complete and r.base_url.startswith("http://127.0.0.1:")
+
+
+def test_thinking_switch(local_url, session):
+    off = wm.chat("birds", model="local/ngram-thinking", base_url=local_url, reasoning=False, max_tokens=10)
+    assert off.reasoning == "" and off.text
+    short = wm.chat(
+        "birds", model="local/ngram-thinking", base_url=local_url, reasoning={"max_tokens": 5}, max_tokens=10
+    )
+    assert 0 < short.usage.reasoning_tokens <= 5
+
+
+def test_logprobs_are_real(local_url, session):
+    r = wm.chat(
+        "the history of computing",
+        model="local/ngram",
+        base_url=local_url,
+        logprobs=True,
+        top_logprobs=5,
+        max_tokens=20,
+        seed=2,
+    )
+    assert r.logprobs_status == "sent"
+    assert len(r.logprobs) == r.usage.completion_tokens
+    assert "".join(e["token"] for e in r.logprobs) == r.text
+    for e in r.logprobs:
+        assert e["logprob"] <= 0 and len(e["top_logprobs"]) == 5
+
+
+@pytest.mark.parametrize(
+    "status,exc",
+    [
+        (401, errors.AuthenticationError),
+        (402, errors.InsufficientCreditError),
+        (429, errors.RateLimitError),
+        (500, errors.ServerError),
+        (503, errors.ServerError),
+    ],
+)
+def test_status_faults(local_url, fast_retries, status, exc):
+    with pytest.raises(exc) as info:
+        wm.chat("hi", model="local", base_url=local_url, headers=fault(f"status={status}"))
+    assert info.value.status == status
+    assert "Traceback" not in info.value.message
+
+
+def test_rate_limit_reports_the_wait_asked_for(local_url, fast_retries):
+    t = time.monotonic()
+    with pytest.raises(errors.RateLimitError) as info:
+        wm.chat("hi", model="local", base_url=local_url, headers=fault("status=429,retry_after=1"))
+    assert info.value.retry_after == pytest.approx(1, abs=0.5)
+    assert "wait 1 s" in info.value.message
+    assert time.monotonic() - t >= 2 * 0.9  # two retries, each honouring Retry-After (capped at 1 s here)
+
+
+@pytest.mark.parametrize(
+    "spec", ["status=429,retry_after=0", "status=503", "status=500", "status=429,retry_after_date"]
+)
+def test_retries_then_succeeds(local_url, fast_retries, spec):
+    key = f"retry-{spec}-{time.monotonic()}"
+    r = wm.chat("hi", model="local", base_url=local_url, max_tokens=5, headers=fault(f"{spec},times=2", key))
+    assert r.complete
+
+
+def test_connection_refused_after_retries(fast_retries):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(errors.APIConnectionError, match="Could not reach"):
+        wm.chat("hi", model="local", base_url=f"http://127.0.0.1:{port}/v1")
+
+
+def test_error_event_mid_stream_keeps_partial(local_url, session):
+    with pytest.raises(errors.StreamError) as info:
+        wm.chat("hi", model="local/ngram-thinking", base_url=local_url, max_tokens=50, headers=fault("error_after=5"))
+    p = info.value.partial
+    assert p.reasoning and p.text and not p.complete and p.status == "error"
+    assert wm.last() is p
+
+
+def test_dropped_connection_keeps_partial(local_url, session):
+    with pytest.raises(errors.StreamError, match=r"dropped|without \[DONE\]") as info:
+        wm.chat("hi", model="local", base_url=local_url, max_tokens=50, headers=fault("drop_after=5"))
+    assert info.value.partial.text and not info.value.partial.complete
+
+
+def test_malformed_event(local_url, session):
+    with pytest.raises(errors.StreamError, match="malformed") as info:
+        wm.chat("hi", model="local", base_url=local_url, max_tokens=50, headers=fault("malformed_after=3"))
+    assert info.value.partial.text
+
+
+def test_stall_fails_after_the_gap_timeout(local_url, session):
+    t = time.monotonic()
+    with pytest.raises(errors.StreamError, match="stalled") as info:
+        wm.chat(
+            "hi",
+            model="local",
+            base_url=local_url,
+            max_tokens=50,
+            timeout=1.0,
+            headers=fault("stall_after=4,stall_s=30"),
+        )
+    assert time.monotonic() - t < 10
+    assert info.value.partial.text
+
+
+def test_keepalive_comments_are_skipped(local_url, session):
+    plain = wm.chat("rain", model="local/ngram-thinking", base_url=local_url, seed=5, max_tokens=15)
+    noisy = wm.chat(
+        "rain", model="local/ngram-thinking", base_url=local_url, seed=5, max_tokens=15, headers=fault("keepalive")
+    )
+    assert (noisy.text, noisy.reasoning) == (plain.text, plain.reasoning)
+
+
+def test_inline_think_tags_from_the_server(local_url, session):
+    r = wm.chat("rain", model="local/ngram", base_url=local_url, seed=5, max_tokens=15, headers=fault("think_inline"))
+    assert r.reasoning and "<think>" not in r.text and "</think>" not in r.text
+
+
+def test_achat_concurrently_and_cancelled_keeps_partial(local_url, session):
+    async def main():
+        events = []
+        task = asyncio.create_task(
+            wm.achat(
+                "long",
+                model="local/ngram-thinking",
+                base_url=local_url,
+                max_tokens=2000,
+                extra_body={"ignore_eos": True},
+                headers=fault("stall_after=20,stall_s=30"),
+                on_event=events.append,
+            )
+        )
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        partial = events[0].value
+        many = await asyncio.gather(
+            *(wm.achat(f"q{i}", model="local", base_url=local_url, max_tokens=5) for i in range(6))
+        )
+        return partial, many
+
+    partial, many = asyncio.run(main())
+    assert partial.stopped and partial.status == "stopped" and (partial.reasoning or partial.text)
+    assert all(r.complete for r in many)
