@@ -100,3 +100,45 @@ def test_every_seed_parameter_is_declared():
     text = "\n".join(p.read_text(encoding="utf-8") for p in seeds.glob("*.txt"))
     documented = set(re.findall(r"参数:(\w+)", text))
     assert documented and documented <= set(params.PARAMS)
+
+
+class _Unacceptable:
+    """A value no parameter accepts, with a stable repr for the message."""
+
+    def __repr__(self) -> str:
+        return "<unacceptable>"
+
+
+@pytest.mark.parametrize("name", list(params.PARAMS))
+def test_allowed_reads_naturally_for_every_parameter(name):
+    p = params.PARAMS[name]
+    allowed = p.allowed
+    assert allowed and allowed == allowed.strip() and "  " not in allowed
+    for word in ("inf", "None", "nan"):
+        assert word not in allowed.split(), (name, allowed)
+    assert "-inf" not in allowed and "None" not in allowed
+    if p.kind in ("int", "float"):
+        what = "an integer" if p.kind == "int" else "a number"
+        if p.min is not None and p.max is not None:
+            assert allowed == f"{what} from {p.min:g} to {p.max:g}"
+        elif p.min is not None:
+            assert allowed == f"{what} >= {p.min:g}"
+        elif p.max is not None:
+            assert allowed == f"{what} <= {p.max:g}"
+        else:
+            assert allowed == what
+    elif p.kind == "enum":
+        assert allowed == " | ".join(p.choices)
+    else:
+        assert allowed.split()[0] in ("a", "an", "true", "true/false,", "none"), allowed
+    with pytest.raises(InvalidParameterError) as info:
+        params.validate({name: _Unacceptable()})
+    assert str(info.value) == f"{name}=<unacceptable> is not allowed: {name} takes {allowed}."
+
+
+def test_unbounded_seed_takes_an_integer():
+    assert params.PARAMS["seed"].allowed == "an integer"
+    with pytest.raises(InvalidParameterError) as info:
+        params.validate({"seed": 1.5})
+    assert str(info.value) == "seed=1.5 is not allowed: seed takes an integer."
+    assert params.validate({"seed": -(2**40)}) == {"seed": -(2**40)}

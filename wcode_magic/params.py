@@ -46,11 +46,14 @@ class Param:
     def allowed(self) -> str:
         """The allowed values in words, for error messages and help."""
         if self.kind in ("float", "int"):
-            lo = "-inf" if self.min is None else _num(self.min)
-            hi = "inf" if self.max is None else _num(self.max)
-            if self.max is None:
-                return f"{'an integer' if self.kind == 'int' else 'a number'} >= {lo}"
-            return f"{'an integer' if self.kind == 'int' else 'a number'} from {lo} to {hi}"
+            what = "an integer" if self.kind == "int" else "a number"
+            if self.min is not None and self.max is not None:
+                return f"{what} from {_num(self.min)} to {_num(self.max)}"
+            if self.min is not None:
+                return f"{what} >= {_num(self.min)}"
+            if self.max is not None:
+                return f"{what} <= {_num(self.max)}"
+            return what  # no bound to state (seed): never "-inf"
         if self.kind == "bool":
             return "true or false"
         if self.kind == "enum":
