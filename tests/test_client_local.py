@@ -4,8 +4,10 @@ retries, and every injected fault raising the right exception with the partial a
 from __future__ import annotations
 
 import asyncio
+import linecache
 import socket
 import time
+import warnings
 
 import pytest
 
@@ -210,3 +212,38 @@ def test_achat_concurrently_and_cancelled_keeps_partial(local_url, session):
     partial, many = asyncio.run(main())
     assert partial.stopped and partial.status == "stopped" and (partial.reasoning or partial.text)
     assert all(r.complete for r in many)
+
+
+def _at_call_site(caught: list[warnings.WarningMessage], call: str) -> list[str]:
+    """Our warnings, each checked to point at this file on the line that makes the call."""
+    ours = [w for w in caught if issubclass(w.category, wm.WcodeWarning)]
+    for w in ours:
+        assert w.filename == __file__, (w.filename, w.lineno, str(w.message))
+        assert call in linecache.getline(w.filename, w.lineno), (w.lineno, str(w.message))
+    return [str(w.message) for w in ours]
+
+
+def test_parameter_warnings_point_at_the_chat_line(local_url, session):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = wm.chat("hi", model="local/ngram", base_url=local_url, reasoning=True, max_tokens=5)
+        with pytest.raises(errors.NotFoundError):  # the local server does not serve r1; the warning comes first
+            wm.chat("hi", model="r1", base_url=local_url, temperature=0.3)
+    assert r.complete
+    said = _at_call_site(caught, "wm.chat(")
+    assert len(said) == 2 and "cannot switch its thinking" in said[0] and "ignores temperature" in said[1]
+
+
+def test_parameter_warnings_point_at_the_achat_line(local_url, session):
+    async def main():
+        r = await wm.achat("hi", model="local/ngram", base_url=local_url, reasoning=True, max_tokens=5)
+        with pytest.raises(errors.NotFoundError):
+            await wm.achat("hi", model="r1", base_url=local_url, temperature=0.3)
+        return r
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = asyncio.run(main())
+    assert r.complete
+    said = _at_call_site(caught, "await wm.achat(")
+    assert len(said) == 2 and "cannot switch its thinking" in said[0] and "ignores temperature" in said[1]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -478,4 +480,19 @@ def validate(params: Mapping[str, Any], model: Model | None = None, *, warn: boo
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, WcodeWarning, stacklevel=4)
+    """Warn at the user's line (``wm.chat(...)``, ``await wm.achat(...)``, ``wm.compare(...)``): how many of our
+    frames lie in between depends on the entry point, so a fixed ``stacklevel`` would point into client.py."""
+    warnings.warn(message, WcodeWarning, stacklevel=_caller_stacklevel())
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` (as ``_warn`` passes it) of the first frame outside this package."""
+    frame = sys._getframe(2)  # 0: here, 1: _warn (stacklevel 1), 2: its caller (stacklevel 2)
+    level = 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
