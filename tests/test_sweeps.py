@@ -118,6 +118,25 @@ def test_runs_of_one_prompt_report_where_they_diverge(local_url):
     assert same["diverge_token"].isna().all() and same["diverge_char"].isna().all()
 
 
+def test_sweeping_reasoning_keeps_both_the_setting_and_the_thinking(local_url):
+    # "reasoning" is a request parameter and a result column (the thinking text): both must survive
+    settings = [{"enabled": False}, {"effort": "low"}, {"effort": "high"}]
+    df = wm.compare(
+        "Why is the sky blue?",
+        models="local/ngram-thinking",
+        seed=3,
+        grid={"reasoning": settings},
+        base_url=local_url,
+        max_tokens=10,
+        progress=False,
+    )
+    assert df["reasoning_param"].tolist() == settings
+    assert all(r.request["reasoning"] == s for r, s in zip(df["response"], settings, strict=True))
+    assert df["reasoning"].tolist() == [r.reasoning for r in df["response"]]
+    assert df["reasoning"].iloc[0] == "" and df["reasoning"].iloc[1] != ""
+    assert df["reasoning_tokens"].tolist()[0] == 0 and df["reasoning_tokens"].iloc[2] > df["reasoning_tokens"].iloc[1]
+
+
 def test_bad_input_fails_before_anything_is_sent(local_url):
     before = wm.last()
     with pytest.raises(InvalidParameterError, match="temperature"):

@@ -247,18 +247,25 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {message}"
 
 
+def _label_column(name: str) -> str:
+    """The column of a grid axis; one named like a result column (``reasoning``) gets ``_param``, so the swept
+    setting and the result (the thinking text) both keep their own column."""
+    return f"{name}_param" if name in RESULT_COLUMNS else name
+
+
 def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFrame:
     import pandas as pd
 
     outcomes: dict[int, Outcome] = run["outcomes"]
     diverge = _divergence(cells, outcomes)
-    data: dict[str, list[Any]] = {name: [] for name in [*label_columns, *RESULT_COLUMNS]}
+    data: dict[str, list[Any]] = {_label_column(name): [] for name in label_columns}
+    data.update({name: [] for name in RESULT_COLUMNS})
     for cell in cells:
         out = outcomes.get(cell.index)
         if out is None:  # interrupted before it finished
             continue
         for name in label_columns:
-            data[name].append(cell.labels.get(name))
+            data[_label_column(name)].append(cell.labels.get(name))
         r = out.response
         u = r.usage if r is not None else None
         values = {
@@ -353,6 +360,7 @@ def compare(
 
     Each axis takes one value or a list; ``**fixed`` are the same for every run: request parameters
     (``max_tokens=100``, ``logprobs=True``) and ``achat`` options (``system``, ``base_url``, ``headers``...).
+    A ``grid`` axis named like a result column (``reasoning``) is shown as ``reasoning_param``.
     """
     cells, call, labels = _compare_cells(prompt, models, temperature, seed, n, concurrency, grid, dict(fixed))
     _validate(cells, call)
