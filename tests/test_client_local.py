@@ -4,10 +4,13 @@ retries, and every injected fault raising the right exception with the partial a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import linecache
 import socket
+import threading
 import time
 import warnings
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -247,3 +250,103 @@ def test_parameter_warnings_point_at_the_achat_line(local_url, session):
     assert r.complete
     said = _at_call_site(caught, "await wm.achat(")
     assert len(said) == 2 and "cannot switch its thinking" in said[0] and "ignores temperature" in said[1]
+
+
+class CountingProxy:
+    """A TCP relay on 127.0.0.1 in front of a server, counting the connections clients open through it."""
+
+    def __init__(self, target_url: str) -> None:
+        target = urlsplit(target_url)
+        self.target = (target.hostname, target.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self.listener.getsockname()[1]}{target.path}"
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            self.connections += 1
+            upstream = socket.create_connection(self.target)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def proxy(local_url):
+    relay = CountingProxy(local_url)
+    yield relay
+    relay.close()
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_sequential_chats_reuse_one_connection(proxy, session, stream):
+    for prompt in ("first", "second", "third"):
+        r = wm.chat(prompt, model="local/ngram-thinking", base_url=proxy.base_url, max_tokens=8, stream=stream)
+        assert r.complete and r.text
+    assert proxy.connections == 1
+
+
+def test_sequential_achats_reuse_one_connection(proxy, session):
+    async def main():
+        return [await wm.achat(p, model="local", base_url=proxy.base_url, max_tokens=8) for p in ("a", "b", "c")]
+
+    assert all(r.complete for r in asyncio.run(main()))
+    assert proxy.connections == 1
+
+
+def _endless_body_server(stop: threading.Event) -> str:
+    """A raw HTTP server that answers one chat with [DONE] but then never ends the body (it keeps sending
+    comments), as a misbehaving proxy might: the client must stop reading after [DONE] by itself."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, listener:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            head, _, body = request.partition(b"\r\n\r\n")
+            length = int(
+                next(
+                    v for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")) if k.lower() == b"content-length"
+                )
+            )
+            while len(body) < length:
+                body += conn.recv(65536)
+            chunk = b'data: {"id":"x","model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+            events = [chunk, b"data: [DONE]\n\n"]
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+            for data in events:
+                conn.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+            with contextlib.suppress(OSError):
+                while not stop.wait(0.05):
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(b": ping\n\n"), b": ping\n\n"))
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+
+
+def test_draining_after_done_is_bounded_when_the_body_never_ends(session):
+    stop = threading.Event()
+    url = _endless_body_server(stop)
+    got: list = []
+    caller = threading.Thread(target=lambda: got.append(wm.chat("hi", model="m", base_url=url, timeout=600)))
+    caller.start()
+    caller.join(timeout=120)  # a hang detector, not a speed check: unbounded draining would never return
+    stop.set()
+    assert not caller.is_alive() and got and got[0].complete and got[0].text == "hi"

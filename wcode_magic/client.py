@@ -10,6 +10,7 @@ implementation; ``chat`` runs it on a private event loop in a worker thread, so 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import email.utils
 import random
@@ -347,10 +348,16 @@ class _EndWithBlankLine:
     def __init__(self, http: httpx.Response) -> None:
         self.headers = http.headers
         self._http = http
+        self._texts: Iterator[str] = iter(())
 
     def iter_text(self) -> Iterator[str]:
-        yield from self._http.iter_text()
+        self._texts = self._http.iter_text()
+        yield from self._texts
         yield "\n\n"
+
+    def rest(self) -> Iterator[str]:
+        """The body text the event reader has not read yet (it stops at ``[DONE]``), for ``_drain_sync``."""
+        return self._texts
 
     async def aiter_text(self) -> AsyncIterator[str]:
         async for text in self._http.aiter_text():
@@ -478,6 +485,14 @@ async def _drain(events: AsyncIterator[Any]) -> None:
 _sync_clients: dict[tuple[str, str], httpx.Client] = {}
 
 
+@atexit.register
+def _close_sync_clients() -> None:
+    """Close the kept-alive connections at exit instead of leaving open sockets to the interpreter's teardown."""
+    for client in list(_sync_clients.values()):
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 def _sync_client(base_url: str, key: Secret | None) -> httpx.Client:
     """One Client per (base_url, key), shared by every sync call."""
     cache_key = (base_url, key.reveal() if key else "")
@@ -557,8 +572,10 @@ def _send(call: _Call) -> None:
             if not _is_sse(http):
                 call.whole(http.read())
                 return
+            body = _EndWithBlankLine(http)
+            events = EventSource(body).iter_sse()  # type: ignore[arg-type]  # kept: closing it closes the connection
             try:
-                for sse in EventSource(_EndWithBlankLine(http)).iter_sse():  # type: ignore[arg-type]
+                for sse in events:
                     if call.event(sse.data):
                         break
             except httpx.ReadTimeout:
@@ -566,9 +583,24 @@ def _send(call: _Call) -> None:
             except _DROPPED as e:
                 raise call.dropped(e) from None
             call.end_of_stream()
+            _drain_sync(http, body)
             return
         finally:
             http.close()
+
+
+def _drain_sync(http: httpx.Response, body: _EndWithBlankLine) -> None:
+    """``_drain`` for the sync transport: read what follows ``[DONE]`` so httpx returns the connection to the pool.
+
+    A blocking read cannot be cancelled, so the bound is twofold: each read waits at most DRAIN_S (httpcore reads
+    the request's timeout extension on every body read) and reading stops once DRAIN_S has passed in all.
+    """
+    http.request.extensions["timeout"] = {**http.request.extensions.get("timeout", {}), "read": DRAIN_S}
+    deadline = time.monotonic() + DRAIN_S
+    with contextlib.suppress(Exception):
+        for _ in body.rest():
+            if time.monotonic() > deadline:
+                return
 
 
 # -- a private loop for sync helpers that run async work (sweeps) --------------------------------------------
