@@ -114,6 +114,27 @@ def test_status_faults(local_url, fast_retries, status, exc):
     assert "Traceback" not in info.value.message
 
 
+@pytest.mark.parametrize("status", [401, 500])
+def test_error_before_the_stream_marks_the_response_error(local_url, fast_retries, status):
+    key = "sk-never-shown-0123456789"
+    with pytest.raises(errors.WcodeError) as info:
+        wm.chat("hi", model="local", base_url=local_url, api_key=key, headers=fault(f"status={status}"))
+    r = wm.last()
+    assert r.status == "error" and not r.complete and not r.stopped
+    assert r.error["message"] == info.value.message == str(info.value) and r.error["code"] == status
+    assert r.raw["error"] == r.error and "ERROR" in r.footer()
+    assert key not in repr(r.raw) and key not in repr(r)
+
+
+def test_unreachable_server_marks_the_response_error(fast_retries):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(errors.APIConnectionError) as info:
+        wm.chat("hi", model="local", base_url=f"http://127.0.0.1:{port}/v1")
+    assert wm.last().status == "error" and wm.last().error["message"] == str(info.value)
+
+
 def test_rate_limit_reports_the_wait_asked_for(local_url, fast_retries):
     t = time.monotonic()
     with pytest.raises(errors.RateLimitError) as info:

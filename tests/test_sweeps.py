@@ -73,7 +73,7 @@ def test_a_failing_cell_becomes_an_error_row(local_url, no_retries):
     assert len(df) == 3
     assert "ServerError" in df["error"][0] and "500" in df["error"][0]
     assert not df["complete"][0] and df["text"][0] == ""
-    assert df["response"][0].status == "incomplete"  # the Response that was being built, kept
+    assert df["response"][0].status == "error" and "500" in df["response"][0].error["message"]  # kept, marked error
     assert df["error"][1:].isna().all() and df["complete"][1:].all()
     assert df.attrs["failed"] == 1
 

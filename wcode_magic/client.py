@@ -317,7 +317,14 @@ class _Call:
         return self.broken(f"the connection dropped ({type(e).__name__})")
 
     def failed(self, e: errors.WcodeError) -> None:
-        """Any WcodeError: finish the Response if still open and attach it when something had arrived."""
+        """Any WcodeError: finish the Response if still open and attach it when something had arrived.
+
+        A failure other than a broken stream (an error status after retries, no connection, an unreadable body)
+        marks the Response "error", not "incomplete", with the exception's message in ``.error``, so ``wm.last()``
+        and the history say what went wrong. A broken stream stays "incomplete" unless the server sent an error.
+        """
+        if self.response.error is None and not isinstance(e, errors.StreamError):
+            self.response.error = {"message": e.message, "code": e.status, "type": type(e).__name__}
         if self.response.latency_s is None:
             self.response.finish(complete=False)
         if e.partial is None and (self.response.text or self.response.reasoning):
