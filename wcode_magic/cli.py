@@ -2,6 +2,9 @@
 
 ``wcode-magic serve [--host 127.0.0.1] [--port 8000] [--test-mode]`` runs the bundled local model in the foreground
 and prints its base URL, for use from another process (a second notebook, curl, the openai SDK).
+
+``wcode-magic demo [--notebooks DIR] [--out DIR] [--save] [--local] [--no-chat]`` streams one chat in the terminal, then
+executes the notebooks (``make demo``; the work is in ``wcode_magic.demo``).
 """
 
 from __future__ import annotations
@@ -9,6 +12,9 @@ from __future__ import annotations
 import argparse
 import socket
 from collections.abc import Sequence
+from pathlib import Path
+
+from .demo import DEFAULT_NOTEBOOKS, DEFAULT_OUT
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +41,44 @@ def _parser() -> argparse.ArgumentParser:
         "--test-mode", action="store_true", help="honour the X-Wcode-Fault header (fault injection for tests)"
     )
     serve.set_defaults(run=_serve)
+    demo = commands.add_parser(
+        "demo",
+        help="stream one chat in the terminal, then execute the notebooks",
+        description=(
+            "Stream one chat (thinking, then answer) on wcode.net if a key is set, else on the bundled local model; "
+            "then execute every notebook in --notebooks and write the executed copies to --out."
+        ),
+    )
+    demo.add_argument(
+        "--notebooks", type=Path, default=DEFAULT_NOTEBOOKS, help="directory of notebooks (default ./notebooks)"
+    )
+    demo.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="where executed copies go (default ./build/notebooks)"
+    )
+    demo.add_argument(
+        "--save",
+        action="store_true",
+        help="write the outputs back into the notebooks, from an offline run on the local model (no key)",
+    )
+    demo.add_argument("--local", action="store_true", help="use the bundled local model even if a key is set")
+    demo.add_argument("--no-chat", action="store_true", help="skip the terminal chat; only execute the notebooks")
+    demo.set_defaults(run=_demo)
     return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Exit status 1 if the chat or any notebook failed, 130 after Ctrl-C."""
+    from . import demo
+
+    ok = True
+    try:
+        if not args.no_chat:
+            ok = demo.terminal_chat(local=args.local or args.save)
+        runs = demo.run_notebooks(args.notebooks, args.out, save=args.save, local=args.local)
+    except KeyboardInterrupt:
+        print("\nInterrupted.")
+        return 130
+    return 0 if ok and all(r.ok for r in runs) else 1
 
 
 def _serve(args: argparse.Namespace) -> int:
