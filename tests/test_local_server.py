@@ -545,3 +545,46 @@ def test_cli_serve_prints_the_url_and_serves():
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_cancelled_requests_end_quietly_in_a_serve_process():
+    """Clients that go away (Stop, an interrupted sweep) before or while they are answered leave no traceback."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wcode_magic.cli", "serve", "--port", "0", "--test-mode"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+/v1", process.stdout.readline()).group() + "/chat/completions"
+        long = body(model="local/ngram-thinking", stream=True, max_tokens=4000, ignore_eos=True)
+
+        async def read_then_leave(client: httpx.AsyncClient, payload: dict[str, Any], spec: str = "") -> None:
+            headers = {"X-Wcode-Fault": spec} if spec else {}
+            async with client.stream("POST", url, json=payload, headers=headers) as response:
+                async for _ in response.aiter_bytes():
+                    return  # mid-stream: the first bytes arrived, the rest is abandoned
+
+        async def leave_while_waiting(client: httpx.AsyncClient, payload: dict[str, Any], spec: str) -> None:
+            task = asyncio.create_task(client.post(url, json=payload, headers={"X-Wcode-Fault": spec}))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        async def main() -> None:
+            async with httpx.AsyncClient(timeout=30) as client:
+                await read_then_leave(client, long)
+                await read_then_leave(client, long, "stall_after=3,stall_s=0.3")
+                await asyncio.gather(*(read_then_leave(client, long) for _ in range(4)))
+                await leave_while_waiting(client, long, "delay_ms=1000")  # gone before its body is read
+                await leave_while_waiting(client, body(max_tokens=5), "delay_ms=1000")
+                await leave_while_waiting(client, body(max_tokens=5), "stall_after=1,stall_s=1")  # whole answer
+
+        asyncio.run(main())
+        # started after every cancelled request, so its (longer) delay ends after theirs: they have all been handled
+        after = httpx.post(url, json=body(max_tokens=3), headers={"X-Wcode-Fault": "delay_ms=1500"}, timeout=30)
+        assert after.status_code == 200
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert "Traceback" not in stderr and "ClientDisconnect" not in stderr and "Exception" not in stderr, stderr

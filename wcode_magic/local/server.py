@@ -22,10 +22,11 @@ from email.utils import formatdate
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import wire
 from .chat import MODELS, ChatRequest, RequestError, parse_chat_request
@@ -55,14 +56,34 @@ class InjectedDrop(Exception):
     """Raised to make uvicorn close a connection abruptly (the ``drop_after`` fault)."""
 
 
+def _single(error: BaseException | None) -> BaseException | None:
+    """The one exception inside (nested) exception groups of one, as task groups wrap them; else ``error``."""
+    while len(getattr(error, "exceptions", ())) == 1:
+        error = error.exceptions[0]  # type: ignore[union-attr]
+    return error
+
+
 class _QuietDrops(logging.Filter):
     """Keeps uvicorn's error log free of the tracebacks of deliberately dropped connections."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        while len(getattr(error, "exceptions", ())) == 1:  # an exception group from the task group
-            error = error.exceptions[0]  # type: ignore[union-attr]
-        return not isinstance(error, InjectedDrop)
+        return not isinstance(_single(record.exc_info[1] if record.exc_info else None), InjectedDrop)
+
+
+class _QuietDisconnects:
+    """A client that leaves (Stop, an interrupted sweep) is not a server error: starlette raises ClientDisconnect
+    when the request body is read after the client has gone (e.g. during a ``delay_ms``, or behind busy streams)
+    and, with ASGI spec 2.4, when a stream is sent to it. There is nobody left to answer, so end quietly."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Exception as error:
+            if not isinstance(_single(error), ClientDisconnect):
+                raise
 
 
 @dataclass(frozen=True)
@@ -79,7 +100,8 @@ def create_app(*, test_mode: bool = False) -> Starlette:
         routes=[
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        ]
+        ],
+        middleware=[Middleware(_QuietDisconnects)],
     )
     app.state.test_mode = test_mode
     app.state.ledger = TimesLedger()
