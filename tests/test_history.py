@@ -134,3 +134,72 @@ def test_wm_history_is_callable_after_submodule_import(data_dir) -> None:
 
     history.record(make_response())
     assert len(wm.history()) == 1 and len(wm.history(1)) == 1
+
+
+def _run(script: str, data_dir) -> list[str]:
+    """Run ``script`` in a fresh interpreter (audit hooks cannot be removed) and return its printed lines."""
+    prelude = f"""
+import os, sys
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from importlib import import_module
+from test_history import make_response
+history = import_module('wcode_magic.history')
+opened = []
+sys.addaudithook(lambda event, args: event == 'sqlite3.connect' and opened.append(str(args[0])))
+"""
+    env = {**os.environ, "WCODE_DATA_DIR": str(data_dir)}
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_recording_reuses_one_connection(data_dir) -> None:
+    out = _run(
+        """
+        for i in range(20):
+            history.record(make_response(str(i)))
+        print(len(opened), len(history.history()))
+        """,
+        data_dir,
+    )
+    assert out == ["1", "20"]  # one connection for 20 rows (counted before history() opens its reader)
+
+
+def test_a_deleted_or_moved_history_file_is_reopened(data_dir, tmp_path) -> None:
+    out = _run(
+        f"""
+        history.record(make_response("a"))
+        for name in ("history.sqlite", "history.sqlite-wal", "history.sqlite-shm"):
+            if os.path.exists(os.path.join({str(data_dir)!r}, name)):
+                os.remove(os.path.join({str(data_dir)!r}, name))
+        history.record(make_response("b"))  # not into the unlinked file
+        print([m[0]["content"] for m in history.history()["messages"]] == ["hib"])
+        os.environ["WCODE_DATA_DIR"] = {str(tmp_path / "elsewhere")!r}
+        history.record(make_response("c"))
+        print([m[0]["content"] for m in history.history()["messages"]] == ["hic"])
+        """,
+        data_dir,
+    )
+    assert out == ["True", "True"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_opens_its_own_connection(data_dir) -> None:
+    out = _run(
+        """
+        history.record(make_response("parent"))
+        pid = os.fork()
+        if pid == 0:
+            before = len(opened)
+            history.record(make_response("child"))
+            print("child-opened", len(opened) - before, flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        history.record(make_response("parent"))
+        print("parent-opened", len(opened), len(history.history()))  # counted before the reader opens
+        """,
+        data_dir,
+    )
+    assert out == ["child-opened", "1", "parent-opened", "1", "3"]  # the parent kept its connection

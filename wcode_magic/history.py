@@ -2,16 +2,23 @@
 
 Kept like simonw/llm's log: one row per call (complete, stopped or failed) with the ``rows.response_row``
 columns plus the messages sent and the logprobs. Never the key: only the request body is stored, and the key
-travels in a header. WAL mode and a busy timeout let two kernels write at once without losing a row; each
-write opens its own short-lived connection, so the client's worker thread and the kernel's thread never share one.
+travels in a header. WAL mode and a busy timeout let two kernels write at once without losing a row.
+
+Recording runs on the caller's thread, often the event loop (panel, sweeps), so it must be cheap: one connection
+per process is kept open for writing (opening one, setting it up and closing it, which checkpoints the WAL, cost
+several times the insert itself). A lock serialises the threads that share it (kernel, client loop); it is
+reopened when the path changes, the file is replaced, or the process has forked, and closed at exit.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import os
 import sqlite3
 import sys
+import threading
 import time
 import types
 import warnings
@@ -94,27 +101,79 @@ def record(response: Response) -> None:
         warnings.warn(f"Could not write the history to {db_path()} ({e}).", WcodeWarning, stacklevel=2)
 
 
+_INSERT = f"INSERT INTO exchanges ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' * len(ALL_COLUMNS))})"
+
+
+class _Writer:
+    """The process's one writing connection and the file it was opened on (path, device, inode)."""
+
+    def __init__(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Start afresh without touching the connection: after a fork it is the parent's to use and close."""
+        self.lock = threading.Lock()
+        self.conn: sqlite3.Connection | None = None
+        self.opened_on: tuple[Path, int, int] | None = None
+
+    def connection(self, path: Path) -> sqlite3.Connection:
+        """The open connection for ``path``, reopened when ``path`` changed or is no longer the same file."""
+        if self.conn is not None and self._identity(path) == self.opened_on:
+            return self.conn
+        self.close()
+        conn = connect(path)
+        self.conn, self.opened_on = conn, self._identity(path)
+        return conn
+
+    @staticmethod
+    def _identity(path: Path) -> tuple[Path, int, int] | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None  # deleted: reopen, which creates it again
+        return (path, st.st_dev, st.st_ino)
+
+    def close(self) -> None:
+        conn, self.conn, self.opened_on = self.conn, None, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+
+_WRITER = _Writer()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WRITER.forget)
+
+
+@atexit.register
+def _close_writer() -> None:
+    with _WRITER.lock:
+        _WRITER.close()
+
+
 def _insert(row: dict[str, Any]) -> None:
     values = [
         json.dumps(row[c], ensure_ascii=False) if c in _JSON and row[c] is not None else row[c] for c in ALL_COLUMNS
     ]
     values[ALL_COLUMNS.index("complete")] = int(bool(row["complete"]))
-    insert = f"INSERT INTO exchanges ({', '.join(ALL_COLUMNS)}) VALUES ({', '.join('?' * len(ALL_COLUMNS))})"
-    for attempt in range(_ATTEMPTS):
-        try:
-            conn = connect()
+    path = db_path()
+    with _WRITER.lock:
+        for attempt in range(_ATTEMPTS):
             try:
+                conn = _WRITER.connection(path)
                 with conn:
-                    conn.execute(insert, values)
+                    conn.execute(_INSERT, values)
                 return
-            finally:
-                conn.close()
-        except sqlite3.OperationalError as e:
-            # switching a new file to WAL is not covered by the busy timeout: two kernels creating the file at
-            # once can see "database is locked" once; try again shortly
-            if "locked" not in str(e) or attempt == _ATTEMPTS - 1:
+            except sqlite3.OperationalError as e:
+                # switching a new file to WAL is not covered by the busy timeout: two kernels creating the file at
+                # once can see "database is locked" once; try again shortly
+                if "locked" not in str(e) or attempt == _ATTEMPTS - 1:
+                    _WRITER.close()  # a broken connection (disk full, file gone) is not reused
+                    raise
+                time.sleep(0.05 * 2**attempt)
+            except sqlite3.Error:
+                _WRITER.close()
                 raise
-            time.sleep(0.05 * 2**attempt)
 
 
 def history(n: int | None = None) -> pd.DataFrame:
