@@ -7,15 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from importlib import import_module
 
 import pytest
 
 import wcode_magic as wm
+from wcode_magic import history_store as history
 from wcode_magic.response import Response
-
-# the module itself: `from wcode_magic import history` may give the wm.history function (same name)
-history = import_module("wcode_magic.history")
 
 CHUNKS = [
     {"id": "gen-1", "model": "local/ngram", "choices": [{"index": 0, "delta": {"reasoning": "hmm"}}]},
@@ -114,8 +111,7 @@ def test_two_processes_writing_at_once_lose_nothing(data_dir) -> None:
         import sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_history import make_response
-        from importlib import import_module
-        history = import_module('wcode_magic.history')
+        from wcode_magic import history_store as history
         for i in range(150):
             history.record(make_response(sys.argv[1] + str(i)))
         """
@@ -129,21 +125,13 @@ def test_two_processes_writing_at_once_lose_nothing(data_dir) -> None:
     assert {p for p in prompts if p.startswith("hib")} == {f"hib{i}" for i in range(150)}
 
 
-def test_wm_history_is_callable_after_submodule_import(data_dir) -> None:
-    import wcode_magic.history  # noqa: F401 - the import that sets the package attribute to the module
-
-    history.record(make_response())
-    assert len(wm.history()) == 1 and len(wm.history(1)) == 1
-
-
 def _run(script: str, data_dir) -> list[str]:
     """Run ``script`` in a fresh interpreter (audit hooks cannot be removed) and return its printed lines."""
     prelude = f"""
 import os, sys
 sys.path.insert(0, {os.path.dirname(__file__)!r})
-from importlib import import_module
 from test_history import make_response
-history = import_module('wcode_magic.history')
+from wcode_magic import history_store as history
 opened = []
 sys.addaudithook(lambda event, args: event == 'sqlite3.connect' and opened.append(str(args[0])))
 """

@@ -17,7 +17,7 @@ from wcode_magic.params import PARAMS
 
 
 def test_every_parameter_gets_a_control_shaped_by_its_declaration(session):
-    from wcode_magic.panel import Panel
+    from wcode_magic.panel_widget import Panel
 
     p = Panel()
     try:
@@ -204,7 +204,7 @@ def test_show_code_notes_what_a_magic_line_cannot_hold():
 
 
 def test_panel_and_session_follow_each_other_without_echo(session):
-    from wcode_magic.panel import Panel
+    from wcode_magic.panel_widget import Panel
 
     session.set_param("temperature", 0.4)
     p = Panel()
@@ -242,7 +242,7 @@ def test_panel_and_session_follow_each_other_without_echo(session):
 
 
 def test_bad_text_is_shown_in_the_panel_and_blocks_send(session):
-    from wcode_magic.panel import Panel
+    from wcode_magic.panel_widget import Panel
 
     p = Panel()
     try:
@@ -274,7 +274,7 @@ def _run(coro):
 
 def test_send_streams_thinking_then_answer_ending_with_the_exact_text(session, local_url):
     import wcode_magic as wm
-    from wcode_magic.panel import Panel, _pre
+    from wcode_magic.panel_widget import Panel, _pre
 
     session.update(base_url=local_url, model="local/ngram-thinking")
     p = Panel()
@@ -328,7 +328,7 @@ async def go_again(p):
 
 def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
     import wcode_magic as wm
-    from wcode_magic.panel import Panel
+    from wcode_magic.panel_widget import Panel
 
     session.update(base_url=local_url, model="local/ngram")
     p = Panel()
@@ -364,7 +364,7 @@ def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
     [("status=401", "HTTP 401", False), ("error_after=30", "The stream broke", True)],
 )
 def test_errors_show_in_the_panel_with_the_partial_kept(session, local_url, fault, words, partial):
-    from wcode_magic.panel import Panel
+    from wcode_magic.panel_widget import Panel
 
     session.update(base_url=local_url, model="local/ngram", max_retries=0)
     p = Panel(headers={"X-Wcode-Fault": fault})

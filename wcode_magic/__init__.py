@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> module that defines it. No module of the package may be named like an export: importing
+# ``wcode_magic.<name>`` sets the package attribute to the module, so ``wm.<name>`` would then be the module.
 _EXPORTS: dict[str, str] = {
     "chat": "client",
     "achat": "client",
@@ -36,8 +37,8 @@ _EXPORTS: dict[str, str] = {
     "use_wcode": "session",
     "auto": "session",
     "last": "session",
-    "history": "history",
-    "panel": "panel",
+    "history": "history_store",
+    "panel": "panel_widget",
     "frame": "frames",
     "compare": "sweeps",
     "batch": "sweeps",

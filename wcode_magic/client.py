@@ -48,7 +48,7 @@ add_observer(session.remember)
 def _log_exchange(response: Response) -> None:
     """Observer: every exchange (wm.chat, magics, panel) goes to the history log and the session usage totals."""
     from . import usage
-    from .history import record  # not `from . import history`: the package exports a function by that name
+    from .history_store import record
 
     usage.add(response)
     record(response)

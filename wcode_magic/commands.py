@@ -111,7 +111,7 @@ def unset(args: list[str]) -> str:
 
 def config(args: list[str]) -> str:
     """The session's settings; the key only masked, with where it comes from."""
-    from .history import db_path, enabled
+    from .history_store import db_path, enabled
 
     if SESSION.api_key is not None:
         key = f"{SESSION.api_key.masked()} (wm.configure), sent to {SESSION.base_url or 'the configured server'}"
@@ -152,7 +152,7 @@ def key(args: list[str]) -> str:
 
 def history_(args: list[str]) -> Any:
     """``history [N]``: the last N exchanges (20 by default) as a DataFrame."""
-    from .history import history
+    from .history_store import history
 
     try:
         n = int(args[0]) if args else 20
@@ -182,7 +182,7 @@ def reset(args: list[str]) -> str:
 
 def panel(args: list[str]) -> Any:
     """The parameter panel (ipywidgets), sharing this session."""
-    from .panel import panel as make_panel
+    from .panel_widget import panel as make_panel
 
     return make_panel()
 

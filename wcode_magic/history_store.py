@@ -17,10 +17,8 @@ import contextlib
 import json
 import os
 import sqlite3
-import sys
 import threading
 import time
-import types
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,14 +197,3 @@ def history(n: int | None = None) -> pd.DataFrame:
     frame["time"] = pd.to_datetime(frame["time"], unit="s")
     frame["complete"] = frame["complete"].astype(bool)
     return frame
-
-
-class _CallableModule(types.ModuleType):
-    """``wm.history(n)`` must work even once ``import wcode_magic.history`` has made the package attribute
-    ``wcode_magic.history`` this module (the import system sets it, shadowing the lazy export of the same name)."""
-
-    def __call__(self, n: int | None = None) -> pd.DataFrame:
-        return history(n)
-
-
-sys.modules[__name__].__class__ = _CallableModule
