@@ -2,9 +2,10 @@
 
 Policy (design.md, protocol.md): retries with exponential backoff and jitter on connection errors, 408, 429 and
 5xx *before the first byte*, honouring ``Retry-After`` up to ``Settings.retry_cap_s``; a stream that started is
-never retried. A gap timeout between reads makes a stalled stream fail in about a minute. ``achat`` is the one
-implementation; ``chat`` runs it on a private event loop in a worker thread, so it works inside a notebook cell
-(where a loop is already running) without nest_asyncio, and a kernel interrupt stops it with the partial kept.
+never retried. A gap timeout between reads makes a stalled stream fail in about a minute. ``achat`` (httpx
+AsyncClient) and ``chat`` (httpx Client, no event loop, so it works inside a notebook cell where a loop is already
+running, without nest_asyncio) share the policy and the folding in ``_Call``; a kernel interrupt stops ``chat``
+with the partial kept. ``LOOP`` runs async work (sweeps) for sync callers.
 """
 
 from __future__ import annotations
