@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import warnings
 
 import pytest
 
@@ -191,3 +193,18 @@ def test_a_forked_child_opens_its_own_connection(data_dir) -> None:
         data_dir,
     )
     assert out == ["child-opened", "1", "parent-opened", "1", "3"]  # the parent kept its connection
+
+
+def test_threads_share_the_writer(data_dir) -> None:
+    """The kernel's thread, the client's loop thread and any worker thread all record (sweeps, panel, wm.chat)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a failed write only warns: make it fail the test
+        history.record(make_response("main"))
+        workers = [threading.Thread(target=history.record, args=(make_response(f"t{i}"),)) for i in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        history.record(make_response("main again"))
+    prompts = sorted(m[0]["content"] for m in history.history()["messages"])
+    assert prompts == sorted(["himain", "himain again", *(f"hit{i}" for i in range(4))])

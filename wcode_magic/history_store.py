@@ -70,10 +70,12 @@ _SCHEMA = (
 )
 
 
-def connect(path: Path | None = None) -> sqlite3.Connection:
+def connect(path: Path | None = None, *, shared: bool = False) -> sqlite3.Connection:
+    """Open the history database (created, in WAL mode, if new); ``shared``: usable from any thread, for callers
+    that serialise access themselves (the writer's lock)."""
     path = path or db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30.0)
+    conn = sqlite3.connect(path, timeout=30.0, check_same_thread=not shared)
     conn.execute("PRAGMA busy_timeout = 30000")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # WAL persists in the file: set it once
         conn.execute("PRAGMA journal_mode = WAL")
@@ -119,7 +121,7 @@ class _Writer:
         if self.conn is not None and self._identity(path) == self.opened_on:
             return self.conn
         self.close()
-        conn = connect(path)
+        conn = connect(path, shared=True)  # the kernel's thread and the client loop's thread both record
         self.conn, self.opened_on = conn, self._identity(path)
         return conn
 
