@@ -118,6 +118,33 @@ def test_sentinels_become_minus_infinity(sentinel):
     assert df["entropy"].notna().all()
 
 
+@pytest.mark.parametrize("sentinel", [-9999.0, None, -100.0])
+def test_chunk_text_and_dicts_give_the_same_frames(sentinel):
+    pieces = [
+        ("a", entry("a", -0.2, [alt("a", -0.2), alt("q", sentinel)])),
+        ("b", entry("b", -3.0, [alt("c", -0.3), alt("d", -1.0)])),  # sampled token missing from its list
+        *CJK,
+        ("c", {"token": "c", "logprob": sentinel}),  # no bytes, no top_logprobs key at all
+    ]
+    as_dicts, as_text = respond(pieces, top_logprobs=2), respond(pieces, raw_text=True, top_logprobs=2)
+    pd.testing.assert_frame_equal(as_dicts.tokens(), as_text.tokens())
+    pd.testing.assert_frame_equal(as_dicts.alternatives(), as_text.alternatives())
+    assert as_text.tokens()["text"].tolist() == ["a", "b", "", "你", "好", "c"]
+    assert as_text.alternatives().groupby("position")["is_sampled"].sum().tolist() == [1] * 6
+
+
+def test_malformed_entries_never_break_the_stream():
+    pieces = [
+        ("a", entry("a", "not a number", ["junk", alt("a", "x"), {"logprob": -1.0}])),  # type: ignore[list-item]
+        ("b", {"token": "b", "logprob": -0.5, "bytes": [300], "top_logprobs": "junk"}),
+    ]
+    r = respond(pieces, raw_text=True)
+    df = r.tokens()
+    assert df["logprob"].tolist() == [-math.inf, -0.5]
+    assert df["n_alternatives"].tolist() == [3, 0] and df["text"].tolist() == ["a", "b"]
+    assert len(r.alternatives()) == 4  # 3 listed (the unreadable ones as unknown) + "b" added
+
+
 def test_fewer_alternatives_than_asked():
     pieces = [
         ("a", entry("a", -0.1, [alt("a", -0.1), alt("b", -2.4)])),

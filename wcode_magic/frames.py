@@ -26,15 +26,13 @@ from __future__ import annotations
 import math
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Sequence
-from itertools import chain
-from operator import itemgetter
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidParameterError, WcodeWarning
-from .logprobs import SENTINEL_FLOOR
+from .logprobs import SENTINEL_FLOOR, LogprobColumns, ambiguous_token, normalize_logprob
 from .response import Response
-from .tokentext import char_offsets, token_texts
+from .tokentext import char_offsets, texts_from, token_texts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,27 +86,23 @@ def _warn_empty(reason: str, stacklevel: int) -> None:
 
 
 # -- the vectorised core ----------------------------------------------------------------------------------------
-def _tokens_of(items: Callable[[], Iterable[dict[str, Any]]]) -> list[Any]:
-    """``item["token"]`` for every item via C-level itemgetter (``.get`` only if a provider left a key out).
-
-    ``items`` makes a fresh iterable, so the fast pass needs no intermediate list and the slow one can restart.
-    """
-    try:
-        return list(map(itemgetter("token"), items()))
-    except KeyError:
-        return [item.get("token") for item in items()]
-
-
-def _logprobs(items: Callable[[], Iterable[dict[str, Any]]], count: int) -> np.ndarray:
-    """The items' logprobs as a float array, every sentinel (None, NaN, -inf, <= -100) as -inf."""
+def _logprobs(values: list[Any]) -> np.ndarray:
+    """Logprobs as sent to a float array, every sentinel (None, NaN, -inf, <= -100) as -inf."""
     import numpy as np
 
     try:
-        arr = np.fromiter(map(itemgetter("logprob"), items()), dtype=float, count=count)
-    except (KeyError, TypeError, ValueError):  # a null or missing value: take the slow road
-        arr = np.array([item.get("logprob") for item in items()], dtype=float)
+        arr = np.array(values, dtype=float)  # None becomes NaN
+    except (TypeError, ValueError):  # something that is not a number at all: unknown, like a sentinel
+        arr = np.array([normalize_logprob(v) for v in values], dtype=float)
     arr[np.isnan(arr) | (arr <= SENTINEL_FLOOR)] = -np.inf
     return arr
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """A list as a 1-d object array (strings stay strings; never a 2-d array from nested lists)."""
+    import numpy as np
+
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def _exp(arr: np.ndarray) -> np.ndarray:
@@ -118,29 +112,20 @@ def _exp(arr: np.ndarray) -> np.ndarray:
         return np.exp(arr)
 
 
-def _ambiguous(token: str) -> bool:
-    """Token strings that can stand for several byte pieces (U+FFFD, escaped fragments): compare bytes too."""
-    return "\ufffd" in token or "\\x" in token
+def _same_bytes(cols: LogprobColumns, p: int, flat: int) -> bool:
+    """Whether alternative ``flat`` (whose token string equals position ``p``'s sampled one) is the same token.
 
-
-def _same_token(entry: dict[str, Any], alt: dict[str, Any]) -> bool:
-    """Whether a listed alternative is the sampled token: same string, and same bytes when they can differ."""
-    token = entry.get("token")
-    if alt.get("token") != token:
-        return False
-    if not token or not _ambiguous(token):
+    Only ambiguous strings (U+FFFD, escaped fragments) can stand for different bytes; unknown bytes count as equal.
+    """
+    token = cols.tokens[p]
+    if not token or not ambiguous_token(token):
         return True
-    a, b = alt.get("bytes"), entry.get("bytes")
-    return a is None or b is None or list(a) == list(b)
+    a, b = cols.alt_bytes.get(flat), cols.bytes[p]
+    return a is None or b is None or a == b
 
 
 def _find_sampled(
-    entries: list[dict[str, Any]],
-    alt_lists: list[Any],
-    sampled_tok: list[Any],
-    s_lp: np.ndarray,
-    lp_m: np.ndarray,
-    counts: np.ndarray,
+    cols: LogprobColumns, tok: np.ndarray, s_tok: np.ndarray, s_lp: np.ndarray, lp_m: np.ndarray, starts: np.ndarray
 ) -> np.ndarray:
     """Column of the sampled token in its position's list, or -1 when the provider left it out.
 
@@ -149,40 +134,38 @@ def _find_sampled(
     """
     import numpy as np
 
-    rows, cols = np.nonzero((lp_m == s_lp[:, None]) & (np.arange(lp_m.shape[1]) < counts[:, None]))
-    rows_l, cols_l = rows.tolist(), cols.tolist()
-    ok = np.fromiter(
-        (alt_lists[p][j].get("token") == sampled_tok[p] for p, j in zip(rows_l, cols_l, strict=True)),
-        dtype=bool,
-        count=len(rows_l),
-    )
-    for i in np.flatnonzero(ok).tolist():  # equal strings can still be different bytes (U+FFFD, fragments)
-        p = rows_l[i]
-        if _ambiguous(sampled_tok[p] or "") and not _same_token(entries[p], alt_lists[p][cols_l[i]]):
-            ok[i] = False
-    where = np.full(len(entries), -1, dtype=np.intp)
+    counts = np.asarray(cols.counts, dtype=np.intp)
+    rows, columns = np.nonzero((lp_m == s_lp[:, None]) & (np.arange(lp_m.shape[1]) < counts[:, None]))
+    flat = starts[rows] + columns
+    ok = np.asarray(tok[flat] == s_tok[rows], dtype=bool)
+    if cols.alt_bytes:  # equal strings can still be different bytes (U+FFFD, fragments)
+        for i in np.flatnonzero(ok).tolist():
+            if not _same_bytes(cols, int(rows[i]), int(flat[i])):
+                ok[i] = False
+    where = np.full(len(cols), -1, dtype=np.intp)
     hit_rows, first = np.unique(rows[ok], return_index=True)
-    where[hit_rows] = cols[ok][first]
+    where[hit_rows] = columns[ok][first]
     for p in np.flatnonzero(where < 0).tolist():
-        entry = entries[p]
-        for j, alt in enumerate(alt_lists[p]):
-            if alt.get("token") == sampled_tok[p] and _same_token(entry, alt):
+        token, start = cols.tokens[p], int(starts[p])
+        for j in range(cols.counts[p]):
+            if cols.alt_tokens[start + j] == token and _same_bytes(cols, p, start + j):
                 where[p] = j
                 break
     return where
 
 
-def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(token columns, alternative columns) for one segment's entries, as numpy arrays and lists."""
+def _segment_columns(cols: LogprobColumns, target: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(token columns, alternative columns) for one segment, as numpy arrays and lists."""
     import numpy as np
 
-    n = len(entries)
-    sampled_tok = _tokens_of(lambda: entries)
-    s_lp = _logprobs(lambda: entries, n)
-    alt_lists = [e.get("top_logprobs") or () for e in entries]
-    counts = np.fromiter(map(len, alt_lists), dtype=np.intp, count=n)
-    total = int(counts.sum())
-    alt_lp = _logprobs(lambda: chain.from_iterable(alt_lists), total)
+    n = len(cols)
+    sampled_tok = cols.tokens
+    s_tok = _objects(sampled_tok)
+    s_lp = _logprobs(cols.logprobs)
+    counts = np.asarray(cols.counts, dtype=np.intp)
+    total = len(cols.alt_tokens)
+    tok = _objects(cols.alt_tokens)
+    alt_lp = _logprobs(cols.alt_logprobs)
     pos = np.repeat(np.arange(n), counts)
     starts = np.cumsum(counts) - counts
     col = np.arange(total) - np.repeat(starts, counts)
@@ -204,7 +187,7 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
         sorted_lp = np.take_along_axis(lp_m, order, axis=1)
     alt_rank = rank_m[pos, col]
 
-    where = _find_sampled(entries, alt_lists, sampled_tok, s_lp, lp_m, counts)
+    where = _find_sampled(cols, tok, s_tok, s_lp, lp_m, starts)
     found = where >= 0
     missing = ~found
     rank = np.full(n, np.nan)
@@ -218,14 +201,16 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
         first = np.where(counts > 0, sorted_lp[:, 0], np.nan) if k else np.full(n, np.nan)
         second = np.where(counts > 1, sorted_lp[:, 1], np.nan) if k > 1 else np.full(n, np.nan)
         margin = s_lp - np.where(found & (rank == 1), second, first)
-    best = order[:, 0].tolist() if k else [0] * n
-    top_token = [alts[j].get("token") if alts else None for alts, j in zip(alt_lists, best, strict=True)]
+    top_token = np.full(n, None, dtype=object)
+    if k:
+        listed = counts > 0
+        top_token[listed] = tok[starts[listed] + order[listed, 0]]
 
-    texts = token_texts(entries, sampled_tok)
+    texts = texts_from(sampled_tok, cols.bytes)
     char_start, char_end = char_offsets(texts, target)
     token_cols = {
         "position": np.arange(n),
-        "token": sampled_tok,
+        "token": s_tok,
         "text": texts,
         "char_start": char_start,
         "char_end": char_end,
@@ -242,14 +227,12 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
     # the long table: each position's list, then the sampled token when the provider left it out
     miss_idx = np.flatnonzero(missing)
     if len(miss_idx):
-        extended = list(alt_lists)
-        for p in miss_idx.tolist():
-            extended[p] = [*alt_lists[p], entries[p]]
-        alt_tok = _tokens_of(lambda: chain.from_iterable(extended))
         shift = np.cumsum(missing) - missing  # rows inserted before each position
         size = total + len(miss_idx)
         dest = np.arange(total) + shift[pos]
         ins = starts[miss_idx] + counts[miss_idx] + shift[miss_idx]
+        a_tok = np.empty(size, dtype=object)
+        a_tok[dest], a_tok[ins] = tok, s_tok[miss_idx]
         a_pos = np.empty(size, dtype=np.intp)
         a_pos[dest], a_pos[ins] = pos, miss_idx
         a_rank = np.empty(size)
@@ -260,15 +243,14 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
         a_sampled[ins] = True
         sampled_rows = dest[starts[found] + where[found]]
     else:
-        alt_tok = _tokens_of(lambda: chain.from_iterable(alt_lists))
-        a_pos, a_rank, a_lp = pos, alt_rank, alt_lp
+        a_tok, a_pos, a_rank, a_lp = tok, pos, alt_rank, alt_lp
         a_sampled = np.zeros(total, dtype=bool)
         sampled_rows = starts + where
     a_sampled[sampled_rows] = True
     alt_cols = {
         "position": a_pos,
         "rank": a_rank,
-        "token": alt_tok,
+        "token": a_tok,
         "logprob": a_lp,
         "prob": _exp(a_lp),
         "is_sampled": a_sampled,
@@ -276,9 +258,9 @@ def _segment_columns(entries: list[dict[str, Any]], target: str | None) -> tuple
     return token_cols, alt_cols
 
 
-def _entries(response: Response) -> dict[str, list[dict[str, Any]]]:
-    """The normalised logprob entries per wire segment (the Response decodes and caches them)."""
-    return {seg: response.logprobs_for(seg) for seg in response.logprob_segments}
+def _entries(response: Response) -> dict[str, LogprobColumns]:
+    """The logprob columns per wire segment (the Response fills them as chunks arrive: no decode here)."""
+    return {seg: cols for seg in response.logprob_segments if (cols := response.logprob_columns(seg)) is not None}
 
 
 Columns = tuple[dict[str, Any], dict[str, Any]]
@@ -290,7 +272,7 @@ _CACHE: weakref.WeakKeyDictionary[Response, tuple[tuple[Any, ...], Columns | Non
 def _columns(response: Response, segment: str | None) -> Columns | None:
     """Token and alternative columns over the wanted segments, concatenated; None when there are none."""
     raw = _entries(response)
-    stamp = (segment, len(response.text), len(response.reasoning), *(len(v or ()) for v in raw.values()))
+    stamp = (segment, len(response.text), len(response.reasoning), *(len(v) for v in raw.values()))
     cached = _CACHE.get(response)
     if cached is not None and cached[0] == stamp:
         return cached[1]

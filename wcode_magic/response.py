@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import catalog
-from .logprobs import normalize_entry, normalize_in_place
+from .logprobs import LogprobColumns, normalize_entry, normalize_in_place
 from .stream import SEGMENTS, Event, ThinkSplitter, chunk_events, loads, logprobs_state
 
 
@@ -85,6 +85,7 @@ class Response:
         self._reasoning: list[str] = []
         self._lp_items: list[str | tuple[str, list[dict[str, Any]]]] = []
         self._lp_decoded: tuple[int, dict[str, list[dict[str, Any]]]] = (0, {})
+        self._lp_columns: dict[str, LogprobColumns] = {}
         self._extra: dict[str, Any] = {}
         self._splitter = ThinkSplitter()
         self._joined: dict[str, tuple[int, str]] = {}
@@ -95,7 +96,8 @@ class Response:
 
         ``raw`` is the chunk's JSON text. When given, logprob entries are kept as that text and decoded on first
         access: holding ~100 small dicts per token would make the garbage collector rescan them all through a
-        long stream (measured: it halves the read rate with 20 top_logprobs).
+        long stream (measured: it halves the read rate with 20 top_logprobs). Their values also go into flat
+        columns right away (``logprob_columns``), which is what the frames read.
         """
         if self.logprobs_status != "sent" and self.request.get("logprobs"):
             state = logprobs_state(chunk)
@@ -110,6 +112,11 @@ class Response:
                     out.append(sub)
                 continue
             if ev.kind == "logprobs":
+                segment, entries = ev.value
+                columns = self._lp_columns.get(segment)
+                if columns is None:
+                    columns = self._lp_columns[segment] = LogprobColumns()
+                columns.add(entries)
                 if raw is None:
                     self._lp_items.append(ev.value)
                 elif not kept_raw:
@@ -216,8 +223,12 @@ class Response:
 
     @property
     def logprob_segments(self) -> tuple[str, ...]:
-        """The segments the provider sent logprobs for."""
-        return tuple(self._entries)
+        """The segments the provider sent logprobs for, in the order they first came."""
+        return tuple(self._lp_columns)
+
+    def logprob_columns(self, segment: str) -> LogprobColumns | None:
+        """A segment's logprobs as flat columns, values as sent (no decode needed); None when it has none."""
+        return self._lp_columns.get(segment)
 
     @property
     def cost(self) -> float | None:

@@ -11,6 +11,7 @@ import math
 import time
 from typing import Any
 
+from .logprobs import normalize_logprob
 from .response import Response
 
 REQUEST_NON_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
@@ -54,8 +55,13 @@ def last_prompt(response: Response) -> str:
 
 
 def logprob_summary(response: Response) -> tuple[float | None, float | None, float | None]:
-    """(mean logprob, perplexity, min prob) over the answer tokens with a finite logprob; Nones without any."""
-    values = [e["logprob"] for e in response.logprobs if math.isfinite(e["logprob"])]
+    """(mean logprob, perplexity, min prob) over the answer tokens with a finite logprob; Nones without any.
+
+    Reads the Response's logprob columns, not ``.logprobs``: every call's history row needs this, and decoding
+    every entry with its alternatives costs far more than the three numbers.
+    """
+    columns = response.logprob_columns("content")
+    values = [v for v in map(normalize_logprob, columns.logprobs if columns else ()) if math.isfinite(v)]
     if not values:
         return None, None, None
     mean = sum(values) / len(values)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Sequence
-from itertools import accumulate, chain
+from itertools import accumulate
 from typing import Any
 
 _ESCAPED = re.compile(r"(?:bytes:)?((?:\\x[0-9a-fA-F]{2})+)")
@@ -34,22 +34,32 @@ def token_bytes(token: str, raw_bytes: Sequence[int] | None) -> bytes:
 
 
 def token_texts(entries: Sequence[dict[str, Any]], tokens: list[str] | None = None) -> list[str]:
+    """The text each entry's token contributes (``texts_from`` over the entries' ``token`` and ``bytes``).
+
+    ``tokens`` may pass the entries' token strings when already at hand.
+    """
+    if tokens is None:
+        tokens = [e.get("token") for e in entries]
+    return texts_from(tokens, [e.get("bytes") for e in entries])
+
+
+def texts_from(tokens: Sequence[str | None], raws: Sequence[Sequence[int] | None]) -> list[str]:
     """The text each token contributes, with multi-token characters given whole to the token that completes them.
 
-    Invalid byte sequences decode to U+FFFD (never an exception); an unfinished character at the very end
-    goes to the last token as U+FFFD. ``tokens`` may pass the entries' token strings when already at hand.
+    ``raws`` are the tokens' ``bytes`` (bytes or lists of ints; None where not sent). Invalid byte sequences
+    decode to U+FFFD (never an exception); an unfinished character at the very end goes to the last token as
+    U+FFFD. A missing token string counts as "".
     """
-    if tokens is None or None in tokens:
-        tokens = [e.get("token") or "" for e in entries]
-    if _whole_characters(entries, tokens):
-        return tokens
+    if None in tokens:
+        tokens = [t or "" for t in tokens]
+    if _whole_characters(tokens, raws):
+        return list(tokens)
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     decode = decoder.decode
     out: list[str] = []
     append = out.append
     pending = False  # whether the decoder holds part of a character
-    for entry, token in zip(entries, tokens, strict=True):
-        raw = entry.get("bytes")
+    for token, raw in zip(tokens, raws, strict=True):
         if (
             not pending
             and (raw is None or (token.isascii() and len(raw) == len(token)))
@@ -66,17 +76,19 @@ def token_texts(entries: Sequence[dict[str, Any]], tokens: list[str] | None = No
     return out
 
 
-def _whole_characters(entries: Sequence[dict[str, Any]], tokens: list[str]) -> bool:
+def _whole_characters(tokens: Sequence[str], raws: Sequence[Sequence[int] | None]) -> bool:
     """True when every token string is already its exact text (no fragments anywhere): the fast, common case."""
     joined = "".join(tokens)
     if "\ufffd" in joined or "\\x" in joined:
         return False
-    raws = [e.get("bytes") for e in entries]
-    if all(r is None for r in raws):
+    if None not in raws:
+        try:
+            return b"".join(raws) == joined.encode("utf-8")  # type: ignore[arg-type]
+        except TypeError:  # lists of ints (entries as sent) rather than bytes
+            pass
+    elif all(r is None for r in raws):
         return True
-    stream = bytes(
-        chain.from_iterable(t.encode("utf-8") if r is None else r for t, r in zip(tokens, raws, strict=True))
-    )
+    stream = b"".join(t.encode("utf-8") if r is None else bytes(r) for t, r in zip(tokens, raws, strict=True))
     return stream == joined.encode("utf-8")
 
 
