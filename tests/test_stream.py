@@ -127,3 +127,13 @@ def test_text_is_joined_lazily_and_stays_linear():
     for _ in range(50_000):
         r.feed(chunk)
     assert len(r.text) == 50_000 and r.text is r.text  # cached until a new piece arrives
+
+
+def test_loads_reads_what_python_servers_write_and_orjson_rejects():
+    from wcode_magic.stream import loads
+
+    chunk = loads('{"choices":[{"logprobs":{"content":[{"token":"\\ud800","logprob":-Infinity,"x":NaN}]}}]}')
+    entry = chunk["choices"][0]["logprobs"]["content"][0]
+    assert entry["token"] == "\ud800" and entry["logprob"] == float("-inf") and entry["x"] != entry["x"]
+    with pytest.raises(ValueError):
+        loads("{not json")

@@ -14,18 +14,22 @@ handled here, so the client, the magics and the panel never look at raw JSON:
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal, NamedTuple
 
-try:  # orjson is ~3x faster than json on chunks; optional.
-    import orjson
+import orjson
 
-    def loads(data: str | bytes) -> Any:
+
+def loads(data: str | bytes) -> Any:
+    """One JSON document, orjson first (about 3x faster on chunks than json).
+
+    Python servers write ``NaN`` / ``-Infinity`` for a -inf logprob and some send lone surrogates in byte-level
+    tokens; orjson rejects both, the standard library reads them, so those documents get a second try there.
+    A document neither can read raises ``ValueError`` as before.
+    """
+    try:
         return orjson.loads(data)
-
-except ImportError:  # pragma: no cover - depends on the environment
-    import json
-
-    def loads(data: str | bytes) -> Any:
+    except orjson.JSONDecodeError:
         return json.loads(data)
 
 
