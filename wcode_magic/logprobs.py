@@ -29,14 +29,23 @@ def normalize_logprob(value: Any) -> float:
 
 
 def normalize_in_place(entry: dict[str, Any]) -> dict[str, Any]:
-    """``normalize_entry`` for entries we decoded ourselves and own: no copies (20 alternatives per token add up)."""
-    entry["logprob"] = normalize_logprob(entry.get("logprob"))
-    entry.setdefault("bytes", None)
+    """``normalize_entry`` for entries we decoded ourselves and own: no copies (20 alternatives per token add up).
+
+    Only what needs it is written: a float above the floor stays as it is, present keys are not set again.
+    """
+    value = entry.get("logprob")
+    if type(value) is not float or not value > SENTINEL_FLOOR:
+        entry["logprob"] = normalize_logprob(value)
+    if "bytes" not in entry:
+        entry["bytes"] = None
     alts = entry.get("top_logprobs")
     if alts:
         for alt in alts:
-            alt["logprob"] = normalize_logprob(alt.get("logprob"))
-            alt.setdefault("bytes", None)
+            value = alt.get("logprob")
+            if type(value) is not float or not value > SENTINEL_FLOOR:
+                alt["logprob"] = normalize_logprob(value)
+            if "bytes" not in alt:
+                alt["bytes"] = None
     else:
         entry["top_logprobs"] = []
     return entry
