@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import rows
+from . import rows, stored_logprobs
 from .errors import WcodeWarning
 from .response import Response
 from .settings import SESSION
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 _INTEGER = {"prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "complete"}
 _REAL = {"time", "cost", "latency_s", "ttft_s", "mean_logprob", "perplexity", "min_prob"}
-_JSON = ("params", "messages", "logprobs")
+_JSON = ("params", "messages")  # stored as JSON text; logprobs have their own format (stored_logprobs)
 EXTRA_COLUMNS = ("response_id", "messages", "logprobs")
 _ATTEMPTS = 6
 ALL_COLUMNS = (*rows.COLUMNS, *EXTRA_COLUMNS)
@@ -84,11 +84,11 @@ def connect(path: Path | None = None, *, shared: bool = False) -> sqlite3.Connec
 
 
 def row_for(response: Response) -> dict[str, Any]:
-    """The stored row: the shared columns, the messages sent, the answer's logprobs, the response id."""
+    """The stored row: the shared columns, the messages sent, the answer's logprobs (as stored), the response id."""
     row = rows.response_row(response)
     row["response_id"] = response.id
     row["messages"] = response.request.get("messages", [])
-    row["logprobs"] = response.logprobs or None
+    row["logprobs"] = stored_logprobs.dumps(response.logprob_columns("content"))
     return row
 
 
@@ -194,7 +194,11 @@ def history(n: int | None = None) -> pd.DataFrame:
     columns: dict[str, list[Any]] = {name: [] for name in names}
     for record in reversed(records):
         for name, value in zip(names, record, strict=True):
-            columns[name].append(json.loads(value) if name in _JSON and value is not None else value)
+            if name == "logprobs":
+                value = stored_logprobs.loads(value)
+            elif name in _JSON and value is not None:
+                value = json.loads(value)
+            columns[name].append(value)
     frame = pd.DataFrame(columns)
     frame["time"] = pd.to_datetime(frame["time"], unit="s")
     frame["complete"] = frame["complete"].astype(bool)
