@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import linecache
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -371,3 +374,43 @@ def test_draining_after_done_is_bounded_when_the_body_never_ends(session):
     caller.join(timeout=120)  # a hang detector, not a speed check: unbounded draining would never return
     stop.set()
     assert not caller.is_alive() and got and got[0].complete and got[0].text == "hi"
+
+
+def test_cancel_while_reading_past_done_keeps_the_answer_complete(session):
+    """The answer is whole once [DONE] arrived: a cancel during the short read that follows loses nothing."""
+    stop = threading.Event()
+    url = _endless_body_server(stop)
+    started: list = []
+
+    async def main():
+        task = asyncio.ensure_future(wm.achat("hi", model="m", base_url=url, on_event=started.append))
+        while not (started and started[0].value.complete):
+            await asyncio.sleep(0.01)
+        task.cancel()  # the client is now draining the body that never ends
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return started[0].value
+
+    r = asyncio.run(main())
+    stop.set()
+    assert r.complete and not r.stopped and r.status == "done" and r.text == "hi"
+    assert wm.last() is r
+
+
+def test_asyncio_run_closes_its_connections(local_url):
+    """Each asyncio.run gets its own clients and closes them as the loop shuts down: no unclosed sockets."""
+    script = f"""
+import asyncio, gc
+import wcode_magic as wm
+for _ in range(3):
+    r = asyncio.run(wm.achat("hi", model="local/ngram", base_url={local_url!r}, max_tokens=4))
+    assert r.complete
+gc.collect()
+print("ok")
+"""
+    env = {**os.environ, "PYTHONWARNINGS": "error::ResourceWarning"}
+    run = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+    assert "unclosed" not in run.stderr.lower(), run.stderr

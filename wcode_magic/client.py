@@ -17,6 +17,7 @@ import email.utils
 import random
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -332,7 +333,10 @@ class _Call:
             e.partial = self.response
 
     def stopped(self) -> Response:
-        self.response.finish(complete=False, stopped=True)
+        """Mark the Response stopped, unless the answer was already complete (a stop while the body's end after
+        ``[DONE]`` is read loses nothing)."""
+        if not self.response.complete:
+            self.response.finish(complete=False, stopped=True)
         return self.response
 
 
@@ -378,17 +382,49 @@ def _is_sse(http: httpx.Response) -> bool:
 
 
 # -- async transport ---------------------------------------------------------------------------------------
-_async_clients: dict[tuple[str, str, int], httpx.AsyncClient] = {}
+class _LoopClients:
+    """The AsyncClients of one event loop, one per (base_url, key), closed when that loop shuts down.
+
+    Connections belong to the loop that opened them, so each loop gets its own clients. A loop announces its end
+    only to async generators: ``asyncio.run`` (and any runner) calls ``shutdown_asyncgens`` before closing, which
+    closes the one parked in ``_closer``, whose ``finally`` closes the clients. Without it every ``asyncio.run``
+    in a script left its sockets open (unclosed-transport warnings) and a later loop could reuse a dead loop's id.
+    """
+
+    def __init__(self) -> None:
+        self.clients: dict[tuple[str, str], httpx.AsyncClient] = {}
+        self.closer: AsyncIterator[None] | None = None
+
+    async def _closer(self) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            _loop_clients.pop(asyncio.get_running_loop(), None)
+            for client in self.clients.values():
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    async def get(self, base_url: str, key: Secret | None) -> httpx.AsyncClient:
+        if self.closer is None:
+            self.closer = self._closer()
+            await anext(self.closer)  # now the loop tracks it and closes it at shutdown; we hold it till then
+        cache_key = (base_url, key.reveal() if key else "")
+        client = self.clients.get(cache_key)
+        if client is None or client.is_closed:
+            client = self.clients[cache_key] = httpx.AsyncClient(headers=_auth(key), limits=_limits())
+        return client
 
 
-def _async_client(base_url: str, key: Secret | None) -> httpx.AsyncClient:
-    """One AsyncClient per (base_url, key, event loop): connections are reused and never cross loops."""
-    cache_key = (base_url, key.reveal() if key else "", id(asyncio.get_running_loop()))
-    client = _async_clients.get(cache_key)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(headers=_auth(key), limits=_limits())
-        _async_clients[cache_key] = client
-    return client
+_loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = weakref.WeakKeyDictionary()
+
+
+async def _async_client(base_url: str, key: Secret | None) -> httpx.AsyncClient:
+    """The running loop's AsyncClient for (base_url, key): connections are reused and never cross loops."""
+    loop = asyncio.get_running_loop()
+    clients = _loop_clients.get(loop)
+    if clients is None:
+        clients = _loop_clients[loop] = _LoopClients()
+    return await clients.get(base_url, key)
 
 
 async def achat(
@@ -440,7 +476,7 @@ async def achat(
 
 
 async def _asend(call: _Call) -> None:
-    client = _async_client(call.base_url, call.key)
+    client = await _async_client(call.base_url, call.key)
     while True:
         request = client.build_request("POST", call.url, json=call.body, headers=call.headers, timeout=call.timeout)
         try:
