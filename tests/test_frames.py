@@ -188,6 +188,7 @@ def assert_one_warning_and_empty(fn, r, match):
     ours = [w for w in caught if issubclass(w.category, WcodeWarning)]
     assert len(ours) == 1, [str(w.message) for w in caught]
     assert match in str(ours[0].message)
+    assert ours[0].filename == __file__, "the warning points at the user's line, not into the package"
     assert df.empty and match in df.attrs["reason"]
     return df
 

@@ -7,6 +7,9 @@ user received is lost.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -15,6 +18,25 @@ if TYPE_CHECKING:
 
 class WcodeWarning(UserWarning):
     """Something was accepted but will not act as the user may expect (an ignored parameter, no logprobs)."""
+
+
+def warn_user(message: str) -> None:
+    """A WcodeWarning at the user's line (``wm.chat(...)``, ``r.tokens()``, ``wm.compare(...)``): how many of our
+    frames lie in between depends on the entry point, so a fixed ``stacklevel`` would point into the package."""
+    warnings.warn(message, WcodeWarning, stacklevel=_caller_stacklevel())
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` (as ``warn_user`` passes it) of the first frame outside this package."""
+    frame = sys._getframe(2)  # 0: here, 1: warn_user (stacklevel 1), 2: its caller (stacklevel 2)
+    level = 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class WcodeError(Exception):

@@ -24,12 +24,11 @@ fast.
 from __future__ import annotations
 
 import math
-import warnings
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidParameterError, WcodeWarning
+from .errors import InvalidParameterError, warn_user
 from .logprobs import SENTINEL_FLOOR, LogprobColumns, ambiguous_token, normalize_logprob
 from .response import Response
 from .tokentext import char_offsets, texts_from, token_texts
@@ -80,9 +79,9 @@ def empty_reason(response: Response) -> str | None:
     return f"no logprobs arrived (the call ended before any token; status: {response.status})"
 
 
-def _warn_empty(reason: str, stacklevel: int) -> None:
-    """One warning, pointing at the user's call (``stacklevel`` counts the frames in between)."""
-    warnings.warn(f"No token logprobs for this response: {reason}.", WcodeWarning, stacklevel=stacklevel + 1)
+def _warn_empty(reason: str) -> None:
+    """One warning, pointing at the user's call."""
+    warn_user(f"No token logprobs for this response: {reason}.")
 
 
 # -- the vectorised core ----------------------------------------------------------------------------------------
@@ -347,7 +346,7 @@ def _tables(response: Response, segment: str | None) -> tuple[Columns | None, st
     if reason is None and columns is None:
         reason = f"the provider sent no logprobs for the {segment} segment (it sent: {response.logprob_segments})"
     if reason is not None:
-        _warn_empty(reason, 4)
+        _warn_empty(reason)
     return columns, reason
 
 
@@ -452,7 +451,7 @@ def label_probs(
                 value=position,
             )
     if reason is not None:
-        _warn_empty(reason, 2)
+        _warn_empty(reason)
         df = pd.DataFrame({c: [] for c in columns})
         df.attrs["reason"] = reason
         return df

@@ -11,15 +11,12 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
-import sys
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from .catalog import Model
-from .errors import InvalidParameterError, WcodeWarning
+from .errors import InvalidParameterError, warn_user
 
 Kind = Literal["float", "int", "bool", "enum", "stop", "object", "array", "choice", "reasoning"]
 
@@ -471,28 +468,9 @@ def validate(params: Mapping[str, Any], model: Model | None = None, *, warn: boo
             value=body["top_logprobs"],
         )
     if model is not None and model.thinking != "switchable" and "reasoning" in body and warn:
-        _warn(f"{model.id} cannot switch its thinking ({model.thinking}); 'reasoning' is sent but may be ignored.")
+        warn_user(f"{model.id} cannot switch its thinking ({model.thinking}); 'reasoning' is sent but may be ignored.")
     if model is not None and model.ignores_sampling and warn:
         ignored = [n for n in SAMPLING_IGNORED_BY_REASONERS if n in body]
         if ignored:
-            _warn(f"{model.id} ignores {', '.join(ignored)}; they are sent but will have no effect.")
+            warn_user(f"{model.id} ignores {', '.join(ignored)}; they are sent but will have no effect.")
     return body
-
-
-def _warn(message: str) -> None:
-    """Warn at the user's line (``wm.chat(...)``, ``await wm.achat(...)``, ``wm.compare(...)``): how many of our
-    frames lie in between depends on the entry point, so a fixed ``stacklevel`` would point into client.py."""
-    warnings.warn(message, WcodeWarning, stacklevel=_caller_stacklevel())
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-
-def _caller_stacklevel() -> int:
-    """The ``stacklevel`` (as ``_warn`` passes it) of the first frame outside this package."""
-    frame = sys._getframe(2)  # 0: here, 1: _warn (stacklevel 1), 2: its caller (stacklevel 2)
-    level = 2
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame = frame.f_back
-        level += 1
-    return level

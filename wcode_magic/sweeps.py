@@ -22,13 +22,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import client
-from .errors import InvalidParameterError, WcodeError, WcodeWarning
+from .errors import InvalidParameterError, WcodeError, warn_user
 from .response import Response
 
 if TYPE_CHECKING:
@@ -294,9 +293,7 @@ def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFra
     failed = int(df["error"].notna().sum())
     df.attrs.update(total=len(cells), finished=len(df), failed=failed, interrupted=run["interrupted"])
     if run["interrupted"]:
-        warnings.warn(
-            f"Interrupted: returning the {len(df)} of {len(cells)} runs that finished.", WcodeWarning, stacklevel=3
-        )
+        warn_user(f"Interrupted: returning the {len(df)} of {len(cells)} runs that finished.")
     return df
 
 
