@@ -124,12 +124,19 @@ def python_call(
 
 
 def notes(system: str | None = None, base_url: str | None = None) -> list[str]:
-    """What the ``%%chat`` cell cannot say by itself, and how to set it first."""
+    """What the ``%%chat`` cell cannot say by itself. The panel shares this session, which already holds it, so
+    the note says so and only asks for the ``wm.configure`` line in another notebook or kernel."""
     out = []
     if system and "\n" in system:
-        out.append("The system prompt has several lines: for %%chat, set it first with `wm.configure(system=...)`.")
+        out.append(
+            "The %%chat line cannot hold a system prompt of several lines. This session already has it; "
+            "in another notebook, run `wm.configure(system=...)` first."
+        )
     if base_url:
-        out.append(f"For %%chat, point the session at the server first: `wm.configure(base_url={base_url!r})`.")
+        out.append(
+            f"%%chat uses the session's server, here {base_url}. In another notebook, run "
+            f"`wm.configure(base_url={base_url!r})` first."
+        )
     return out
 
 

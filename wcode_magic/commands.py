@@ -188,7 +188,10 @@ def panel(args: list[str]) -> Any:
 
 
 def help_(args: list[str]) -> str:
-    """Generated from the subcommands' docstrings and the parameter declarations."""
+    """This help: every subcommand and every %%chat option, with the allowed values.
+
+    Built from the subcommands' docstrings and the parameter declarations, so it cannot drift from the code.
+    """
     lines = [
         "%%chat [options]      send the cell, continuing the conversation (%%wcode: one answer, no history)",
         "%wcode PROMPT         one answer, no history (%wcode OPTIONS -- PROMPT for options)",
