@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from wcode_magic.tokentext import char_offsets, token_bytes, token_texts
+from wcode_magic.tokentext import char_offsets, texts_from, token_bytes
 
 
 def entry(token: str, raw: bytes | None) -> dict:
     return {"token": token, "bytes": None if raw is None else list(raw)}
+
+
+def token_texts(entries: list[dict]) -> list[str]:
+    return texts_from([e["token"] for e in entries], [e.get("bytes") for e in entries])
 
 
 def test_cjk_character_split_across_tokens_goes_to_the_completing_token():

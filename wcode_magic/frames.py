@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InvalidParameterError, warn_user
 from .logprobs import SENTINEL_FLOOR, LogprobColumns, ambiguous_token, normalize_logprob
 from .response import Response
-from .tokentext import char_offsets, texts_from, token_texts
+from .tokentext import char_offsets, texts_from
 
 if TYPE_CHECKING:
     import numpy as np
@@ -437,29 +437,32 @@ def label_probs(
         )
     columns = ("label", "prob", "logprob", "share", "tokens")
     reason = empty_reason(response)
-    entries = [] if reason else response.logprobs
-    if not reason and not entries:
-        reason = f"the provider sent no logprobs for the answer (it sent: {response.logprob_segments})"
-    if reason is None:
-        texts = token_texts(entries)
-        if position is None:
-            position = next((i for i, t in enumerate(texts) if t.strip()), 0)
-        if not 0 <= position < len(entries):
-            raise InvalidParameterError(
-                f"position={position} is outside the answer's {len(entries)} tokens (0..{len(entries) - 1}).",
-                param="position",
-                value=position,
-            )
-    if reason is not None:
+    cols = None if reason else response.logprob_columns("content")
+    if cols is None:
+        reason = reason or f"the provider sent no logprobs for the answer (it sent: {response.logprob_segments})"
         _warn_empty(reason)
         df = pd.DataFrame({c: [] for c in columns})
         df.attrs["reason"] = reason
         return df
+    n = len(cols)
+    if position is None:
+        texts = texts_from(cols.tokens, cols.bytes)
+        position = next((i for i, t in enumerate(texts) if t.strip()), 0)
+    if not 0 <= position < n:
+        raise InvalidParameterError(
+            f"position={position} is outside the answer's {n} tokens (0..{n - 1}).", param="position", value=position
+        )
 
-    entry = entries[position]
-    known = list(entry["top_logprobs"])
-    if not any(a["token"] == entry["token"] for a in known):
-        known.append({"token": entry["token"], "logprob": entry["logprob"]})
+    # one position's list, read from the flat columns (no decode of every entry for one token)
+    start = sum(cols.counts[:position])
+    stop = start + cols.counts[position]
+    sampled = cols.tokens[position] or ""
+    known = [
+        {"token": t or "", "logprob": normalize_logprob(lp)}
+        for t, lp in zip(cols.alt_tokens[start:stop], cols.alt_logprobs[start:stop], strict=True)
+    ]
+    if not any(a["token"] == sampled for a in known):
+        known.append({"token": sampled, "logprob": normalize_logprob(cols.logprobs[position])})
     pooled: list[list[str]] = [[] for _ in labels]
     mass = [0.0] * len(labels)
     listed = other = 0.0
@@ -485,5 +488,5 @@ def label_probs(
         "tokens": [*pooled, [], []],
     }
     df = pd.DataFrame(data)
-    df.attrs.update(position=position, sampled=entry["token"], logprobs_status=response.logprobs_status)
+    df.attrs.update(position=position, sampled=sampled, logprobs_status=response.logprobs_status)
     return df

@@ -233,7 +233,7 @@ def _divergence(cells: list[Cell], outcomes: dict[int, Outcome]) -> dict[int, tu
         members.setdefault(cell.group, []).append(cell.index)
     result: dict[int, tuple[int | None, int | None]] = {}
     for group, responses in groups.items():
-        token_lists = [[e["token"] for e in r.logprobs] for r in responses]
+        token_lists = [list(cols.tokens) if (cols := r.logprob_columns("content")) else [] for r in responses]
         by_token = _common_prefix(token_lists) if all(token_lists) else None
         by_char = _common_prefix([r.text for r in responses])
         for index in members[group]:

@@ -14,7 +14,6 @@ import codecs
 import re
 from collections.abc import Sequence
 from itertools import accumulate
-from typing import Any
 
 _ESCAPED = re.compile(r"(?:bytes:)?((?:\\x[0-9a-fA-F]{2})+)")
 _ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
@@ -31,16 +30,6 @@ def token_bytes(token: str, raw_bytes: Sequence[int] | None) -> bytes:
     if m is not None:
         return bytes(int(h, 16) for h in _ESCAPE.findall(m.group(1)))
     return token.encode("utf-8")
-
-
-def token_texts(entries: Sequence[dict[str, Any]], tokens: list[str] | None = None) -> list[str]:
-    """The text each entry's token contributes (``texts_from`` over the entries' ``token`` and ``bytes``).
-
-    ``tokens`` may pass the entries' token strings when already at hand.
-    """
-    if tokens is None:
-        tokens = [e.get("token") for e in entries]
-    return texts_from(tokens, [e.get("bytes") for e in entries])
 
 
 def texts_from(tokens: Sequence[str | None], raws: Sequence[Sequence[int] | None]) -> list[str]:
