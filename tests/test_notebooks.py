@@ -59,6 +59,16 @@ def test_saved_outputs_are_a_complete_run_on_the_local_model(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_widgets_read_as_one_line_without_a_kernel(path):
+    """GitHub shows a widget's text/plain: the panel must be a short line, not the repr of every control."""
+    nb = nbformat.read(path, as_version=4)
+    for number, cell in enumerate(_code_cells(nb), 1):
+        for out in cell.outputs:
+            plain = out.get("data", {}).get("text/plain", "")
+            assert not plain.startswith(("VBox(", "HBox(", "Tab(")), f"cell {number} shows a widget's long repr"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_key_or_home_path_in_the_saved_notebook(path):
     text = path.read_text(encoding="utf-8")
     assert not KEY_LIKE.findall(text)

@@ -116,6 +116,8 @@ def _pre(text: str) -> str:
 class Panel:
     """The widget tree and its behaviour. ``send``/``stop``/``wait`` drive it from code as the buttons do."""
 
+    PLAIN = "wcode-magic panel (a live widget: run the cell in Jupyter to use it)"
+
     def __init__(self, *, session: Settings = SESSION, headers: dict[str, str] | None = None) -> None:
         import ipywidgets as w
 
@@ -239,7 +241,12 @@ class Panel:
 
     # -- display ---------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kw: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kw)
+        """The widget, with a one-line plain-text form: a saved notebook read without a kernel (GitHub, nbviewer)
+        shows that line instead of the VBox's nested repr of every control."""
+        bundle = self.widget._repr_mimebundle_(**kw)
+        if isinstance(bundle, dict) and "text/plain" in bundle:
+            bundle = {**bundle, "text/plain": self.PLAIN}
+        return bundle
 
     def close(self) -> None:
         """Stop following the session and close the widgets."""
