@@ -137,3 +137,13 @@ def test_loads_reads_what_python_servers_write_and_orjson_rejects():
     assert entry["token"] == "\ud800" and entry["logprob"] == float("-inf") and entry["x"] != entry["x"]
     with pytest.raises(ValueError):
         loads("{not json")
+
+
+def test_repeated_chunk_metadata_is_folded_once_and_a_change_still_lands():
+    """Every chunk repeats id and model: the Response applies only changes (a provider switching mid-stream)."""
+    r = Response({"model": "m"})
+    for i, model in enumerate(["a", "a", "b"]):
+        r.feed({"id": "g1", "model": model, "provider": f"p{i}", "choices": [{"index": 0, "delta": {"content": "x"}}]})
+    r.finish(complete=True)
+    assert r.text == "xxx" and r.model == "b" and r.raw["provider"] == "p2"
+    assert r.ttft_s is not None

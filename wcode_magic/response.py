@@ -88,6 +88,7 @@ class Response:
         self._lp_columns: dict[str, LogprobColumns] = {}
         self._extra: dict[str, Any] = {}
         self._splitter = ThinkSplitter()
+        self._last_meta: dict[str, Any] | None = None
         self._joined: dict[str, tuple[int, str]] = {}
 
     # -- folding -------------------------------------------------------------------------------------------
@@ -107,9 +108,19 @@ class Response:
         kept_raw = False
         for ev in chunk_events(chunk):
             if ev.kind == "content":
+                if self._splitter.passthrough:  # past any opening think block: the piece is answer as it is
+                    self._content.append(ev.value)
+                    out.append(ev)
+                    continue
                 for sub in self._splitter.feed(ev.value):
                     self._apply(sub)
                     out.append(sub)
+                continue
+            if ev.kind == "meta":
+                if ev.value != self._last_meta:  # every chunk repeats id and model: apply only a change
+                    self._last_meta = ev.value
+                    self._apply(ev)
+                out.append(ev)
                 continue
             if ev.kind == "logprobs":
                 segment, entries = ev.value

@@ -125,6 +125,11 @@ class ThinkSplitter:
         self._state: Literal["start", "inside", "closed", "after"] = "start"
         self._held = ""
 
+    @property
+    def passthrough(self) -> bool:
+        """True once the answer proper has begun: every later piece is content unchanged (the common case)."""
+        return self._state == "after"
+
     def feed(self, piece: str) -> list[Event]:
         """Split one content piece into reasoning and content events."""
         if self._state == "after":
