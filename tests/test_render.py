@@ -116,3 +116,17 @@ def test_plot_without_logprobs_says_why():
     with pytest.warns(WcodeWarning):
         ax = wm.plot_confidence(r)
     assert "not requested" in ax.texts[0].get_text()
+
+
+def test_byte_fragment_alternatives_show_as_hex_on_hover():
+    """An alternative that is half a character reads as its bytes, even beside a whole sampled character."""
+    r = Response({"model": "m", "logprobs": True, "top_logprobs": 2})
+    alts = [
+        {"token": "好", "logprob": -0.2, "bytes": list("好".encode())},
+        {"token": "\ufffd", "logprob": -1.9, "bytes": [0xE6, 0x88]},
+    ]
+    e = {"token": "好", "logprob": -0.2, "bytes": list("好".encode()), "top_logprobs": alts}
+    r.feed({"choices": [{"index": 0, "delta": {"content": "好"}, "logprobs": {"content": [e]}}]})
+    r.finish(complete=True)
+    ((_, title, text),) = spans(r.show_tokens()._repr_html_())
+    assert text == "好" and "&lt;e6 88&gt;" in title

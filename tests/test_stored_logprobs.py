@@ -12,10 +12,10 @@ from wcode_magic import stored_logprobs
 
 
 def without_plain_alt_bytes(entries: list[dict]) -> list[dict]:
-    """What the stored form promises: everything, except alternatives' bytes where the token string says it all."""
+    """What the stored form promises: everything, except alternatives' bytes where the token strings say it all."""
     out = []
     for e in entries:
-        ambiguous = "\ufffd" in (e["token"] or "")
+        ambiguous = any("\ufffd" in (t["token"] or "") for t in (e, *e["top_logprobs"]))
         alts = [{**a, "bytes": a["bytes"] if ambiguous else None} for a in e["top_logprobs"]]
         out.append({**e, "top_logprobs": alts})
     return out
@@ -68,3 +68,9 @@ def test_history_row_has_the_local_models_real_logprobs(local_url, session, tmp_
     assert len(r.logprobs) == r.usage.completion_tokens
     stored = wm.history(1).iloc[0]["logprobs"]
     assert stored == without_plain_alt_bytes(r.logprobs)
+
+
+def test_an_ambiguous_alternative_keeps_its_bytes_beside_a_plain_sampled_token():
+    pieces = [("好", entry("好", -0.2, [alt("好", -0.2), alt("\ufffd", -1.9, b"\xe6\x88")]))]
+    back = round_trip(respond(pieces, top_logprobs=2))
+    assert back[0]["top_logprobs"][1]["bytes"] == [0xE6, 0x88]

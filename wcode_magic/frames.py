@@ -454,13 +454,8 @@ def label_probs(
         )
 
     # one position's list, read from the flat columns (no decode of every entry for one token)
-    start = sum(cols.counts[:position])
-    stop = start + cols.counts[position]
     sampled = cols.tokens[position] or ""
-    known = [
-        {"token": t or "", "logprob": normalize_logprob(lp)}
-        for t, lp in zip(cols.alt_tokens[start:stop], cols.alt_logprobs[start:stop], strict=True)
-    ]
+    known = cols.alternatives(position, sum(cols.counts[:position]))
     if not any(a["token"] == sampled for a in known):
         known.append({"token": sampled, "logprob": normalize_logprob(cols.logprobs[position])})
     pooled: list[list[str]] = [[] for _ in labels]
@@ -469,7 +464,7 @@ def label_probs(
     for alt in known:
         p = math.exp(alt["logprob"])
         listed += p
-        key = _label_key(alt["token"])
+        key = _label_key(alt["token"] or "")
         hit = [i for i, k in enumerate(keys) if key == k]
         if not hit and prefix and key:
             hit = [i for i, k in enumerate(keys) if k.startswith(key)]

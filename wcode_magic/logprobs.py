@@ -107,12 +107,24 @@ class LogprobColumns:
         self.counts: list[int] = []  # how many alternatives each position listed
         self.alt_tokens: list[Any] = []  # every listed alternative, positions one after another
         self.alt_logprobs: list[Any] = []
-        # bytes of the alternatives at positions whose sampled token string is ambiguous (U+FFFD, "\\x.."), by
-        # index into alt_tokens: only there can two equal token strings be different tokens
+        # bytes of the alternatives at positions where a token string is ambiguous (U+FFFD, "\\x.."), by index
+        # into alt_tokens: only there can two equal strings be different tokens, or a string not say its bytes
         self.alt_bytes: dict[int, bytes | None] = {}
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    def alternatives(self, position: int, start: int) -> list[dict[str, Any]]:
+        """One position's listed alternatives as ``{token, logprob, bytes}`` (logprob normalised; bytes only where
+        a string there is ambiguous, else None). ``start`` is the position's first index into ``alt_tokens``
+        (the sum of the earlier ``counts``): callers walking many positions keep a running sum."""
+        end = start + self.counts[position]
+        return [
+            {"token": token, "logprob": normalize_logprob(logprob), "bytes": self.alt_bytes.get(i)}
+            for i, token, logprob in zip(
+                range(start, end), self.alt_tokens[start:end], self.alt_logprobs[start:end], strict=True
+            )
+        ]
 
     def add(self, entries: list[Any]) -> None:
         """Append one chunk's entries. Never raises: a malformed entry becomes an entry with nothing known."""
@@ -127,7 +139,7 @@ class LogprobColumns:
             self.logprobs.append(logprob)
             self.bytes.append(None if raw is None else _as_bytes(raw))
             if toks:
-                if type(token) is str and ("\ufffd" in token or "\\x" in token):
+                if _ambiguous_any(token, toks):
                     base = len(self.alt_tokens)
                     for j, alt in enumerate(alts):
                         self.alt_bytes[base + j] = _as_bytes(alt.get("bytes"))
@@ -137,6 +149,15 @@ class LogprobColumns:
 
 
 _ENTRY = itemgetter("token", "logprob", "bytes", "top_logprobs")
+
+
+def _ambiguous_any(token: Any, alt_tokens: list[Any]) -> bool:
+    """Whether the sampled token or any alternative is a byte fragment (one join and two scans: cheap per chunk)."""
+    try:
+        joined = "".join(alt_tokens) + token
+    except TypeError:  # a None among them: check one by one
+        return any(type(t) is str and ambiguous_token(t) for t in (token, *alt_tokens))
+    return "\ufffd" in joined or "\\x" in joined
 
 
 def _loose(entry: Any) -> tuple[Any, Any, Any, list[dict[str, Any]], list[Any], list[Any]]:

@@ -104,11 +104,12 @@ def _alt_label(alt: dict[str, Any]) -> str:
     return visible(token).replace("\n", "")
 
 
-def _title(pos: int, prob: float, rank: float, entropy: float, entry: dict[str, Any], top: int) -> str:
+def _title(
+    pos: int, prob: float, rank: float, entropy: float, sampled: str | None, alts: list[dict[str, Any]], top: int
+) -> str:
     rank_s = "not listed" if math.isnan(rank) else f"{int(rank)}"
     lines = [f"#{pos}  p={prob:.3g}  rank {rank_s}  entropy≥{entropy:.2f}"]
-    alts = sorted(entry.get("top_logprobs") or (), key=lambda a: -a["logprob"])[:top]
-    sampled = entry.get("token")
+    alts = sorted(alts, key=lambda a: -a["logprob"])[:top]
     for alt in alts:
         mark = "▸" if alt.get("token") == sampled else "  "
         lines.append(f"{mark}{_alt_label(alt)}  {math.exp(alt['logprob']):.1%}")
@@ -134,7 +135,8 @@ def show_tokens(response: Response, color_by: str = "prob", top: int = 5) -> Tok
     if df.empty:
         note = html.escape(f"No token view: {df.attrs.get('reason', 'no logprobs')}.")
         return TokenView(f'{head}<div class="wm-note">{note}</div></div>', 0, 0, color_by)
-    entries = response.logprobs
+    cols = response.logprob_columns("content")  # the answer's columns: the frame's rows, position by position
+    start = 0
     texts = df["text"].tolist()
     probs = df["prob"].tolist()
     ranks = df["rank"].tolist()
@@ -144,7 +146,9 @@ def show_tokens(response: Response, color_by: str = "prob", top: int = 5) -> Tok
     parts = [head]
     shown = 0
     for pos in range(total):
-        title = html.escape(_title(pos, probs[pos], ranks[pos], entropies[pos], entries[pos], top))
+        alts = cols.alternatives(pos, start)
+        start += cols.counts[pos]
+        title = html.escape(_title(pos, probs[pos], ranks[pos], entropies[pos], cols.tokens[pos], alts, top))
         cls = bucket(color_by, probs[pos], entropies[pos], ranks[pos])
         span = f'<span class=b{cls} title="{title}">{html.escape(visible(texts[pos]))}</span>'
         budget -= len(span.encode())

@@ -9,8 +9,8 @@ someone reads the history.
 The document: ``{"format": "columns-1", "token": [...], "logprob": [...], "bytes": [hex or null],
 "count": [alternatives per position], "alt_token": [...], "alt_logprob": [...], "alt_bytes": {index: hex}}``.
 Logprobs are stored as sent (orjson writes NaN and -inf as null) and normalised on reading, so every sentinel still
-becomes -inf. Alternatives' bytes are kept where the sampled token string is ambiguous (U+FFFD, ``\\x..``), the
-only place they say more than the token string; elsewhere they read back as None.
+becomes -inf. Alternatives' bytes are kept at positions where a token string is ambiguous (U+FFFD, ``\\x..``),
+the only place they say more than the token strings; elsewhere they read back as None.
 """
 
 from __future__ import annotations
