@@ -397,14 +397,17 @@ def test_cancel_while_reading_past_done_keeps_the_answer_complete(session):
     assert wm.last() is r
 
 
-def test_asyncio_run_closes_its_connections(local_url):
-    """Each asyncio.run gets its own clients and closes them as the loop shuts down: no unclosed sockets."""
+def test_asyncio_run_and_sweeps_close_their_connections(local_url):
+    """Each asyncio.run gets its own clients and closes them as the loop shuts down; the sweeps' private loop
+    closes its own at exit; wm.chat's too: no unclosed socket or loop, even under -X dev."""
     script = f"""
 import asyncio, gc
 import wcode_magic as wm
 for _ in range(3):
     r = asyncio.run(wm.achat("hi", model="local/ngram", base_url={local_url!r}, max_tokens=4))
     assert r.complete
+assert len(wm.batch(["a", "b", "c"], model="local/ngram", base_url={local_url!r}, max_tokens=4, progress=False)) == 3
+assert wm.chat("hi", model="local/ngram", base_url={local_url!r}, max_tokens=4).complete
 gc.collect()
 print("ok")
 """

@@ -653,13 +653,15 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="wcode-magic-loop", daemon=True).start()
+                self._thread = threading.Thread(target=loop.run_forever, name="wcode-magic-loop", daemon=True)
+                self._thread.start()
                 self._loop = loop
             return self._loop
 
@@ -677,5 +679,20 @@ class _LoopThread:
                 raise replacement from None
             raise
 
+    def close(self) -> None:
+        """At exit: shut down the loop's async generators (which closes its clients' connections), stop the
+        loop and close it, so no socket or loop is left to the interpreter's teardown."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is None or thread is None or loop.is_closed():
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(timeout=DRAIN_S)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=DRAIN_S)
+        if not thread.is_alive():  # still busy with something that will not end: leave it to the teardown
+            loop.close()
+
 
 LOOP = _LoopThread()
+atexit.register(LOOP.close)
