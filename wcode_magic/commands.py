@@ -193,19 +193,20 @@ def help_(args: list[str]) -> str:
     Built from the subcommands' docstrings and the parameter declarations, so it cannot drift from the code.
     """
     lines = [
-        "%%chat [options]      send the cell, continuing the conversation (%%wcode: one answer, no history)",
-        "%wcode PROMPT         one answer, no history (%wcode OPTIONS -- PROMPT for options)",
+        "%%chat [options]      send the cell, continuing the conversation (%%wcode: one answer outside any)",
+        "%wcode PROMPT         one answer outside any conversation (%wcode OPTIONS -- PROMPT for options)",
         "",
         "%wcode subcommands:",
     ]
     for name, fn in COMMANDS.items():
-        doc = (fn.__doc__ or "").strip().splitlines()[0]
+        doc = (fn.__doc__ or "").strip().splitlines()[0].replace("``", "")  # docstring markup, not for the reader
         lines.append(f"  {name:<9} {doc}")
     lines += [
         "",
         "%wcode set NAME=VALUE takes any request parameter below (by its name, e.g. top_k=5) and model, system,",
         "base_url, history=on|off, gap_timeout, connect_timeout, max_retries, retry_cap_s.",
         "In prompts, {name} and {name.attr} are filled from your variables; {{x}} gives a literal {x}.",
+        "A trailing ; on the magic line hides the result (the streamed answer stays); -o VAR keeps it in VAR.",
         "",
         flags.usage_text(),
     ]
