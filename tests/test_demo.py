@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,9 @@ def test_demo_streams_a_chat_then_executes_the_notebooks(tmp_path):
     assert broken.cells[1].outputs[0]["ename"] == "ZeroDivisionError" and not broken.cells[2].outputs
     source = nbformat.read(tmp_path / "notebooks/01-good.ipynb", as_version=4)
     assert all(not c.outputs for c in source.cells), "without --save the notebooks themselves are left alone"
+    with sqlite3.connect(tmp_path / "user" / "data" / "history.sqlite") as db:
+        prompts = [row[0] for row in db.execute("SELECT prompt FROM exchanges")]
+    assert prompts == ["Why is the sky blue?"], "only the terminal chat is the user's; the notebooks record elsewhere"
 
 
 def test_save_runs_offline_even_with_a_key_and_keeps_a_failed_notebook(tmp_path):

@@ -7,7 +7,8 @@ top to bottom in real kernels (nbclient) and written, executed, to a separate di
 ``--save`` writes the outputs back into the notebooks instead: that is how the outputs committed to the
 repository are refreshed. Those must come from the local model and carry no key, so a saving run always gets an
 offline environment (:func:`offline_env`: no key variable, and config/data directories of its own, so neither a
-stored key nor the user's history is read), whatever the caller's environment holds.
+stored key nor the user's history is read), whatever the caller's environment holds. An ordinary run uses the
+user's key and settings but records into a scratch history: running the demo leaves the user's own alone.
 """
 
 from __future__ import annotations
@@ -202,7 +203,8 @@ def run_notebooks(
     with tempfile.TemporaryDirectory(prefix="wcode-demo-") as work:
         for path in paths:
             home = Path(work) / path.stem  # offline: each notebook its own config and history, as in the tests
-            env = offline_env(os.environ, home) if offline else dict(os.environ)
+            # the user's key and settings count (online run), their history does not fill up with demo rows
+            env = offline_env(os.environ, home) if offline else {**os.environ, "WCODE_DATA_DIR": str(home / "data")}
             home.mkdir()
             nb, run = execute(path, env=env, workdir=home)
             run.written = path if save and run.ok else out_dir / path.name
