@@ -40,6 +40,11 @@ def spans(markup: str) -> list[tuple[str, str, str]]:
     return re.findall(r'<span class=(b\d) title="([^"]*)">([^<]*)</span>', markup)
 
 
+def spans_any(markup: str) -> list[tuple[str, str, str]]:
+    """Every token span, with or without a hover title ("" when it has none)."""
+    return re.findall(r'<span class=(b\d)(?: title="([^"]*)")?>([^<]*)</span>', markup)
+
+
 @pytest.mark.parametrize("color_by", ["prob", "entropy", "rank"])
 def test_each_token_is_coloured_with_alternatives_on_hover(color_by):
     view = make(SMALL).show_tokens(color_by=color_by, top=5)
@@ -70,16 +75,30 @@ def test_bad_arguments_are_refused_before_rendering():
         r.show_tokens(top=21)
 
 
-def test_sixteen_thousand_tokens_stay_under_one_megabyte_with_a_note():
+def test_sixteen_thousand_tokens_stay_under_one_megabyte_whole_with_hovers_for_the_least_likely():
     alts = [(f" alt{i}", math.log(0.1 - i * 0.004)) for i in range(20)]
-    r = make([(f" w{i % 97}", math.log(0.1), alts) for i in range(16_000)])
+    probs = [0.05 + 0.9 * ((i * 7919) % 16_000) / 16_000 for i in range(16_000)]  # every probability, shuffled
+    r = make([(f" w{i % 97}", math.log(p), alts) for i, p in enumerate(probs)])
     view = r.show_tokens(color_by="entropy", top=5)
     size = len(view.html.encode())
     assert size < 1_000_000 and size <= BUDGET_BYTES + 2_000
-    assert view.total == 16_000 and 0 < view.shown < 16_000
-    assert f"Showing the first {view.shown} of 16000 tokens" in view.html
-    assert len(spans(view.html)) == view.shown
-    assert "truncated" in repr(view)
+    assert view.total == view.shown == 16_000, "the whole answer is coloured"
+    found = spans_any(view.html)
+    assert len(found) == 16_000
+    hovered = [i for i, (_, title, _) in enumerate(found) if title]
+    assert 0 < len(hovered) == view.hovers < 16_000
+    assert max(probs[i] for i in hovered) < min(p for i, p in enumerate(probs) if i not in set(hovered))
+    assert f"Alternatives on hover for the {view.hovers} least likely of the 16000 tokens shown" in view.html
+    assert "alternatives on hover for" in repr(view)
+
+
+def test_an_answer_too_long_for_one_megabyte_is_cut_with_a_note():
+    r = make([(f" w{i % 97}", math.log(0.5), []) for i in range(60_000)])
+    view = r.show_tokens()
+    assert len(view.html.encode()) < 1_000_000
+    assert 0 < view.shown < 60_000 and view.truncated and "truncated" in repr(view)
+    assert f"Showing the first {view.shown} of 60000 tokens" in view.html
+    assert len(spans_any(view.html)) == view.shown
 
 
 def test_no_logprobs_shows_the_reason_once():

@@ -3,13 +3,15 @@
 Each token is a span coloured by its probability, the entropy of its alternatives, or its rank; hovering shows
 the top alternatives with their probabilities (a plain ``title`` tooltip: no JavaScript, so it works in every
 front-end). Spaces, tabs and newlines are drawn (``·``, ``→``, ``↵``) because where a token starts matters.
-Jupyter drops outputs over ~1 MB, so colours are CSS classes (not inline styles) and the view stops at a byte
-budget with a note saying how many tokens it shows.
+Jupyter drops outputs over ~1 MB, so colours are CSS classes (not inline styles) and the view keeps to a byte
+budget: the whole answer first, then as many hover texts as fit (least likely tokens first), with a note saying
+what was left out.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from typing import Any
 
@@ -19,6 +21,8 @@ from .response import Response
 COLOR_BY = ("prob", "entropy", "rank")
 MAX_TOP = 20
 BUDGET_BYTES = 900_000  # stay clear of Jupyter's 1 MB output limit, leaving room for the style and the note
+_SPAN_BYTES = len("<span class=b></span>")  # a token's span without its class digit and text
+_TITLE_BYTES = len(' title=""')
 # ten steps from "the model hesitated" (red) to "the model was sure" (pale)
 PALETTE = (
     "#d73027",
@@ -44,10 +48,11 @@ _MAX_ENTROPY = math.log(MAX_TOP)
 class TokenView:
     """The rendered view: Jupyter shows ``_repr_html_``; ``.html`` is the markup; ``repr`` a one-line summary."""
 
-    def __init__(self, markup: str, shown: int, total: int, color_by: str) -> None:
+    def __init__(self, markup: str, shown: int, total: int, color_by: str, hovers: int = 0) -> None:
         self.html = markup
-        self.shown = shown
-        self.total = total
+        self.shown = shown  # tokens in the view
+        self.total = total  # tokens in the answer
+        self.hovers = hovers  # tokens with their alternatives on hover
         self.color_by = color_by
 
     @property
@@ -59,7 +64,8 @@ class TokenView:
 
     def __repr__(self) -> str:
         more = f" (truncated from {self.total})" if self.truncated else ""
-        return f"<TokenView {self.shown} tokens{more}, colour by {self.color_by}>"
+        hover = "" if self.hovers == self.shown else f", alternatives on hover for {self.hovers}"
+        return f"<TokenView {self.shown} tokens{more}{hover}, colour by {self.color_by}>"
 
 
 def _check(color_by: str, top: int) -> None:
@@ -126,7 +132,12 @@ def _style() -> str:
 
 
 def show_tokens(response: Response, color_by: str = "prob", top: int = 5) -> TokenView:
-    """The answer as coloured tokens with their top alternatives on hover (see the module docstring)."""
+    """The answer as coloured tokens with their top alternatives on hover (see the module docstring).
+
+    Within the byte budget the whole answer comes first (every token coloured), then the hover texts, which cost
+    several times a token's span: all of them when they fit, else the least likely tokens' first (where a reader
+    looks), with a note saying how many have one.
+    """
     from .frames import tokens
 
     _check(color_by, top)
@@ -135,31 +146,54 @@ def show_tokens(response: Response, color_by: str = "prob", top: int = 5) -> Tok
     if df.empty:
         note = html.escape(f"No token view: {df.attrs.get('reason', 'no logprobs')}.")
         return TokenView(f'{head}<div class="wm-note">{note}</div></div>', 0, 0, color_by)
-    cols = response.logprob_columns("content")  # the answer's columns: the frame's rows, position by position
-    start = 0
     texts = df["text"].tolist()
     probs = df["prob"].tolist()
     ranks = df["rank"].tolist()
     entropies = df["entropy"].tolist()
     total = len(texts)
-    budget = BUDGET_BYTES - len(head.encode())
-    parts = [head]
-    shown = 0
+
+    size = len(head.encode())
+    bodies: list[str] = []
+    classes: list[int] = []
     for pos in range(total):
-        alts = cols.alternatives(pos, start)
-        start += cols.counts[pos]
-        title = html.escape(_title(pos, probs[pos], ranks[pos], entropies[pos], cols.tokens[pos], alts, top))
+        body = html.escape(visible(texts[pos]))
         cls = bucket(color_by, probs[pos], entropies[pos], ranks[pos])
-        span = f'<span class=b{cls} title="{title}">{html.escape(visible(texts[pos]))}</span>'
-        budget -= len(span.encode())
-        if budget < 0:
+        size += len(body.encode()) + _SPAN_BYTES + len(str(cls))
+        if size > BUDGET_BYTES:
             break
-        parts.append(span)
-        shown += 1
+        bodies.append(body)
+        classes.append(cls)
+    shown = len(bodies)
+
+    cols = response.logprob_columns("content")  # the answer's columns: the frame's rows, position by position
+    assert cols is not None  # the frame has rows
+    starts = list(itertools.accumulate(cols.counts[:shown], initial=0))
+    titles: dict[int, str] = {}
+    for pos in sorted(range(shown), key=probs.__getitem__):  # least likely first
+        alts = cols.alternatives(pos, starts[pos])
+        title = html.escape(_title(pos, probs[pos], ranks[pos], entropies[pos], cols.tokens[pos], alts, top))
+        size += len(title.encode()) + _TITLE_BYTES
+        if size > BUDGET_BYTES:
+            break
+        titles[pos] = title
+
+    parts = [head]
+    for pos, (body, cls) in enumerate(zip(bodies, classes, strict=True)):
+        title = titles.get(pos)
+        attr = f' title="{title}"' if title is not None else ""
+        parts.append(f"<span class=b{cls}{attr}>{body}</span>")
+    notes = []
     if shown < total:
-        parts.append(
-            f'<div class="wm-note">Showing the first {shown} of {total} tokens: the full view would pass '
-            "Jupyter's 1 MB output limit. <code>r.tokens()</code> has them all.</div>"
+        notes.append(
+            f"Showing the first {shown} of {total} tokens: the full view would pass Jupyter's 1 MB output limit."
         )
+    if len(titles) < shown:
+        notes.append(
+            f"Alternatives on hover for the {len(titles)} least likely of the {shown} tokens shown; more would pass "
+            "Jupyter's 1 MB output limit."
+        )
+    if notes:
+        notes.append("<code>r.tokens()</code> and <code>r.alternatives()</code> have them all.")
+        parts.append(f'<div class="wm-note">{" ".join(notes)}</div>')
     parts.append("</div>")
-    return TokenView("".join(parts), shown, total, color_by)
+    return TokenView("".join(parts), shown, total, color_by, hovers=len(titles))
