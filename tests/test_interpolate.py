@@ -29,13 +29,32 @@ NS = {
         ("f'{name}' in code", "f'Ada' in code"),
         ("{ name }", "{ name }"),
         ("{name:bad-spec}", "{name:bad-spec}"),
-        ("lone {{ here", "lone {{ here"),
+        ("lone {{ here", "lone { here"),  # {{ is a literal {, paired or not, as in str.format
+        ("a }} b", "a } b"),
         ("{{ a }} pair", "{ a } pair"),
+        ("{{{n}}}", "{3}"),  # an escape around a field, as in str.format
+        ("{{{{n}}}}", "{{n}}"),
+        ("{{n}", "{n}"),
+        ("{{'k': {n}}}", "{'k': 3}"),  # a dict around a field, written str.format's way
+        ('{"value": {n}}', '{"value": 3}'),  # ... or left as a dict, known fields inside still filled
+        ('{"a": {"b": {"c": 1}}}', '{"a": {"b": {"c": 1}}}'),  # }}} closing nested objects is not an escape
+        ("function f() { if (a) { return 1; }}", "function f() { if (a) { return 1; }}"),
+        ("{% for x in xs %}{{ x }}{% endfor %}", "{% for x in xs %}{ x }{% endfor %}"),  # Jinja: --no-interpolate
+        ("unclosed { and {n}", "unclosed { and 3"),
+        ("a } b", "a } b"),
         ("set literal {d}", "set literal {'k': 1}"),
     ],
 )
 def test_interpolate(text: str, expected: str) -> None:
     assert interpolate(text, NS) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{name} {{ {n} }}", "{{{name}}}", "{pi:.2f} {{}} {{{{", "{{ and }} and {{{n}}} }}}}"],
+)
+def test_agrees_with_str_format_whenever_format_succeeds(text: str) -> None:
+    assert interpolate(text, NS) == text.format(**NS)
 
 
 def test_values_are_not_expanded_twice() -> None:

@@ -1,10 +1,19 @@
 """Fill ``{name}`` and ``{name.attr}`` in a prompt from the user's namespace, once, and leave other braces alone.
 
 Prompts are full of braces that are not placeholders: pasted code with dict literals and f-strings, JSON
-examples. ``str.format`` fails on those (jupyter-ai's ``{}`` problem), so only a brace pair holding a dotted name
-that exists in the namespace is replaced; anything else stays exactly as written. ``{{x}}`` gives a literal
-``{x}``. The text is scanned in one pass, so a substituted value that itself contains braces is never expanded
-again.
+examples. ``str.format`` fails on those (jupyter-ai's ``{}`` problem), so the rules are ``str.format``'s where it
+would succeed, and "leave it as written" where it would fail:
+
+- ``{{`` gives ``{`` and ``}}`` gives ``}``, as in ``str.format`` (``{{x}}`` -> ``{x}``, ``{{{x}}}`` -> ``{42}``).
+  This includes template syntax such as Jinja's ``{{ var }}`` (sent as ``{ var }``): ``--no-interpolate`` sends
+  such a prompt exactly as written.
+- ``{name}``, ``{name.attr}``, with ``!r``/``!s``/``!a`` and a format spec, is filled when the name exists in the
+  namespace; otherwise (and when the spec does not fit the value) it stays as written.
+- Any other brace pair (``{}``, a dict literal, JSON, a code block) stays as written, nested braces and all: a
+  ``}}`` that closes two nested objects is not an escape. Known ``{name}`` fields inside it are still filled
+  (``{"value": {x}}`` -> ``{"value": 42}``). A brace that never closes stays as written.
+
+The text is scanned in one pass, so a substituted value that itself contains braces is never expanded again.
 """
 
 from __future__ import annotations
@@ -14,10 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-_TOKEN = re.compile(
-    r"\{\{(?P<literal>[^{}]*)\}\}"  # {{...}}: literal braces around the inside
-    rf"|\{{(?P<name>{_NAME})(?:!(?P<conv>[rsa]))?(?::(?P<spec>[^{{}}]*))?\}}"  # {name.attr!r:spec}
-)
+_FIELD = re.compile(rf"\{{(?P<name>{_NAME})(?:!(?P<conv>[rsa]))?(?::(?P<spec>[^{{}}]*))?\}}")  # {name.attr!r:spec}
+_PLAIN = re.compile(r"[^{}]+")
 _CONVERSIONS = {"r": repr, "s": str, "a": ascii}
 _MISSING = object()
 
@@ -36,21 +43,62 @@ def lookup(dotted: str, namespace: Mapping[str, Any]) -> Any:
     return value
 
 
+def _fill(m: re.Match[str], namespace: Mapping[str, Any]) -> str:
+    """One ``{name...}`` field filled, or as written when the name is unknown or the spec does not fit."""
+    value = lookup(m.group("name"), namespace)
+    if value is _MISSING:
+        return m.group(0)
+    try:
+        if m.group("conv"):
+            value = _CONVERSIONS[m.group("conv")](value)
+        return format(value, m.group("spec") or "")
+    except Exception:  # e.g. a format spec that does not fit the value: leave the field as written
+        return m.group(0)
+
+
+def _block_end(text: str, start: int) -> int | None:
+    """The index after the ``}`` that closes the ``{`` at ``start`` (braces nest; no escapes inside), or None."""
+    depth = 0
+    for i in range(start, len(text)):
+        c = text[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
 def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
-    """``text`` with known ``{name}``/``{name.attr}`` fields filled and ``{{...}}`` unescaped; the rest unchanged."""
-
-    def replace(m: re.Match[str]) -> str:
-        literal = m.group("literal")
-        if literal is not None:
-            return "{" + literal + "}"
-        value = lookup(m.group("name"), namespace)
-        if value is _MISSING:
-            return m.group(0)
-        try:
-            if m.group("conv"):
-                value = _CONVERSIONS[m.group("conv")](value)
-            return format(value, m.group("spec") or "")
-        except Exception:  # e.g. a format spec that does not fit the value: leave the field as written
-            return m.group(0)
-
-    return _TOKEN.sub(replace, text)
+    """``text`` with known ``{name}``/``{name.attr}`` fields filled, ``{{``/``}}`` unescaped; the rest unchanged."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        plain = _PLAIN.match(text, i)
+        if plain:
+            out.append(plain.group(0))
+            i = plain.end()
+            continue
+        if text.startswith(("{{", "}}"), i):  # str.format's escapes
+            out.append(text[i])
+            i += 2
+            continue
+        if text[i] == "}":  # a lone closing brace: as written
+            out.append("}")
+            i += 1
+            continue
+        field = _FIELD.match(text, i)
+        if field:
+            out.append(_fill(field, namespace))
+            i = field.end()
+            continue
+        end = _block_end(text, i)
+        if end is None:  # never closed: as written
+            out.append("{")
+            i += 1
+            continue
+        # a dict literal, JSON or code block: its braces are structure, only known fields inside are filled
+        out.append(_FIELD.sub(lambda m: _fill(m, namespace), text[i:end]))
+        i = end
+    return "".join(out)
