@@ -178,6 +178,79 @@ def test_dropped_connection_keeps_partial(local_url, session):
     assert info.value.partial.text and not info.value.partial.complete
 
 
+@pytest.mark.parametrize("use_async", [False, True])
+def test_dropped_connection_of_a_whole_answer_is_a_wcode_error(local_url, session, use_async):
+    kw = dict(model="local", base_url=local_url, max_tokens=50, stream=False, headers=fault("drop_after=5"))
+    with pytest.raises(errors.StreamError, match="connection dropped") as info:
+        if use_async:
+            asyncio.run(wm.achat("hi", **kw))
+        else:
+            wm.chat("hi", **kw)
+    assert "Run again" in info.value.message
+    r = wm.last()
+    assert not r.complete and r.status == "incomplete" and info.value.partial is r
+
+
+@pytest.mark.parametrize("prompt", [123, None, {"role": "user", "content": "hi"}, ["hi"], [{"role": "user"}, 5]])
+def test_a_prompt_of_the_wrong_type_is_rejected_before_sending(local_url, session, prompt):
+    with pytest.raises(errors.InvalidParameterError, match="prompt") as info:
+        wm.chat(prompt, model="local", base_url=local_url)
+    assert "a string or a list of message dicts" in info.value.message
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, "10", float("nan"), True])
+def test_a_bad_timeout_is_rejected_before_sending(local_url, session, timeout):
+    with pytest.raises(errors.InvalidParameterError, match="timeout") as info:
+        wm.chat("hi", model="local", base_url=local_url, timeout=timeout)
+    assert info.value.param == "timeout" and "a positive number of seconds, or None" in info.value.message
+
+
+@pytest.mark.parametrize("base_url", ["not a url", "ftp://example.com/v1", "localhost:8000/v1", "http://", 123])
+def test_a_bad_base_url_is_rejected_before_sending(session, base_url):
+    with pytest.raises(errors.InvalidParameterError, match="base_url") as info:
+        wm.chat("hi", model="local", base_url=base_url)
+    assert info.value.param == "base_url" and "http:// or https:// URL" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "setting,value",
+    [
+        ("base_url", 123),
+        ("base_url", "not a url"),
+        ("model", 5),
+        ("system", ["be brief"]),
+        ("api_key", 42),
+        ("gap_timeout", -1),
+        ("connect_timeout", "10"),
+        ("max_retries", -1),
+        ("max_retries", 1.5),
+        ("retry_cap_s", -2),
+        ("history", "yes"),
+    ],
+)
+def test_configure_rejects_wrong_types_and_values(session, setting, value):
+    before = {k: getattr(session, k) for k in ("model", "base_url", "system", "api_key", "gap_timeout")}
+    with pytest.raises(errors.InvalidParameterError, match=setting) as info:
+        wm.configure(**{setting: value}, temperature=0.5)
+    assert info.value.param == setting
+    assert {k: getattr(session, k) for k in before} == before and "temperature" not in session.params
+
+
+def test_configure_suggests_settings_and_accepts_good_values(session):
+    with pytest.raises(errors.InvalidParameterError, match="Did you mean 'base_url'"):
+        wm.configure(base_ulr="http://127.0.0.1:1/v1")
+    wm.configure(base_url="http://127.0.0.1:1/v1/", gap_timeout=5, max_retries=0, history=False, api_key=None)
+    assert session.base_url == "http://127.0.0.1:1/v1" and session.gap_timeout == 5
+    wm.configure(base_url=None)
+    assert session.base_url is None
+
+
+def test_a_bad_session_base_url_is_named_at_call_time(session):
+    session.update(base_url="localhost:8000")  # the panel's text box writes without checking, as one types
+    with pytest.raises(errors.InvalidParameterError, match="base_url='localhost:8000'"):
+        wm.chat("hi", model="local")
+
+
 def test_malformed_event(local_url, session):
     with pytest.raises(errors.StreamError, match="malformed") as info:
         wm.chat("hi", model="local", base_url=local_url, max_tokens=50, headers=fault("malformed_after=3"))

@@ -26,7 +26,7 @@ from httpx_sse import EventSource
 
 from . import catalog, errors, params, session
 from .response import Response
-from .settings import KEY_URL, SESSION, Secret
+from .settings import KEY_URL, SESSION, Secret, check_seconds
 from .stream import DONE, Event, loads
 
 T = TypeVar("T")
@@ -163,12 +163,46 @@ def build_messages(prompt_or_messages: str | list[dict[str, Any]], system: str |
     if isinstance(prompt_or_messages, str):
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt_or_messages}]
     else:
+        _check_messages(prompt_or_messages)
         messages = [dict(m) for m in prompt_or_messages]
         if not messages:
             raise errors.InvalidParameterError("messages is empty: give a prompt or at least one message.")
+    if system is not None and not isinstance(system, str):
+        raise errors.InvalidParameterError(
+            f"system={system!r} is not allowed: system takes a string (the system prompt), or None.",
+            param="system",
+            value=system,
+        )
     if system and not (messages and messages[0].get("role") == "system"):
         messages.insert(0, {"role": "system", "content": system})
     return messages
+
+
+_PROMPT_TAKES = (
+    "the prompt takes a string or a list of message dicts such as "
+    "[{'role': 'user', 'content': 'Hello'}] (each with a 'role')"
+)
+
+
+def _check_messages(value: Any) -> None:
+    """A list (or tuple) of message mappings, each with a role; else InvalidParameterError naming the prompt."""
+    if not isinstance(value, (list, tuple)):
+        raise errors.InvalidParameterError(
+            f"The prompt {_short(value)} is not allowed: {_PROMPT_TAKES}, not {type(value).__name__}.",
+            param="prompt",
+            value=value,
+        )
+    for i, m in enumerate(value):
+        if not isinstance(m, Mapping) or "role" not in m:
+            what = "has no 'role'" if isinstance(m, Mapping) else f"is not a dict but {type(m).__name__}"
+            raise errors.InvalidParameterError(
+                f"The prompt's message {i} ({_short(m)}) {what}: {_PROMPT_TAKES}.", param="prompt", value=value
+            )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def build_request(
@@ -186,7 +220,7 @@ def build_request(
     body: dict[str, Any] = {
         "model": model_id,
         "messages": build_messages(prompt_or_messages, system if system is not None else SESSION.system),
-        **params.validate(merged, catalog.lookup(model_id)),
+        **params.validate(merged, catalog.lookup(model_id), also=params.CHAT_KEYWORDS),
         "stream": stream,
     }
     if stream:
@@ -227,6 +261,7 @@ class _Call:
         self.url = self.base_url + "/chat/completions"
         self.key = SESSION.key_for(self.base_url, api_key)
         self.headers = dict(headers or {})
+        timeout = check_seconds(timeout, "timeout", none_ok=True)
         self.gap = (
             timeout if timeout is not None else (SESSION.gap_timeout if stream else max(SESSION.gap_timeout, 600.0))
         )
@@ -245,12 +280,15 @@ class _Call:
     def connect_retry(self, e: Exception) -> float:
         """Seconds to wait before retrying a failed connection; raises when no retries are left."""
         if self.attempt >= SESSION.max_retries:
-            raise errors.APIConnectionError(
-                f"Could not reach {self.base_url} ({type(e).__name__}: {e}). Check the address and your "
-                "connection; for the offline model use `%wcode use local`."
-            ) from None
+            raise self.unreachable(e)
         self.attempt += 1
         return retry_delay(self.attempt - 1, None, SESSION.retry_cap_s)
+
+    def unreachable(self, e: Exception) -> errors.APIConnectionError:
+        return errors.APIConnectionError(
+            f"Could not reach {self.base_url} ({type(e).__name__}: {e}). Check the address and your "
+            "connection; for the offline model use `%wcode use local`."
+        )
 
     def status_retry(self, http: httpx.Response) -> float | None:
         """Seconds to wait before retrying an error status, or None when it is final (or not an error)."""
@@ -300,6 +338,19 @@ class _Call:
         if self.response.error is not None:
             raise errors.ServerError(f"The server reported an error: {error_message(data)}", partial=self.response)
 
+    def cut_off(self, e: httpx.RequestError) -> errors.WcodeError:
+        """A whole (non-streamed) body whose reading failed part way: nothing of it can be used."""
+        if isinstance(e, httpx.TimeoutException):
+            why = f"nothing more arrived for {self.gap:.0f} s"
+        else:
+            why = f"the connection dropped ({type(e).__name__})"
+        self.response.finish(complete=False)
+        return errors.StreamError(
+            f"The answer broke off: {why} before the whole answer arrived, so none of it could be read. "
+            "Run again to retry.",
+            partial=self.response,
+        )
+
     def end_of_stream(self) -> None:
         if not self.done:
             raise self.broken("the stream ended without [DONE]")
@@ -340,8 +391,8 @@ class _Call:
         return self.response
 
 
-_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
-_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError)
+# Failures before a response arrived, safe to retry: no answer was produced (WriteError: the body was not sent).
+_CONNECT_ERRORS = (httpx.NetworkError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
 
 
 def _limits() -> httpx.Limits:
@@ -486,16 +537,19 @@ async def _asend(call: _Call) -> None:
             continue
         except httpx.TimeoutException:
             raise errors.ServerError(f"No answer from {call.base_url} within {call.gap:.0f} s.") from None
+        except httpx.RequestError as e:  # a proxy or protocol failure no retry will mend
+            raise call.unreachable(e) from None
         try:
             wait = call.status_retry(http)
             if wait is not None:
-                await http.aread()
+                with contextlib.suppress(httpx.RequestError):  # the error body is only discarded
+                    await http.aread()
                 await asyncio.sleep(wait)
                 continue
             if http.status_code >= 400:
-                raise call.status_failure(http, await http.aread())
+                raise call.status_failure(http, await _aread(http, call))
             if not _is_sse(http):
-                call.whole(await http.aread())
+                call.whole(await _aread(http, call))
                 return
             events = EventSource(_EndWithBlankLine(http)).aiter_sse()  # type: ignore[arg-type]
             try:
@@ -504,13 +558,21 @@ async def _asend(call: _Call) -> None:
                         break
             except httpx.ReadTimeout:
                 raise call.stalled() from None
-            except _DROPPED as e:
+            except httpx.RequestError as e:  # dropped, reset, undecodable: the stream broke
                 raise call.dropped(e) from None
             call.end_of_stream()
             await _drain(events)
             return
         finally:
             await http.aclose()
+
+
+async def _aread(http: httpx.Response, call: _Call) -> bytes:
+    """The whole body; a connection that drops or stalls while it is read raises StreamError, not httpx's."""
+    try:
+        return await http.aread()
+    except httpx.RequestError as e:
+        raise call.cut_off(e) from None
 
 
 async def _drain(events: AsyncIterator[Any]) -> None:
@@ -605,16 +667,19 @@ def _send(call: _Call) -> None:
             continue
         except httpx.TimeoutException:
             raise errors.ServerError(f"No answer from {call.base_url} within {call.gap:.0f} s.") from None
+        except httpx.RequestError as e:  # a proxy or protocol failure no retry will mend
+            raise call.unreachable(e) from None
         try:
             wait = call.status_retry(http)
             if wait is not None:
-                http.read()
+                with contextlib.suppress(httpx.RequestError):  # the error body is only discarded
+                    http.read()
                 time.sleep(wait)
                 continue
             if http.status_code >= 400:
-                raise call.status_failure(http, http.read())
+                raise call.status_failure(http, _read(http, call))
             if not _is_sse(http):
-                call.whole(http.read())
+                call.whole(_read(http, call))
                 return
             body = _EndWithBlankLine(http)
             events = EventSource(body).iter_sse()  # type: ignore[arg-type]  # kept: closing it closes the connection
@@ -624,13 +689,21 @@ def _send(call: _Call) -> None:
                         break
             except httpx.ReadTimeout:
                 raise call.stalled() from None
-            except _DROPPED as e:
+            except httpx.RequestError as e:  # dropped, reset, undecodable: the stream broke
                 raise call.dropped(e) from None
             call.end_of_stream()
             _drain_sync(http, body)
             return
         finally:
             http.close()
+
+
+def _read(http: httpx.Response, call: _Call) -> bytes:
+    """``_aread`` for the sync transport."""
+    try:
+        return http.read()
+    except httpx.RequestError as e:
+        raise call.cut_off(e) from None
 
 
 def _drain_sync(http: httpx.Response, body: _EndWithBlankLine) -> None:

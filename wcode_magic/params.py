@@ -433,33 +433,47 @@ PARAMS: dict[str, Param] = {
 SAMPLING_IGNORED_BY_REASONERS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 
 
-def suggest(name: str) -> str:
-    """A 'did you mean' hint for a misspelt parameter name, or an empty string."""
-    close = difflib.get_close_matches(name.replace("-", "_"), list(PARAMS), n=1, cutoff=0.6)
+# wm.chat's / wm.achat's own keywords: not request parameters, but what a misspelt keyword most often meant.
+CHAT_KEYWORDS = ("model", "system", "stream", "base_url", "api_key", "on_event", "timeout", "headers", "extra_body")
+
+
+def suggest(name: str, also: tuple[str, ...] = ()) -> str:
+    """A 'did you mean' hint for a misspelt name among the parameters and ``also``, or an empty string."""
+    close = difflib.get_close_matches(name.replace("-", "_"), [*PARAMS, *also], n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def get(name: str) -> Param:
-    """The declaration for a name (dashes allowed), or InvalidParameterError with a suggestion."""
-    found = PARAMS.get(name.replace("-", "_"))
+def get(name: str, also: tuple[str, ...] = ()) -> Param:
+    """The declaration for a name (dashes allowed), or InvalidParameterError with a suggestion.
+
+    ``also`` names the other keywords the caller accepts (wm.chat's own, configure's settings): they are
+    suggested for a typo and listed as known too.
+    """
+    found = PARAMS.get(name.replace("-", "_")) if isinstance(name, str) else None
     if found is None:
+        others = f"; other keywords: {', '.join(also)}" if also else ""
         raise InvalidParameterError(
-            f"Unknown parameter {name!r}.{suggest(name)} Known: {', '.join(PARAMS)}.", param=name, value=None
+            f"Unknown parameter {name!r}.{suggest(str(name), also)} Known parameters: {', '.join(PARAMS)}{others}.",
+            param=name,
+            value=None,
         )
     return found
 
 
-def validate(params: Mapping[str, Any], model: Model | None = None, *, warn: bool = True) -> dict[str, Any]:
+def validate(
+    params: Mapping[str, Any], model: Model | None = None, *, warn: bool = True, also: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Check every parameter and return the body fragment to send; None values mean "not set" and are dropped.
 
-    Raises InvalidParameterError before anything is sent. With a known model that ignores sampling settings
-    (the DeepSeek reasoners), one WcodeWarning lists what will have no effect.
+    Raises InvalidParameterError before anything is sent (``also``: the caller's own keywords, suggested for an
+    unknown name). With a known model that ignores sampling settings (the DeepSeek reasoners), one WcodeWarning
+    lists what will have no effect.
     """
     body: dict[str, Any] = {}
     for name, value in params.items():
+        p = get(name, also)
         if value is None:
             continue
-        p = get(name)
         body[p.name] = p.check(value)
     if body.get("top_logprobs") and not body.get("logprobs"):
         raise InvalidParameterError(

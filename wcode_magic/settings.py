@@ -7,6 +7,7 @@ repr never shows it, and is sent only where it belongs (see ``key_for``).
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import catalog, params
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidParameterError
 
 WCODE_BASE_URL = "https://wcode.net/api/gpt/v1"  # seeds/*: "base_url 替换为 https://wcode.net/api/gpt/v1"
 WCODE_HOST = "wcode.net"
@@ -106,6 +107,95 @@ def key_source() -> str | None:
     return None
 
 
+def check_base_url(value: Any, name: str = "base_url") -> str:
+    """An http(s) URL with a host, without its trailing slash; else InvalidParameterError naming ``name``.
+
+    ``name`` says where the value came from (``base_url``, ``WCODE_BASE_URL``), so the message points there.
+    """
+    text = value.strip() if isinstance(value, str) else None
+    ok = bool(text) and not any(c.isspace() for c in text)  # type: ignore[union-attr]
+    if ok:
+        parts = urlsplit(text)
+        try:
+            parts.port  # noqa: B018  (raises on a port that is no number)
+        except ValueError:
+            ok = False
+        ok = ok and parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    if not ok:
+        raise InvalidParameterError(
+            f"{name}={value!r} is not allowed: {name} takes an http:// or https:// URL such as "
+            f"{WCODE_BASE_URL!r} or 'http://127.0.0.1:8000/v1'.",
+            param=name,
+            value=value,
+        )
+    return text.rstrip("/")  # type: ignore[union-attr]
+
+
+def check_seconds(value: Any, name: str, *, none_ok: bool = False, zero_ok: bool = False) -> float | None:
+    """A finite positive number of seconds (or zero, or None, when allowed); else InvalidParameterError."""
+    if value is None and none_ok:
+        return None
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or value < 0 or (value == 0 and not zero_ok):
+        what = "a number of seconds >= 0" if zero_ok else "a positive number of seconds"
+        raise InvalidParameterError(
+            f"{name}={value!r} is not allowed: {name} takes {what}{', or None' if none_ok else ''}.",
+            param=name,
+            value=value,
+        )
+    return float(value)
+
+
+def _check_text(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidParameterError(
+            f"{name}={value!r} is not allowed: {name} takes a string, or None.", param=name, value=value
+        )
+    return value
+
+
+def _check_key(value: Any, name: str) -> Any:
+    # never the value in the message: it is a key
+    if value is not None and not isinstance(value, Secret) and not (isinstance(value, str) and value.strip()):
+        raise InvalidParameterError(
+            f"{name} is not allowed as given ({type(value).__name__}): {name} takes the key as a non-empty "
+            "string, or None.",
+            param=name,
+        )
+    return value
+
+
+def _check_retries(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidParameterError(
+            f"{name}={value!r} is not allowed: {name} takes an integer >= 0.", param=name, value=value
+        )
+    return value
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidParameterError(
+            f"{name}={value!r} is not allowed: {name} takes true or false.", param=name, value=value
+        )
+    return value
+
+
+# configure()'s own settings and their checks (request parameters are checked by params).
+_SETTING_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "model": _check_text,
+    "base_url": lambda v, n: None if v is None else check_base_url(v, n),
+    "api_key": _check_key,
+    "system": _check_text,
+    "gap_timeout": lambda v, n: check_seconds(v, n),
+    "connect_timeout": lambda v, n: check_seconds(v, n),
+    "max_retries": _check_retries,
+    "retry_cap_s": lambda v, n: check_seconds(v, n, zero_ok=True),
+    "history": _check_bool,
+}
+SETTINGS = tuple(_SETTING_CHECKS)
+
+
 def is_wcode(base_url: str) -> bool:
     host = (urlsplit(base_url).hostname or "").lower()
     return host == WCODE_HOST or host.endswith("." + WCODE_HOST)
@@ -166,17 +256,21 @@ class Settings:
         return catalog.resolve(chosen)
 
     def resolve_base_url(self, base_url: str | None, model_id: str) -> str:
-        """Explicit > configured > a local model's own server > WCODE_BASE_URL > wcode.net."""
-        if base_url:
-            return base_url.rstrip("/")
+        """Explicit > configured > a local model's own server > WCODE_BASE_URL > wcode.net.
+
+        Whichever is used is checked to be an http(s) URL, and a bad one is named with where it came from.
+        """
+        if base_url is not None and base_url != "":
+            return check_base_url(base_url)
         if self.base_url:
-            return self.base_url.rstrip("/")
+            return check_base_url(self.base_url)
         entry = catalog.lookup(model_id)
         if entry is not None and entry.local:
             from . import local
 
             return local.start()
-        return (os.environ.get("WCODE_BASE_URL") or WCODE_BASE_URL).rstrip("/")
+        env = os.environ.get("WCODE_BASE_URL")
+        return check_base_url(env, "WCODE_BASE_URL") if env else WCODE_BASE_URL
 
     def key_for(self, base_url: str, api_key: str | Secret | None) -> Secret | None:
         """The key to send to ``base_url``.
@@ -199,9 +293,20 @@ SESSION = Settings()
 
 def configure(**kw: Any) -> Settings:
     """Set session defaults: ``model``, ``base_url``, ``api_key``, ``system``, timeouts, retries, ``history``,
-    or any request parameter (``temperature=0.2``). Every value is validated; returns the session."""
+    or any request parameter (``temperature=0.2``). Every value is validated before any is applied (a bad one
+    raises InvalidParameterError naming it and what it takes); returns the session."""
     bad = [k for k in kw if k.startswith("_")]
     if bad:
         raise ConfigurationError(f"Unknown setting {bad[0]!r}.")
-    SESSION.update(**kw)
+    checked: dict[str, Any] = {}
+    for name, value in kw.items():
+        check = _SETTING_CHECKS.get(name)
+        if check is not None:
+            checked[name] = check(value, name)
+        elif value is not None:
+            checked[name] = params.get(name, also=SETTINGS).check(value)
+        else:
+            params.get(name, also=SETTINGS)
+            checked[name] = None
+    SESSION.update(**checked)
     return SESSION
