@@ -98,6 +98,32 @@ def test_unquoted_json_gets_a_hint() -> None:
         flags.parse('--logit-bias {"1":')
 
 
+@pytest.mark.parametrize(
+    ("line", "suggested"),
+    [
+        ('--logit-bias {"1": -100}', """--logit-bias '{"1": -100}'"""),  # was: "Unknown option -100}"
+        ('--logit-bias {"1":-100} --seed 3', """--logit-bias '{"1":-100}'"""),  # lost its quotes only
+        ('--stop ["a b", "c"] -m local', """--stop '["a b", "c"]'"""),  # was: "Unexpected text"
+        ('--extra-body {"ignore_eos": true}', """--extra-body '{"ignore_eos": true}'"""),
+        ('--response-format {"type": "json_object"}', """--response-format '{"type": "json_object"}'"""),
+    ],
+)
+def test_json_split_by_the_shell_style_parser_says_to_quote_it(line: str, suggested: str) -> None:
+    with pytest.raises(flags.FlagError) as info:
+        flags.parse(line)
+    message = str(info.value)
+    assert "\n" not in message and "Unknown option" not in message and "Unexpected text" not in message
+    assert message.endswith(f"Quote JSON in single quotes: {suggested}.")
+    flags.parse(suggested)  # the suggestion itself is accepted
+
+
+def test_quoted_json_errors_keep_their_own_message() -> None:
+    with pytest.raises(flags.FlagError, match="Unknown option --tempreature"):
+        flags.parse("""--logit-bias '{"1": -100}' --tempreature 1""")
+    with pytest.raises(flags.FlagError, match="Expecting ',' delimiter"):
+        flags.parse("""--logit-bias '{"1": -100'""")
+
+
 def test_prompt_line() -> None:
     opts, prompt = flags.parse_prompt_line("what's {x}? it's fine;")
     assert prompt == "what's {x}? it's fine" and opts.quiet
@@ -105,6 +131,21 @@ def test_prompt_line() -> None:
     assert opts.model == "local" and opts.params == {"seed": 3} and prompt == 'say "hi"'
     with pytest.raises(flags.FlagError, match=" -- "):
         flags.parse_prompt_line("-m local say hi")
+
+
+@pytest.mark.parametrize(
+    ("line", "prompt"),
+    [
+        ("-- help me write a poem", "help me write a poem"),  # a prompt starting with a subcommand's word
+        ("-- use the force;", "use the force"),
+        ("-- -1 is negative -- so what", "-1 is negative -- so what"),
+        ("--", ""),
+    ],
+)
+def test_prompt_line_with_no_options(line: str, prompt: str) -> None:
+    opts, text = flags.parse_prompt_line(line)
+    assert text == prompt and opts.params == {} and opts.model is None
+    assert opts.quiet == line.endswith(";")
 
 
 def test_help_is_generated_from_declarations() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,7 +146,18 @@ def parse(line: str) -> ChatOptions:
     quiet = line.endswith(";")
     if quiet:
         line = line[:-1]
-    ns = parser().parse_args(split(line))
+    tokens = split(line)
+    try:
+        return _parse(tokens, quiet)
+    except FlagError:
+        hint = _unquoted_json(line, tokens)
+        if hint is None:
+            raise
+        raise FlagError(hint) from None
+
+
+def _parse(tokens: list[str], quiet: bool) -> ChatOptions:
+    ns = parser().parse_args(tokens)
     opts = ChatOptions(
         model=ns.model,
         system=ns.system,
@@ -166,6 +178,34 @@ def parse(line: str) -> ChatOptions:
         opts.format = "code"
     opts.params = _request_params(ns)
     return opts
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _unquoted_json(line: str, tokens: list[str]) -> str | None:
+    """When a failed line held JSON that the shell-style split broke apart (at its spaces) or stripped of its
+    double quotes, the one thing to say: quote it. None when the failure has another cause."""
+    for i, token in enumerate(tokens[1:], 1):
+        flag = tokens[i - 1]
+        if token[:1] not in "{[" or not flag.startswith("-") or _is_json(token):
+            continue
+        # the JSON as typed: from the option to the next option (a negative number is not one) or the end
+        typed = re.search(re.escape(flag) + r"\s+(.*?)(?=\s+--?[A-Za-z]|\s*$)", line)
+        raw = typed.group(1).strip() if typed else ""
+        if raw == token or raw[:1] in "'\"":  # nothing was split off or unquoted: the error is about the value
+            continue
+        example = raw if _is_json(raw) and "'" not in raw else '{"key": 1}'
+        return (
+            f"{flag} takes JSON quoted as a whole: unquoted, it is split at its spaces and loses its double "
+            f"quotes. Quote JSON in single quotes: {flag} '{example}'."
+        )
+    return None
 
 
 def _check_format(value: str) -> str:
@@ -248,12 +288,15 @@ def usage_text() -> str:
 
 
 def parse_prompt_line(line: str) -> tuple[ChatOptions, str]:
-    """``%wcode PROMPT`` or ``%wcode OPTIONS -- PROMPT``: the prompt is taken verbatim (never shlex-split)."""
+    """``%wcode PROMPT``, ``%wcode OPTIONS -- PROMPT`` or ``%wcode -- PROMPT`` (no options: a prompt that starts
+    with a subcommand's word or a dash); the prompt is taken verbatim (never shlex-split)."""
     line = line.strip()
     quiet = line.endswith(";")
     if quiet:
         line = line[:-1].rstrip()
-    if line.startswith("-"):
+    if line == "--" or line.startswith("-- "):
+        opts, prompt = ChatOptions(), line[3:]
+    elif line.startswith("-"):
         head, sep, prompt = line.partition(" -- ")
         if not sep:
             raise FlagError("Put ' -- ' between the options and the prompt: %wcode -m local -- your question.")
