@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from wcode_magic.local import faults as faults_module
-from wcode_magic.local.generate import Generation, GenerationRequest, StopMatcher, Token
+from wcode_magic.local.generate import MIN_ANSWER_TOKENS, Generation, GenerationRequest, StopMatcher, Token
 from wcode_magic.local.ngram import NgramModel, count_tokens, default_model, tokenize
 from wcode_magic.local.sampling import (
     History,
@@ -240,6 +240,28 @@ def test_reasoning_opens_with_the_prompt_topic_and_respects_its_budget():
     tokens = list(generation.reasoning())
     assert "".join(t.text for t in tokens).startswith("Let me think about the sky blue")
     assert 15 <= len(tokens) <= 20
+
+
+@pytest.mark.parametrize(("budget", "max_tokens"), [(48, 5), (48, 48), (20, 24), (20, 200), (0, 10), (128, 1)])
+def test_max_tokens_bounds_reasoning_and_answer_together(budget, max_tokens):
+    request = GenerationRequest("Why is the sky blue?", seed=2, max_tokens=max_tokens, reasoning_budget=budget)
+    generation = Generation(request)
+    reasoning = list(generation.reasoning())
+    answer = list(generation.answer())
+    assert len(reasoning) == generation.reasoning_used <= min(budget, max_tokens)
+    assert len(reasoning) + len(answer) <= max_tokens
+    if len(reasoning) == max_tokens:  # all thought: nothing left to answer, cut by the length
+        assert answer == [] and generation.finish_reason == "length"
+    else:  # room left: the answer is not empty and does not end at a paragraph before MIN_ANSWER_TOKENS
+        assert len(answer) >= min(MIN_ANSWER_TOKENS, max_tokens - len(reasoning))
+
+
+def test_ignore_eos_answer_fills_what_the_reasoning_left():
+    request = GenerationRequest("weather", seed=1, max_tokens=100, reasoning_budget=16, ignore_eos=True)
+    generation = Generation(request)
+    thought = len(list(generation.reasoning()))
+    assert 0 < thought <= 16 and len(list(generation.answer())) == 100 - thought
+    assert generation.finish_reason == "length"
 
 
 def _tokens(*texts: str) -> list[Token]:

@@ -303,6 +303,37 @@ def test_reasoning_switches(http):
     assert _reasoning(http, None)[1] == _reasoning(http, {"effort": "medium"})[1]
 
 
+@pytest.mark.parametrize("model", ["local/ngram-thinking", "local/ngram-thinking-rc"])
+def test_max_tokens_bounds_the_whole_completion_reasoning_included(http, model):
+    # All thought: medium effort wants ~48 reasoning tokens, max_tokens=5 stops it at 5 and leaves no answer.
+    for result in (stream(http, model=model, seed=3, max_tokens=5), whole(http, model=model, seed=3, max_tokens=5)):
+        usage = result.usage if isinstance(result, Stream) else result["usage"]
+        assert usage["completion_tokens"] == usage["completion_tokens_details"]["reasoning_tokens"] == 5
+        if isinstance(result, Stream):
+            assert result.content == "" and result.finish_reason == "length"
+            assert len(result.deltas("reasoning") or result.deltas("reasoning_content")) == 5
+        else:
+            assert result["choices"][0]["message"]["content"] == ""
+            assert result["choices"][0]["finish_reason"] == "length"
+    # Room left: the answer gets what the reasoning did not use, and the total stays within max_tokens.
+    for seed in range(4):
+        result = stream(http, model=model, seed=seed, max_tokens=30, reasoning={"effort": "low"}, ignore_eos=True)
+        usage = result.usage
+        thought = usage["completion_tokens_details"]["reasoning_tokens"]
+        assert 0 < thought <= 16 and usage["completion_tokens"] == 30
+        assert len(result.content_chunks) == 30 - thought and result.finish_reason == "length"
+
+
+def test_think_inline_stays_within_max_tokens(http):
+    for max_tokens in (1, 2, 10, 60):
+        result = stream(http, headers={"X-Wcode-Fault": "think_inline"}, seed=8, max_tokens=max_tokens)
+        assert result.usage["completion_tokens"] == len(result.content_chunks) <= max_tokens
+        assert result.content.startswith("<think>\n")
+        if max_tokens <= 10:  # the 48-token inline thought is cut short and the answer, if any, by the length
+            assert result.finish_reason == "length"
+    assert stream(http, headers={"X-Wcode-Fault": "think_inline"}, max_tokens=1).content == "<think>\n"
+
+
 def test_the_plain_model_never_thinks(http):
     result = stream(http, reasoning={"enabled": True, "effort": "high"})
     assert result.usage["completion_tokens_details"]["reasoning_tokens"] == 0
@@ -499,7 +530,8 @@ def test_delays_overlap_across_concurrent_requests(local_url):
 
 
 def test_think_inline(http):
-    result = _fault_stream(http, "think_inline", model="local/ngram")
+    # max_tokens covers the tags and the inline thought (up to 48 tokens), so leave room for an answer
+    result = stream(http, headers={"X-Wcode-Fault": "think_inline"}, seed=8, max_tokens=80)
     text = result.content
     assert re.match(r"<think>\nLet me think about .+\n</think>\n\n.", text, re.DOTALL)
     assert result.usage["completion_tokens"] == len(result.content_chunks)

@@ -3,9 +3,11 @@
 The client validates parameters too, but the server must be honest on its own: anything out of the documented
 range (the seed pages' 可选参数) is a 400 naming the parameter, never silently clamped.
 
-``max_tokens`` bounds the answer only; reasoning has its own budget (``reasoning.max_tokens`` or ``effort``), so a
-small ``max_tokens`` never leaves an empty answer behind a long thought. Unknown fields are ignored, as
-OpenRouter does.
+``max_tokens`` bounds the whole completion, reasoning included, as on OpenRouter, OpenAI and DeepSeek: reasoning
+also has its own budget (``reasoning.max_tokens``, ``effort``, or medium), and stops at whichever comes first; the
+answer gets the rest. So a small ``max_tokens`` on a thinking model can leave an empty answer with
+``finish_reason: "length"``, as real reasoning models do: raise ``max_tokens`` or lower the effort. Unknown fields
+are ignored, as OpenRouter does.
 """
 
 from __future__ import annotations
@@ -224,7 +226,10 @@ def _seed(seed: Any) -> int | None:
 
 
 def _reasoning_budget(body: dict[str, Any]) -> int:
-    """Reasoning length for a thinking model: 0 when switched off, else max_tokens, effort or medium."""
+    """Reasoning's own budget for a thinking model: 0 when switched off, else max_tokens, effort or medium.
+
+    Generation also stops reasoning at the request's ``max_tokens``, which bounds reasoning and answer together.
+    """
     reasoning = body.get("reasoning") or {}
     if not isinstance(reasoning, dict):
         raise RequestError("reasoning must be an object", "reasoning")

@@ -6,9 +6,13 @@ the last ones exist.
 Choices a student may notice:
 
 - The answer continues from the last two in-vocabulary words of the last user message, so it relates to the prompt.
+- ``max_tokens`` bounds the whole completion, reasoning included, as on OpenRouter, OpenAI and DeepSeek
+  (``completion_tokens = reasoning_tokens + answer tokens <= max_tokens``). Reasoning gets the smaller of its own
+  budget and ``max_tokens``; the answer gets what is left. When the thinking used it all, the answer is empty and
+  ``finish_reason`` is ``"length"``: what a real reasoning model does with a small ``max_tokens``.
 - A paragraph break ends the answer (like an end-of-text token; not sent). It is forbidden for the first
-  :data:`MIN_ANSWER_TOKENS` tokens so that answers are never empty, and it is an ordinary token with
-  ``ignore_eos``.
+  :data:`MIN_ANSWER_TOKENS` tokens (or all of them, when fewer are left) so that an answer with room is never
+  empty, and it is an ordinary token with ``ignore_eos``.
 - Reasoning is the same model started from "Let me think about" plus the prompt's last words; it stops at the
   first sentence end after three quarters of its budget, or at the budget.
 - Stop strings are matched on the text; tokens that might begin a stop string are held back until it is clear,
@@ -46,11 +50,11 @@ class GenerationRequest:
 
     prompt: str
     params: SamplingParams = field(default_factory=SamplingParams)
-    max_tokens: int = 256
+    max_tokens: int = 256  # the whole completion: reasoning and answer
     stop: tuple[str, ...] = ()
     ignore_eos: bool = False
     seed: int | None = None
-    reasoning_budget: int = 0
+    reasoning_budget: int = 0  # reasoning's own limit; it also stops at max_tokens
     top_logprobs: int | None = None
 
 
@@ -104,7 +108,8 @@ def reasoning_opening(model: NgramModel, prompt: str) -> list[int]:
 class Generation:
     """The token streams of one request: :meth:`reasoning` first (if any), then :meth:`answer`.
 
-    After :meth:`answer` is exhausted, ``finish_reason`` is ``"stop"`` or ``"length"``.
+    Both share ``max_tokens``: the answer gets what the reasoning left. After :meth:`answer` is exhausted,
+    ``finish_reason`` is ``"stop"`` or ``"length"``.
     """
 
     def __init__(self, request: GenerationRequest, model: NgramModel | None = None) -> None:
@@ -114,6 +119,7 @@ class Generation:
         self.prompt_ids = self.model.word_ids(request.prompt)
         self._neutral = request.params.is_neutral
         self.finish_reason: str | None = None
+        self.reasoning_used = 0
 
     def _next(self, context: tuple[int, int], history: History, banned: int | None) -> Token:
         """Draw the next token. Unmodified sampling walks the model directly (no vector: fast streaming)."""
@@ -143,10 +149,14 @@ class Generation:
         return Token(model.vocab[token_id], token_id, math.log(model.prob(context, token_id)), top)
 
     def reasoning(self) -> Iterator[Token]:
-        """Reasoning tokens: the fixed opening (logprob 0: it is not sampled), then sampled thoughts."""
-        budget = self.request.reasoning_budget
+        """Reasoning tokens: the fixed opening (logprob 0: it is not sampled), then sampled thoughts.
+
+        At most the reasoning budget and at most ``max_tokens``; :attr:`reasoning_used` counts them.
+        """
+        budget = min(self.request.reasoning_budget, self.request.max_tokens)
         opening = reasoning_opening(self.model, self.request.prompt)[:budget]
         for token_id in opening:
+            self.reasoning_used += 1
             yield Token(self.model.vocab[token_id], token_id, 0.0, ([token_id], [0.0]))
         history = History(self.model.size, self.prompt_ids + opening)
         paragraph = self.model.paragraph_id
@@ -154,18 +164,22 @@ class Generation:
         enough = (3 * budget + 3) // 4
         for count in range(len(opening) + 1, budget + 1):
             token = self._next(context, history, None)
+            self.reasoning_used += 1
             yield token
             context = (context[1], token.id)
             if count >= enough and token.text in SENTENCE_ENDS:
                 return
 
     def answer(self) -> Iterator[Token]:
-        """Answer tokens, ending at a paragraph break, a stop string or ``max_tokens``."""
+        """Answer tokens, ending at a paragraph break, a stop string or ``max_tokens`` (reasoning included).
+
+        Call it after :meth:`reasoning` is exhausted: the tokens left are read when the answer starts.
+        """
         request, model = self.request, self.model
         context = model.prompt_context(request.prompt)
         history = History(model.size, self.prompt_ids)
         stops = StopMatcher(request.stop) if request.stop else None
-        for count in range(request.max_tokens):
+        for count in range(request.max_tokens - self.reasoning_used):
             early = not request.ignore_eos and count < MIN_ANSWER_TOKENS
             token = self._next(context, history, model.paragraph_id if early else None)
             if token.id == model.paragraph_id and not request.ignore_eos:

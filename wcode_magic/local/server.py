@@ -37,6 +37,7 @@ from .ngram import NgramModel, default_model
 FLUSH_EVENTS = 16
 FLUSH_SECONDS = 0.02
 INLINE_REASONING_BUDGET = 48
+_INLINE_TAGS = ("<think>\n", "\n</think>\n\n")
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _FAULT_ERRORS = {
     401: ("authentication_error", "Invalid API key"),
@@ -176,8 +177,12 @@ class _Answer:
         self.model = model
         self.inline_reasoning = inline_reasoning
         generation = chat.generation
-        if inline_reasoning:
-            generation = replace(generation, reasoning_budget=INLINE_REASONING_BUDGET)
+        if inline_reasoning:  # the two tags are completion tokens too: they come out of max_tokens
+            generation = replace(
+                generation,
+                reasoning_budget=INLINE_REASONING_BUDGET,
+                max_tokens=max(generation.max_tokens - len(_INLINE_TAGS), 0),
+            )
         self.generation = Generation(generation, model)
         prefix = "gen-" if chat.reasoning_field == "reasoning" else "chatcmpl-"
         self.id = prefix + uuid.uuid4().hex[:24]
@@ -194,18 +199,23 @@ class _Answer:
             yield token
 
     def answer(self) -> Iterator[Token]:
-        """Answer tokens, counted; with ``think_inline`` the reasoning comes first inside <think>…</think>."""
+        """Answer tokens, counted; with ``think_inline`` the reasoning comes first inside <think>…</think>.
+
+        Everything sent, tags included, stays within ``max_tokens`` (a ``max_tokens`` under 2 cuts the tags).
+        """
         tokens: Iterator[Token] = self.generation.answer()
         if self.inline_reasoning:
-            tokens = itertools.chain([_tag("<think>\n")], self.generation.reasoning(), [_tag("\n</think>\n\n")], tokens)
+            opening, closing = (_tag(t) for t in _INLINE_TAGS)
+            tokens = itertools.chain([opening], self.generation.reasoning(), [closing], tokens)
+            tokens = itertools.islice(tokens, self.chat.generation.max_tokens)
         for token in tokens:
             self.answer_tokens += 1
             yield token
 
     @property
     def finish_reason(self) -> str:
-        """Why the answer ended, once :meth:`answer` is exhausted."""
-        return self.generation.finish_reason or "stop"
+        """Why the answer ended, once :meth:`answer` is exhausted (cut before the generation ended: the length)."""
+        return self.generation.finish_reason or "length"
 
     def usage(self) -> dict[str, Any]:
         """Usage of what was generated so far: reasoning and answer tokens as counted while sending."""
