@@ -105,16 +105,47 @@ def test_logprobs_are_real(local_url, session):
     [
         (401, errors.AuthenticationError),
         (402, errors.InsufficientCreditError),
+        (403, errors.AuthenticationError),
+        (404, errors.NotFoundError),
+        (408, errors.ServerError),
+        (422, errors.InvalidParameterError),
         (429, errors.RateLimitError),
         (500, errors.ServerError),
+        (502, errors.ServerError),
         (503, errors.ServerError),
     ],
 )
 def test_status_faults(local_url, fast_retries, status, exc):
     with pytest.raises(exc) as info:
         wm.chat("hi", model="local", base_url=local_url, headers=fault(f"status={status}"))
+    message = info.value.message
     assert info.value.status == status
-    assert "Traceback" not in info.value.message
+    assert "Traceback" not in message
+    # the server's words end in a full stop before our own sentence (or the end of the message)
+    assert "(injected by X-Wcode-Fault). " in message or message.endswith("(injected by X-Wcode-Fault).")
+    assert "..  " not in message and ".." not in message.replace("...", "")
+
+
+def test_408_after_retries_says_what_to_do(local_url, fast_retries):
+    with pytest.raises(errors.ServerError) as info:
+        wm.chat("hi", model="local", base_url=local_url, headers=fault("status=408"))
+    assert info.value.message.startswith("HTTP 408: the request timed out at the server, still after retries.")
+    assert "Try again" in info.value.message and "max_tokens" in info.value.message
+
+
+def test_403_moderation_is_not_worded_as_a_bad_key(local_url, fast_retries):
+    with pytest.raises(errors.AuthenticationError) as info:
+        wm.chat("hi", model="local", base_url=local_url, headers=fault("status=403"))
+    message = info.value.message
+    assert "flagged by moderation" in message and "refused" in message
+    assert "API key was refused" not in message and "or is missing" not in message
+    assert "change the input" in message
+
+
+def test_a_sub_second_wait_is_shown_with_a_decimal(local_url, fast_retries):
+    with pytest.raises(errors.RateLimitError) as info:
+        wm.chat("hi", model="local", base_url=local_url, headers=fault("status=429,retry_after=0.3"))
+    assert info.value.retry_after == pytest.approx(0.3) and "wait 0.3 s" in info.value.message
 
 
 @pytest.mark.parametrize("status", [401, 500])

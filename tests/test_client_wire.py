@@ -4,6 +4,7 @@ served over real HTTP on 127.0.0.1 by the replay server."""
 from __future__ import annotations
 
 import asyncio
+import time
 import warnings
 
 import pytest
@@ -12,8 +13,8 @@ import wcode_magic as wm
 from wcode_magic import errors
 
 
-def ask(replay, name, **kw):
-    return wm.chat("hi", base_url=replay.base_url, headers={"X-Replay": name}, **kw)
+def ask(replay, name, headers=None, **kw):
+    return wm.chat("hi", base_url=replay.base_url, headers={"X-Replay": name, **(headers or {})}, **kw)
 
 
 def test_openrouter_stream(replay, session):
@@ -48,7 +49,7 @@ def test_midstream_error_keeps_partial(replay, session):
     partial = info.value.partial
     assert partial.text == "The answer" and partial.reasoning == "Thinking first."
     assert not partial.complete and partial.status == "error" and partial.finish_reason == "error"
-    assert "Provider disconnected unexpectedly" in str(info.value)
+    assert "Provider disconnected unexpectedly. Kept 10 characters of answer" in str(info.value)
     assert wm.last() is partial
 
 
@@ -94,7 +95,7 @@ def test_non_streamed_seed_answers(replay, session, name):
     [
         (400, errors.InvalidParameterError, "rejected"),
         (401, errors.AuthenticationError, "%wcode key"),
-        (403, errors.AuthenticationError, "WCODE_API_KEY"),
+        (403, errors.AuthenticationError, "refused the request"),
         (402, errors.InsufficientCreditError, "out of credit"),
         (404, errors.NotFoundError, "not found"),
         (422, errors.InvalidParameterError, "rejected"),
@@ -106,6 +107,32 @@ def test_error_statuses_before_the_stream(replay, session, status, exc, words):
         wm.chat("hi", base_url=replay.base_url, headers={"X-Replay-Status": str(status)})
     assert info.value.status == status and f"replayed {status}" in str(info.value)
     assert len(replay.requests) == n + 1  # not retried
+
+
+def test_403_words_follow_the_servers_message(replay, session):
+    def refusal(error):
+        with pytest.raises(errors.AuthenticationError) as info:
+            ask(replay, "ark_r1", headers={"X-Replay-Status": "403", "X-Replay-Error": error})
+        return info.value.message
+
+    moderation = refusal("openrouter_moderation")
+    assert "Input was flagged by moderation: violence." in moderation and "API key" not in moderation
+    bad_key = refusal("bad_key_403")
+    assert "API key was refused" in bad_key and "WCODE_API_KEY" in bad_key
+    assert "Invalid API key provided. Set it with" in bad_key
+
+
+def test_retry_after_ms_is_honoured_and_shown_with_a_decimal(replay, session):
+    wm.configure(max_retries=1, retry_cap_s=5)
+    n = len(replay.requests)
+    headers = {"X-Replay-Status": "429", "X-Replay-Error": "openai_rate_limit", "X-Replay-Retry-After-Ms": "300"}
+    t = time.monotonic()
+    with pytest.raises(errors.RateLimitError) as info:
+        ask(replay, "ark_r1", headers=headers)
+    assert 0.25 <= time.monotonic() - t < 2  # waited the 0.3 s asked for, not the jittered backoff
+    assert len(replay.requests) == n + 2 and info.value.retry_after == pytest.approx(0.3)
+    assert "It asked to wait 0.3 s." in info.value.message
+    assert "Please try again in 300ms. Wait a little" in info.value.message
 
 
 def test_invalid_parameters_are_rejected_before_sending(replay, session):

@@ -97,6 +97,33 @@ SSE_FIXTURES: dict[str, bytes] = {
     "logprobs_ignored": LOGPROBS_IGNORED,
 }
 
+# Error bodies as servers send them, by name (``X-Replay-Error``, with ``X-Replay-Status``).
+ERROR_BODIES: dict[str, bytes] = {
+    # Ark (Volcengine) and OpenAI put a *string* code; Ark's deepseek-r1 answers a logprobs request with it.
+    "ark_logprobs": (
+        b'{"error":{"code":"InvalidParameter","message":"The parameter `logprobs` specified in the request are not '
+        b'valid: the model deepseek-r1 does not support logprobs. Request id: 021755","param":"logprobs",'
+        b'"type":"BadRequest"}}'
+    ),
+    "openai_rate_limit": (
+        b'{"error":{"message":"Rate limit reached for requests per min. Please try again in 300ms.",'
+        b'"type":"requests","param":null,"code":"rate_limit_exceeded"}}'
+    ),
+    "openrouter_moderation": (
+        b'{"error":{"code":403,"message":"Input was flagged by moderation: violence","metadata":'
+        b'{"reasons":["violence"],"flagged_input":"...","provider_name":"OpenAI","model_slug":"openai/gpt-4o"}}}'
+    ),
+    "bad_key_403": b'{"error":{"code":403,"message":"Invalid API key provided","type":"authentication_error"}}',
+}
+
+# Status 200 answers that are not what a chat completion looks like: (content type, body).
+RAW_FIXTURES: dict[str, tuple[str, bytes]] = {
+    "html_200": ("text/html; charset=utf-8", b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>"),
+    "text_200": ("text/plain", b"upstream connect error or disconnect/reset before headers"),
+    "json_not_completion": ("application/json", b'{"status":"ok","detail":"queued"}'),
+    "json_list": ("application/json", b"[1, 2, 3]"),
+}
+
 JSON_FIXTURES: dict[str, dict] = {
     p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(FIXTURES.glob("seed_*.json"))
 }
@@ -118,7 +145,11 @@ def sse_chunks(raw: bytes) -> list[dict]:
 class ReplayServer:
     """A starlette app on 127.0.0.1 that answers each request with the fixture named in ``X-Replay``.
 
-    ``X-Replay-Status`` returns that status with a JSON error body instead (as real servers do before a stream).
+    ``X-Replay-Status`` returns that status with a JSON error body instead (as real servers do before a stream):
+    the body named by ``X-Replay-Error`` (``ERROR_BODIES``) or a generic one; ``X-Replay-Retry-After-Ms`` adds a
+    ``retry-after-ms`` header. With ``X-Replay-Times: N`` only the first N requests carrying the same
+    ``X-Replay-Key`` get the status; later ones are answered with the ``X-Replay`` fixture (a retried request).
+    ``X-Replay`` may also name a ``RAW_FIXTURES`` entry (a 200 that is no completion).
     Every request body is kept in ``.requests`` so tests can check what the client sent.
     """
 
@@ -127,6 +158,15 @@ class ReplayServer:
         self.headers: list[dict] = []
         self.base_url = ""
         self._server = None
+        self._times: dict[str, int] = {}
+
+    def _fails(self, headers) -> bool:
+        times = headers.get("x-replay-times")
+        if times is None:
+            return True
+        key = headers.get("x-replay-key", "")
+        self._times[key] = self._times.get(key, 0) + 1
+        return self._times[key] <= int(times)
 
     def _app(self):
         from starlette.applications import Starlette
@@ -138,14 +178,24 @@ class ReplayServer:
             self.requests.append(await request.json())
             self.headers.append(dict(request.headers))
             status = request.headers.get("x-replay-status")
-            if status:
+            if status and self._fails(request.headers):
+                extra = {}
+                if "x-replay-retry-after-ms" in request.headers:
+                    extra["retry-after-ms"] = request.headers["x-replay-retry-after-ms"]
+                error = request.headers.get("x-replay-error")
+                if error:
+                    return Response(ERROR_BODIES[error], int(status), extra, media_type="application/json")
                 return JSONResponse(
                     {"error": {"message": f"replayed {status}", "code": int(status), "param": "temperature"}},
                     status_code=int(status),
+                    headers=extra,
                 )
             name = request.headers.get("x-replay", "")
             if name in JSON_FIXTURES:
                 return JSONResponse(JSON_FIXTURES[name])
+            if name in RAW_FIXTURES:
+                media_type, raw = RAW_FIXTURES[name]
+                return Response(raw, media_type=media_type)
             return Response(SSE_FIXTURES[name], media_type="text/event-stream")
 
         return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])

@@ -105,17 +105,46 @@ def error_message(body: Any) -> str:
     return str(body)[:500] if body else ""
 
 
+def _sentence(text: str) -> str:
+    """The server's words as a sentence of ours: trimmed, ending in a full stop unless they already end one."""
+    text = text.strip()
+    return text if not text or text[-1] in ".!?。！？" else text + "."
+
+
+def _seconds(s: float) -> str:
+    """A wait in words: a decimal below 10 s (0.3, 1.5), whole seconds above."""
+    if s >= 10:
+        return f"{s:.0f}"
+    return f"{s:.2g}" if s < 1 else f"{round(s, 1):g}"
+
+
+_KEY_WORDS = ("key", "auth", "token", "credential", "unauthori")
+
+
+def _about_the_key(said: str, body: Any) -> bool:
+    """Whether a 403 is about the key itself (as a 401 is), not moderation or a permission for this request."""
+    err = body.get("error") if isinstance(body, dict) else None
+    kind = str(err.get("type") or "") if isinstance(err, dict) else ""
+    return any(w in f"{said} {kind}".lower() for w in _KEY_WORDS)
+
+
 def status_error(
     status: int, body: Any, *, retry_after: float | None = None, model: str = "", base_url: str = ""
 ) -> errors.WcodeError:
     """The exception for an HTTP error status, worded to say what to do next."""
-    said = error_message(body)
+    said = _sentence(error_message(body))
     said_part = f" The server said: {said}" if said else ""
-    if status in (401, 403):
+    set_key = (
+        f"Set it with `%wcode key` or the WCODE_API_KEY environment variable (get one at {KEY_URL}), or use the "
+        "local model: `%wcode use local`."
+    )
+    if status == 401 or (status == 403 and _about_the_key(said, body)):
+        what = "the API key was refused or is missing" if status == 401 else "the API key was refused"
+        return errors.AuthenticationError(f"HTTP {status}: {what}.{said_part} {set_key}", status=status, body=body)
+    if status == 403:
         return errors.AuthenticationError(
-            f"HTTP {status}: the API key was refused or is missing.{said_part} Set it with `%wcode key` or the "
-            f"WCODE_API_KEY environment variable (get one at {KEY_URL}), or use the local model: "
-            "`%wcode use local`.",
+            f"HTTP 403: the server refused the request.{said_part} This is usually moderation (the input was "
+            f"flagged) or a model this key may not use: change the input, or pick another model (`%wcode models`).",
             status=status,
             body=body,
         )
@@ -133,7 +162,8 @@ def status_error(
             body=body,
         )
     if status in (400, 422):
-        param = body.get("error", {}).get("param") if isinstance(body, dict) else None
+        err = body.get("error") if isinstance(body, dict) else None
+        param = err.get("param") if isinstance(err, dict) else None
         return errors.InvalidParameterError(
             f"HTTP {status}: the server rejected the request.{said_part}",
             param=param,
@@ -141,10 +171,23 @@ def status_error(
             body=body,
         )
     if status == 429:
-        wait = f" It asked to wait {retry_after:.0f} s." if retry_after is not None else ""
+        wait = f" It asked to wait {_seconds(retry_after)} s." if retry_after is not None else ""
         return errors.RateLimitError(
             f"HTTP 429: rate limited, still after retries.{wait}{said_part} Wait a little and run again.",
             retry_after=retry_after,
+            status=status,
+            body=body,
+        )
+    if status == 408:
+        return errors.ServerError(
+            f"HTTP 408: the request timed out at the server, still after retries.{said_part} Try again later; "
+            "a shorter prompt or a smaller max_tokens finishes sooner.",
+            status=status,
+            body=body,
+        )
+    if status == 409:
+        return errors.ServerError(
+            f"HTTP 409: the server reported a conflict, still after retries.{said_part} Try again in a moment.",
             status=status,
             body=body,
         )
@@ -154,7 +197,7 @@ def status_error(
             status=status,
             body=body,
         )
-    return errors.WcodeError(f"HTTP {status}.{said_part}", status=status, body=body)
+    return errors.WcodeError(f"HTTP {status}: the server refused the request.{said_part}", status=status, body=body)
 
 
 # -- request building -------------------------------------------------------------------------------------
@@ -336,7 +379,10 @@ class _Call:
         self.emit(self.response.feed(data))
         self.emit(self.response.finish(complete=True))
         if self.response.error is not None:
-            raise errors.ServerError(f"The server reported an error: {error_message(data)}", partial=self.response)
+            raise errors.ServerError(
+                f"The server reported an error: {_sentence(error_message(data))} Run again to retry.",
+                partial=self.response,
+            )
 
     def cut_off(self, e: httpx.RequestError) -> errors.WcodeError:
         """A whole (non-streamed) body whose reading failed part way: nothing of it can be used."""
@@ -361,7 +407,7 @@ class _Call:
         r = self.response
         r.finish(complete=False)
         kept = f" Kept {len(r.text)} characters of answer and {len(r.reasoning)} of thinking."
-        return errors.StreamError(f"The stream broke: {why}.{kept} Run again to retry.", partial=r)
+        return errors.StreamError(f"{_sentence(f'The stream broke: {why}')}{kept} Run again to retry.", partial=r)
 
     def stalled(self) -> errors.StreamError:
         return self.broken(f"no data arrived for {self.gap:.0f} s (the stream stalled)")
