@@ -52,3 +52,17 @@ def test_cost_is_none_without_price_or_counts():
     m = catalog.lookup("qwen3")
     assert m.cost(1000, 1000) == pytest.approx(0.0005 + 0.00175)
     assert m.cost(None, 10) is None
+
+
+def test_local_context_is_what_the_local_server_accepts():
+    from wcode_magic import local
+    from wcode_magic.local.chat import RequestError, parse_chat_request
+    from wcode_magic.local.ngram import default_model
+
+    assert {catalog.lookup(model_id).context for model_id in local.MODEL_IDS} == {local.CONTEXT_TOKENS}
+    limit = catalog.lookup("local/ngram").context
+    for model_id in local.MODEL_IDS:
+        body = {"model": model_id, "messages": [{"role": "user", "content": "Tell me about the weather"}]}  # 5 tokens
+        assert parse_chat_request({**body, "max_tokens": limit - 5}, default_model()).generation.max_tokens == limit - 5
+        with pytest.raises(RequestError, match=f"{limit:,}"):
+            parse_chat_request({**body, "max_tokens": limit - 4}, default_model())

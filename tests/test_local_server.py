@@ -101,6 +101,7 @@ def test_models_list(http):
     assert listed["object"] == "list"
     assert [m["id"] for m in listed["data"]] == MODELS
     assert all(m["object"] == "model" for m in listed["data"])
+    assert all(m["context_length"] == local.CONTEXT_TOKENS for m in listed["data"])
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -371,6 +372,36 @@ def test_out_of_range_parameters_are_400_naming_the_parameter(http, param, value
     error = response.json()["error"]
     assert error["param"] == param and error["type"] == "invalid_request_error" and error["code"] == 400
     assert param in error["message"]
+
+
+def test_prompt_plus_max_tokens_over_the_context_is_400_naming_max_tokens_and_the_limit(http):
+    limit = local.CONTEXT_TOKENS
+    assert whole(http, max_tokens=limit - 5)["usage"]["prompt_tokens"] == 5  # exactly the context: accepted
+    for name in ("max_tokens", "max_completion_tokens"):
+        response = http.post("/chat/completions", json=body(stream=True, **{name: limit - 4}))
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["param"] == name and error["type"] == "invalid_request_error"
+        assert error["code"] == "context_length_exceeded"
+        assert name in error["message"] and f"{limit:,}" in error["message"] and f"{limit - 5:,}" in error["message"]
+
+
+def test_without_max_tokens_the_completion_gets_the_default_or_the_rest_of_the_context(http):
+    from wcode_magic.local.chat import DEFAULT_MAX_TOKENS
+
+    long = stream(http, ignore_eos=True)
+    assert long.usage["completion_tokens"] == DEFAULT_MAX_TOKENS and long.finish_reason == "length"
+    # A system message of " hot" x (context - 8) and the 5-token prompt leave 3 tokens of room.
+    messages = [{"role": "system", "content": " hot" * (local.CONTEXT_TOKENS - 8)}, {"role": "user", "content": PROMPT}]
+    filled = stream(http, messages=messages, ignore_eos=True)
+    assert filled.usage["prompt_tokens"] == local.CONTEXT_TOKENS - 3
+    assert filled.usage["completion_tokens"] == 3 and filled.finish_reason == "length"
+    messages[0]["content"] += " hot" * 3  # the messages alone fill the context: nothing left, whatever max_tokens
+    for extra in ({}, {"max_tokens": 1}):
+        response = http.post("/chat/completions", json=body(messages=messages, **extra))
+        error = response.json()["error"]
+        assert response.status_code == 400 and error["param"] == "messages"
+        assert error["code"] == "context_length_exceeded" and f"{local.CONTEXT_TOKENS:,}" in error["message"]
 
 
 def test_top_logprobs_needs_logprobs(http):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from .local import CONTEXT_TOKENS as LOCAL_CONTEXT
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -105,13 +107,14 @@ MODELS: tuple[Model, ...] = (
         "switchable",
         "reasoning",
     ),
-    # The bundled offline n-gram model (wcode_magic.local): free, honest about being local.
+    # The bundled offline n-gram model (wcode_magic.local): free, honest about being local. Its context is what
+    # the local server accepts (prompt + max_tokens, else a 400), the same constant; a trigram looks back 2 tokens.
     Model(
         "local/ngram",
         "local model (n-gram)",
         "local",
         ("local",),
-        4_096,
+        LOCAL_CONTEXT,
         0.0,
         0.0,
         "never",
@@ -123,7 +126,7 @@ MODELS: tuple[Model, ...] = (
         "local model, thinking (reasoning field)",
         "local",
         ("local-thinking",),
-        4_096,
+        LOCAL_CONTEXT,
         0.0,
         0.0,
         "switchable",
@@ -135,7 +138,7 @@ MODELS: tuple[Model, ...] = (
         "local model, thinking (reasoning_content field)",
         "local",
         ("local-thinking-rc",),
-        4_096,
+        LOCAL_CONTEXT,
         0.0,
         0.0,
         "switchable",

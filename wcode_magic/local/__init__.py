@@ -16,9 +16,13 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["MODEL_IDS", "base_url", "start", "stop"]
+__all__ = ["CONTEXT_TOKENS", "MODEL_IDS", "base_url", "start", "stop"]
 
 MODEL_IDS = ("local/ngram", "local/ngram-thinking", "local/ngram-thinking-rc")
+# The context length of the local models: prompt tokens + max_tokens may not exceed it (the server answers 400).
+# A trigram model only ever looks at the last two tokens, so this is not what the model can use but what the
+# server accepts; the catalog reads the same constant, so the two cannot disagree.
+CONTEXT_TOKENS = 1_000_000
 TEST_MODE_ENV = "WCODE_LOCAL_TEST_MODE"
 _STARTUP_TIMEOUT_S = 15.0
 

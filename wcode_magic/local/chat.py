@@ -8,6 +8,11 @@ also has its own budget (``reasoning.max_tokens``, ``effort``, or medium), and s
 answer gets the rest. So a small ``max_tokens`` on a thinking model can leave an empty answer with
 ``finish_reason: "length"``, as real reasoning models do: raise ``max_tokens`` or lower the effort. Unknown fields
 are ignored, as OpenRouter does.
+
+The context length is :data:`~wcode_magic.local.CONTEXT_TOKENS` (the catalog says the same): prompt tokens plus
+``max_tokens`` above it is a 400 naming ``max_tokens`` and the limit, as real servers answer. Without
+``max_tokens`` the completion may use the rest of the context, but at most :data:`DEFAULT_MAX_TOKENS`. The trigram
+model itself only looks at the last two words, so the limit is what the server accepts, not what the model uses.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from . import CONTEXT_TOKENS
 from .generate import GenerationRequest
 from .ngram import NgramModel, count_tokens
 from .sampling import MAX_TOP_LOGPROBS, SamplingParams
@@ -27,8 +33,7 @@ MODELS: dict[str, str | None] = {
     "local/ngram-thinking-rc": "reasoning_content",
 }
 EFFORT_BUDGETS = {"low": 16, "medium": 48, "high": 128}
-DEFAULT_MAX_TOKENS = 256
-MAX_MAX_TOKENS = 1_000_000
+DEFAULT_MAX_TOKENS = 256  # without max_tokens: the rest of the context, at most this
 
 # name -> (low, high, integer, default) for the plain numeric sampling parameters.
 _RANGES: dict[str, tuple[float, float, bool, float]] = {
@@ -46,11 +51,12 @@ _RANGES: dict[str, tuple[float, float, bool, float]] = {
 class RequestError(ValueError):
     """A request the server refuses: HTTP status, message and the offending parameter."""
 
-    def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
+    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         self.status = status
+        self.code = code  # OpenAI's error code, when it has a name (else the status)
 
     def body(self) -> dict[str, Any]:
         """The OpenAI-style error body."""
@@ -59,7 +65,7 @@ class RequestError(ValueError):
                 "message": self.message,
                 "type": "invalid_request_error" if self.status < 500 else "server_error",
                 "param": self.param,
-                "code": self.status,
+                "code": self.code or self.status,
             }
         }
 
@@ -99,10 +105,11 @@ def parse_chat_request(body: Any, model: NgramModel) -> ChatRequest:
     if not isinstance(stream_options, dict):
         raise RequestError("stream_options must be an object", "stream_options")
     prompt = _prompt(messages)
+    prompt_tokens = sum(count_tokens(_text(m.get("content"))) for m in messages)
     generation = GenerationRequest(
         prompt=prompt,
         params=_sampling_params(body, model),
-        max_tokens=_max_tokens(body),
+        max_tokens=_max_tokens(body, prompt_tokens),
         stop=_stop(body.get("stop")),
         ignore_eos=_boolean(body, "ignore_eos", False),
         seed=_seed(body.get("seed")),
@@ -117,7 +124,7 @@ def parse_chat_request(body: Any, model: NgramModel) -> ChatRequest:
         include_usage=bool(stream_options.get("include_usage", False)),
         logprobs=logprobs,
         show_reasoning=not _reasoning_excluded(body),
-        prompt_tokens=sum(count_tokens(_text(m.get("content"))) for m in messages),
+        prompt_tokens=prompt_tokens,
     )
 
 
@@ -203,9 +210,30 @@ def _token_id(key: str, model: NgramModel) -> int:
     raise RequestError(f"logit_bias key {key!r} is neither a token id nor a token of the local model", "logit_bias")
 
 
-def _max_tokens(body: dict[str, Any]) -> int:
+def _max_tokens(body: dict[str, Any], prompt_tokens: int) -> int:
+    """The completion's limit: as asked if prompt + max_tokens fits the context, else a 400; absent, the default."""
     name = "max_tokens" if body.get("max_tokens") is not None else "max_completion_tokens"
-    return int(_number(body, name, 1, MAX_MAX_TOKENS, True, DEFAULT_MAX_TOKENS))
+    asked = body.get(name) is not None
+    max_tokens = int(_number(body, name, 1, math.inf, True, DEFAULT_MAX_TOKENS))
+    room = CONTEXT_TOKENS - prompt_tokens
+    if room < 1:
+        raise RequestError(
+            f"This model's maximum context length is {CONTEXT_TOKENS:,} tokens, and the messages alone are "
+            f"{prompt_tokens:,} tokens, leaving none for the completion. Shorten the messages.",
+            "messages",
+            code="context_length_exceeded",
+        )
+    if not asked:
+        return min(max_tokens, room)
+    if max_tokens > room:
+        raise RequestError(
+            f"{name} is too large: this model's maximum context length is {CONTEXT_TOKENS:,} tokens, and you "
+            f"requested {prompt_tokens + max_tokens:,} tokens ({prompt_tokens:,} in the messages + {max_tokens:,} "
+            f"for {name}). Set {name} to at most {room:,}, or shorten the messages.",
+            name,
+            code="context_length_exceeded",
+        )
+    return max_tokens
 
 
 def _stop(stop: Any) -> tuple[str, ...]:
@@ -238,7 +266,7 @@ def _reasoning_budget(body: dict[str, Any]) -> int:
         return 0
     if reasoning.get("max_tokens") is not None:
         try:
-            return int(_number(reasoning, "max_tokens", 0, MAX_MAX_TOKENS, True, 0))
+            return int(_number(reasoning, "max_tokens", 0, CONTEXT_TOKENS, True, 0))
         except RequestError as error:
             raise RequestError(f"reasoning.{error.message}", "reasoning") from None
     effort = reasoning.get("effort", "medium")

@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import wire
+from . import CONTEXT_TOKENS, wire
 from .chat import MODELS, ChatRequest, RequestError, parse_chat_request
 from .faults import HEADER, KEY_HEADER, Faults, FaultSyntaxError, TimesLedger, parse_faults
 from .generate import Generation, Token
@@ -113,9 +113,16 @@ def create_app(*, test_mode: bool = False) -> Starlette:
 
 
 async def list_models(request: Request) -> JSONResponse:
-    """The three local model ids in OpenAI's list format."""
+    """The three local model ids in OpenAI's list format, with OpenRouter's ``context_length``."""
     data = [
-        {"id": model_id, "object": "model", "created": 0, "owned_by": "wcode-magic-local", "reasoning": bool(field)}
+        {
+            "id": model_id,
+            "object": "model",
+            "created": 0,
+            "owned_by": "wcode-magic-local",
+            "reasoning": bool(field),
+            "context_length": CONTEXT_TOKENS,
+        }
         for model_id, field in MODELS.items()
     ]
     return JSONResponse({"object": "list", "data": data})
