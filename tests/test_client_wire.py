@@ -141,6 +141,8 @@ def test_invalid_parameters_are_rejected_before_sending(replay, session):
         ask(replay, "ark_r1", temperature=5)
     with pytest.raises(errors.InvalidParameterError, match="Did you mean 'max_tokens'"):
         ask(replay, "ark_r1", max_token=5)
+    with pytest.raises(errors.InvalidParameterError, match="max_tokens=100000 is more than deepseek-r1's context"):
+        ask(replay, "ark_r1", model="r1", max_tokens=100_000)
     for typo, meant in (("modle", "model"), ("sytem", "system"), ("base_ulr", "base_url"), ("extra_bdy", "extra_body")):
         with pytest.raises(errors.InvalidParameterError, match=f"Did you mean '{meant}'"):
             ask(replay, "ark_r1", **{typo: "x"})

@@ -27,7 +27,11 @@ from wcode_magic.errors import InvalidParameterError, WcodeWarning
         ("top_logprobs", 21, "from 0 to 20"),
         ("logprobs", "yes", "true or false"),
         ("verbosity", "loud", "low | medium | high"),
-        ("logit_bias", {"42": 150}, "JSON object"),
+        ("logit_bias", {"42": 150}, 'token ids (integers as strings, like "1234") to biases from -100 to 100'),
+        ("logit_bias", {"the": 200}, 'token ids (integers as strings, like "1234") to biases from -100 to 100'),
+        ("logit_bias", {"42": "high"}, "biases from -100 to 100"),
+        ("response_format", {"type": "xml"}, '"type" is text, json_object or json_schema'),
+        ("response_format", {"type": "json_schema"}, 'with a "json_schema" object'),
         ("stop", [], "list of up to 4"),
         ("temperature", True, "a number"),
         ("reasoning", {"effort": "max"}, "effort"),
@@ -142,3 +146,37 @@ def test_unbounded_seed_takes_an_integer():
         params.validate({"seed": 1.5})
     assert str(info.value) == "seed=1.5 is not allowed: seed takes an integer."
     assert params.validate({"seed": -(2**40)}) == {"seed": -(2**40)}
+
+
+def test_logit_bias_keys_are_token_ids_for_catalog_models_but_local_ones_take_text():
+    body = params.validate({"logit_bias": {"42": -100, 7: 5}}, catalog.lookup("qwen3"))
+    assert body == {"logit_bias": {"42": -100, "7": 5}}
+    with pytest.raises(InvalidParameterError) as info:
+        params.validate({"logit_bias": {"the": 5}}, catalog.lookup("qwen3"))
+    message = str(info.value)
+    assert "'the' is not a token id" in message and "integers as strings" in message and "qwen/qwen3-8b" in message
+    assert params.validate({"logit_bias": {"the": 5}}, catalog.lookup("local")) == {"logit_bias": {"the": 5}}
+    assert params.validate({"logit_bias": {"the": 5}}) == {"logit_bias": {"the": 5}}  # unknown server: as given
+
+
+def test_response_format_types_follow_the_seed_pages():
+    for fmt in ({"type": "text"}, {"type": "json_object"}, {"type": "json_schema", "json_schema": {"name": "x"}}):
+        assert params.validate({"response_format": fmt}) == {"response_format": fmt}
+
+
+def test_max_tokens_above_a_catalog_models_context_is_rejected():
+    r1 = catalog.lookup("r1")
+    with pytest.raises(InvalidParameterError) as info:
+        params.validate({"max_tokens": r1.context + 1}, r1)
+    message = str(info.value)
+    assert info.value.param == "max_tokens" and info.value.value == r1.context + 1
+    assert f"max_tokens={r1.context + 1}" in message and "deepseek-r1" in message and f"{r1.context:,}" in message
+    assert "minus the prompt" in message
+    assert params.validate({"max_tokens": r1.context}, r1) == {"max_tokens": r1.context}
+    assert params.validate({"max_tokens": 10**7}) == {"max_tokens": 10**7}  # no model known: nothing to check
+
+
+def test_a_misspelt_keyword_suggests_the_callers_own_keywords():
+    for typo, meant in (("modle", "model"), ("sytem", "system"), ("base_ulr", "base_url"), ("on_evnt", "on_event")):
+        with pytest.raises(InvalidParameterError, match=f"Did you mean '{meant}'"):
+            params.validate({typo: 1}, also=params.CHAT_KEYWORDS)

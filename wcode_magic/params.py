@@ -60,7 +60,7 @@ class Param:
         if self.kind == "stop":
             return "a string or a list of up to 4 strings"
         if self.kind == "object":
-            return "a JSON object"
+            return _OBJECT_TAKES.get(self.name, "a JSON object")
         if self.kind == "array":
             return "a JSON array"
         if self.kind == "choice":
@@ -167,19 +167,32 @@ def _check_stop(p: Param, v: Any) -> str | list[str]:
     raise _Bad
 
 
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")  # seeds: json_object (JSON mode), json_schema; text: off
+_OBJECT_TAKES = {
+    "logit_bias": 'a JSON object mapping token ids (integers as strings, like "1234") to biases from -100 to 100',
+    "response_format": 'a JSON object whose "type" is text, json_object or json_schema (with a "json_schema" object)',
+}
+
+
 def _check_object(p: Param, v: Any) -> dict:
     if not isinstance(v, Mapping):
         raise _Bad
     if p.name == "logit_bias":
         for key, bias in v.items():
-            if not isinstance(key, (str, int)) or isinstance(bias, bool) or not isinstance(bias, (int, float)):
+            if isinstance(key, bool) or not isinstance(key, (str, int)) or isinstance(bias, bool):
                 raise _Bad
-            if not -100 <= bias <= 100:
+            if not isinstance(bias, (int, float)) or not -100 <= bias <= 100:
                 raise _Bad
         return {str(k): b for k, b in v.items()}
-    if p.name == "response_format" and v.get("type") not in ("text", "json_object", "json_schema"):
-        raise _Bad
+    if p.name == "response_format":
+        kind = v.get("type")
+        if kind not in RESPONSE_FORMATS or (kind == "json_schema" and not isinstance(v.get("json_schema"), Mapping)):
+            raise _Bad
     return dict(v)
+
+
+def _token_id(key: str) -> bool:
+    return key.isascii() and key.isdigit()
 
 
 def _check_array(p: Param, v: Any) -> list:
@@ -475,6 +488,8 @@ def validate(
         if value is None:
             continue
         body[p.name] = p.check(value)
+    if model is not None:
+        _check_for_model(body, model)
     if body.get("top_logprobs") and not body.get("logprobs"):
         raise InvalidParameterError(
             f"top_logprobs={body['top_logprobs']} needs logprobs=true: set logprobs as well.",
@@ -488,3 +503,25 @@ def validate(
         if ignored:
             warn_user(f"{model.id} ignores {', '.join(ignored)}; they are sent but will have no effect.")
     return body
+
+
+def _check_for_model(body: dict[str, Any], model: Model) -> None:
+    """What only a known model can tell: max_tokens against its context, logit_bias keys it cannot read."""
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and max_tokens > model.context:
+        raise InvalidParameterError(
+            f"max_tokens={max_tokens} is more than {model.id}'s context of {model.context:,} tokens: the answer "
+            f"can be at most the context length minus the prompt. Ask for fewer (well under {model.context:,}), "
+            "or leave max_tokens unset.",
+            param="max_tokens",
+            value=max_tokens,
+        )
+    if not model.local:  # the bundled local server also takes a token's text as key; real servers take ids only
+        for key in body.get("logit_bias", {}):
+            if not _token_id(key):
+                raise InvalidParameterError(
+                    f"logit_bias key {key!r} is not a token id: for {model.id}, logit_bias takes "
+                    f"{_OBJECT_TAKES['logit_bias']}.",
+                    param="logit_bias",
+                    value=body["logit_bias"],
+                )
