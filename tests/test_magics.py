@@ -156,6 +156,21 @@ def test_one_shot_wcode(k: Kernel) -> None:
     assert k.value("len(wm.conversations.CONVERSATIONS.get().messages)") == before
 
 
+def test_a_prompt_starting_with_a_subcommand_word(k: Kernel) -> None:
+    model = k.value("wm.SESSION.model")
+    run = k.run("%wcode help me write a poem")
+    assert one_line_error(run) == (
+        "%wcode help takes no arguments. To send it as a prompt instead: %wcode -- help me write a poem"
+    )
+    assert run.stdout == "", "no help printed"
+    assert "To send it as a prompt instead: %wcode -- use the force" in one_line_error(k.run("%wcode use the force"))
+    assert k.value("wm.SESSION.model") == model, "no model called 'the'"
+    k.ok("%wcode -- help me write a poem")
+    assert last_request(k)["messages"] == [{"role": "user", "content": "help me write a poem"}]
+    k.ok("%wcode -- use the force;")
+    assert last_request(k)["messages"][-1]["content"] == "use the force"
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -262,6 +277,29 @@ def test_subcommands(k: Kernel) -> None:
     req = last_request(k)
     assert req["model"] == "local/ngram" and req["messages"][0] == {"role": "system", "content": "Be kind."}
     k.ok("%wcode unset system\n%wcode use local")
+
+
+def test_wcode_models_leave_the_bundled_local_server(k: Kernel) -> None:
+    k.ok("%wcode use local")
+    said = k.ok("%wcode use wcode").stdout
+    assert said == "Using wcode.net (https://wcode.net/api/gpt/v1), model deepseek/deepseek-chat-v3.1.\n"
+    assert k.value("[wm.SESSION.model, wm.SESSION.base_url]") == [
+        "deepseek/deepseek-chat-v3.1",
+        "https://wcode.net/api/gpt/v1",
+    ]
+    k.ok("%wcode use local")
+    # a wcode model chosen for one cell goes to wcode.net (here a dead port standing in for it), not to the local
+    # server, which answered 404
+    k.ok("os.environ['WCODE_BASE_URL'] = 'http://127.0.0.1:9/v1'")
+    try:
+        run = k.run("%%chat -m deepseek-r1 --max-tokens 3\nq")
+        assert one_line_error(run).startswith("APIConnectionError: Could not reach http://127.0.0.1:9/v1")
+        assert k.value("wm.last().base_url") == "http://127.0.0.1:9/v1"
+    finally:
+        k.ok("del os.environ['WCODE_BASE_URL']")
+    assert k.value("wm.SESSION.model") == "local/ngram-thinking"  # the session stays where it was
+    k.ok("%%chat --max-tokens 3\nq")
+    assert last_request(k)["model"] == "local/ngram-thinking"
 
 
 def test_panel_command(k: Kernel) -> None:

@@ -3,6 +3,11 @@
 Everything writes the one ``SESSION`` (so the panel, which listens to it, follows) and validates with the
 parameter declarations before changing anything. Heavy imports (pandas, the panel) happen only in the command
 that needs them.
+
+A one-line ``%wcode WORDS`` whose first word is a subcommand's runs that subcommand, so each one checks its
+arguments and refuses words it does not take (``Misuse``) instead of guessing: ``%wcode help me write a poem`` is
+not help, ``%wcode use the force`` does not switch to a model called 'the'. The refusal says how to send the line
+as a prompt instead: ``%wcode -- help me write a poem``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 from . import catalog, flags, params, session
 from .conversations import CONVERSATIONS
 from .errors import InvalidParameterError
-from .run import CellError, _is_loopback
+from .run import CellError, is_bundled_local
 from .settings import SESSION, clear_key, key_file, key_source, save_key, stored_key
 
 _SETTINGS_BOOL = ("history",)
@@ -22,8 +27,18 @@ _SETTINGS_INT = ("max_retries",)
 _SETTINGS_TEXT = ("model", "system", "base_url")
 
 
+class Misuse(Exception):
+    """A subcommand's arguments do not fit it (perhaps the line was a prompt starting with its word)."""
+
+
+def _no_args(name: str, args: list[str]) -> None:
+    if args:
+        raise Misuse(f"%wcode {name} takes no arguments.")
+
+
 def models(args: list[str]) -> Any:
     """The catalog as a DataFrame (id, aliases, context, prices in CNY per 1,000 tokens, thinking)."""
+    _no_args("models", args)
     return catalog.models()
 
 
@@ -32,23 +47,37 @@ def use(args: list[str]) -> str:
     if not args:
         raise CellError("%wcode use MODEL: give a model id or alias (`%wcode models` lists them), or local / wcode.")
     name, rest = args[0], args[1:]
+    if name in ("local", "wcode") and len(rest) > 1:
+        raise Misuse(f"%wcode use {name} takes at most one model id or alias.")
     if name == "wcode":
+        if rest and _is_local(rest[0]):
+            raise Misuse(f"{rest[0]} is a bundled local model, not a wcode.net one (`%wcode use {rest[0]}`).")
         url = session.use_wcode(rest[0] if rest else None)
         return f"Using wcode.net ({url}), model {SESSION.model}."
     if name == "local":
+        if rest and not _is_local(rest[0]):
+            local_ids = ", ".join(m.id for m in catalog.MODELS if m.local)
+            raise Misuse(f"%wcode use local takes a local model ({local_ids}), not {rest[0]!r}.")
         url = session.use_local(*(catalog.resolve(m) for m in rest[:1]))
         return f"Using the bundled local model {SESSION.model} at {url} (word statistics, not an LLM)."
+    if rest:
+        raise Misuse("%wcode use takes one model id or alias (or: use local [MODEL], use wcode [MODEL]).")
     entry = catalog.lookup(name)
     if entry is not None and entry.local:
         url = session.use_local(entry.id)
         return f"Using the bundled local model {entry.id} at {url} (word statistics, not an LLM)."
-    if entry is not None and _is_loopback(SESSION.base_url):  # a wcode model asked for while on the local server
+    if entry is not None and is_bundled_local(SESSION.base_url):  # the bundled server cannot serve a wcode model
         url = session.use_wcode(entry.id)
         return f"Using wcode.net ({url}), model {SESSION.model}."
     SESSION.update(model=catalog.resolve(name))
     where = SESSION.base_url or "the default server"
     known = "" if entry is not None else " (not in the catalog: sent as written, no price known)"
     return f"Model {SESSION.model} at {where}{known}."
+
+
+def _is_local(name: str) -> bool:
+    entry = catalog.lookup(name)
+    return entry is not None and entry.local
 
 
 def _setting_value(name: str, text: str) -> Any:
@@ -74,12 +103,15 @@ def set_(args: list[str]) -> str:
     for arg in args:
         name, sep, text = arg.partition("=")
         if not sep:
-            raise CellError(f"%wcode set: {arg!r} is not NAME=VALUE (e.g. temperature=0.2).")
+            raise Misuse(f"%wcode set: {arg!r} is not NAME=VALUE (e.g. temperature=0.2).")
         name = name.strip().replace("-", "_")
         try:
             changes[name] = _setting_value(name, text)
         except InvalidParameterError as e:
-            raise CellError(f"%wcode set: {e.message}") from None
+            hint = ""
+            if "not valid JSON" in e.message:
+                hint = f" Quote JSON in single quotes: %wcode set {name}='{{\"key\": 1}}'."
+            raise CellError(f"%wcode set: {e.message}{hint}") from None
     try:
         params.validate({k: v for k, v in {**SESSION.params, **changes}.items() if k in params.PARAMS}, warn=False)
     except InvalidParameterError as e:
@@ -96,16 +128,17 @@ def unset(args: list[str]) -> str:
     """``unset NAME ...``: back to the server's default (or the session's, for settings)."""
     if not args:
         raise CellError("%wcode unset NAME ...: e.g. %wcode unset temperature.")
-    for name in (a.replace("-", "_") for a in args):
+    names = [a.replace("-", "_") for a in args]
+    for name in names:  # every name is checked before any is unset
+        if name not in _SETTINGS_TEXT and name != "history" and name not in params.PARAMS:
+            raise Misuse(f"%wcode unset: {name!r} is not a parameter or a setting (`%wcode help` lists them).")
+    for name in names:
         if name in _SETTINGS_TEXT:
             SESSION.update(**{name: None})
         elif name == "history":
             SESSION.update(history=True)
         else:
-            try:
-                SESSION.set_param(name, None)
-            except InvalidParameterError as e:
-                raise CellError(f"%wcode unset: {e.message}") from None
+            SESSION.set_param(name, None)
     return "Unset " + ", ".join(args) + "."
 
 
@@ -113,6 +146,7 @@ def config(args: list[str]) -> str:
     """The session's settings; the key only masked, with where it comes from."""
     from .history_store import db_path, enabled
 
+    _no_args("config", args)
     if SESSION.api_key is not None:
         key = f"{SESSION.api_key.masked()} (wm.configure), sent to {SESSION.base_url or 'the configured server'}"
     elif stored_key() is not None:
@@ -137,10 +171,10 @@ def config(args: list[str]) -> str:
 
 def key(args: list[str]) -> str:
     """``key``: ask with getpass (never echoed) and store with mode 0600; ``key --clear`` removes it."""
-    if args and args[0] == "--clear":
+    if args == ["--clear"]:
         return f"Removed the stored key ({key_file()})." if clear_key() else "There was no stored key."
-    if args:
-        raise CellError("%wcode key takes no value (it asks for the key without echo); or: %wcode key --clear.")
+    if args:  # never echoed back: the words may be the key itself
+        raise Misuse("%wcode key takes no value (it asks for the key without echo); or: %wcode key --clear.")
     import getpass
 
     entered = getpass.getpass("wcode.net API key (input hidden): ").strip()
@@ -154,10 +188,12 @@ def history_(args: list[str]) -> Any:
     """``history [N]``: the last N exchanges (20 by default) as a DataFrame."""
     from .history_store import history
 
+    if len(args) > 1:
+        raise Misuse("%wcode history takes at most one number.")
     try:
         n = int(args[0]) if args else 20
     except ValueError:
-        raise CellError(f"%wcode history N: {args[0]!r} is not a number.") from None
+        raise Misuse(f"%wcode history N: {args[0]!r} is not a number.") from None
     return history(n)
 
 
@@ -165,12 +201,15 @@ def usage(args: list[str]) -> Any:
     """Session tokens and cost (CNY) by model."""
     from .usage import usage as totals
 
+    _no_args("usage", args)
     return totals()
 
 
 def reset(args: list[str]) -> str:
     """``reset [NAME]`` forgets one conversation (the default one); ``reset --all`` forgets every one."""
-    if args and args[0] == "--all":
+    if len(args) > 1:
+        raise Misuse("%wcode reset takes at most one conversation name (or --all).")
+    if args == ["--all"]:
         names = CONVERSATIONS.names()
         for name in names:
             CONVERSATIONS.reset(name)
@@ -184,6 +223,7 @@ def panel(args: list[str]) -> Any:
     """The parameter panel (ipywidgets), sharing this session."""
     from .panel_widget import panel as make_panel
 
+    _no_args("panel", args)
     return make_panel()
 
 
@@ -192,9 +232,11 @@ def help_(args: list[str]) -> str:
 
     Built from the subcommands' docstrings and the parameter declarations, so it cannot drift from the code.
     """
+    _no_args("help", args)
     lines = [
         "%%chat [options]      send the cell, continuing the conversation (%%wcode: one answer outside any)",
         "%wcode PROMPT         one answer outside any conversation (%wcode OPTIONS -- PROMPT for options)",
+        "%wcode -- PROMPT      the same for a prompt that starts with a subcommand's word (%wcode -- help me ...)",
         "",
         "%wcode subcommands:",
     ]
@@ -205,7 +247,8 @@ def help_(args: list[str]) -> str:
         "",
         "%wcode set NAME=VALUE takes any request parameter below (by its name, e.g. top_k=5) and model, system,",
         "base_url, history=on|off, gap_timeout, connect_timeout, max_retries, retry_cap_s.",
-        "In prompts, {name} and {name.attr} are filled from your variables; {{x}} gives a literal {x}.",
+        "In prompts, {name} and {name.attr} are filled from your variables; {{ and }} give literal braces ({{x}}",
+        "gives {x}); other braces (dicts, JSON, code) stay as written; --no-interpolate sends the prompt as written.",
         "A trailing ; on the magic line hides the result (the streamed answer stays); -o VAR keeps it in VAR.",
         "",
         flags.usage_text(),
@@ -240,6 +283,9 @@ def dispatch(line: str) -> Any:
         return help_([])
     try:
         args = flags.split(words[1]) if len(words) > 1 else []
-    except flags.FlagError as e:
-        raise CellError(f"%wcode {words[0]}: {e}") from None
-    return COMMANDS[words[0]](args)
+        return COMMANDS[words[0]](args)
+    except (Misuse, flags.FlagError) as e:
+        # the line may have been a prompt that starts with this subcommand's word; say how to send it as one
+        what = str(e) if isinstance(e, Misuse) else f"%wcode {words[0]}: {e}"
+        prompt = "key ..." if words[0] == "key" else line.strip()  # never repeat what may be a key
+        raise CellError(f"{what} To send it as a prompt instead: %wcode -- {prompt}") from None

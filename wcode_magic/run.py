@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from .conversations import CONVERSATIONS, Conversation
 from .interpolate import interpolate
 from .live import CodeText, NotebookView, PlainText, TerminalView, View, code_blocks, is_rich
 from .response import Response
-from .settings import SESSION
+from .settings import SESSION, WCODE_BASE_URL
 
 TICK_S = 0.05
 
@@ -67,13 +68,37 @@ def _is_loopback(url: str | None) -> bool:
     return bool(url) and (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
+def is_bundled_local(url: str | None) -> bool:
+    """True when ``url`` is this process's bundled local server (``wm.use_local()``, ``%wcode use local``)."""
+    from . import local
+
+    running = local.base_url()
+    return bool(url) and running is not None and url.rstrip("/") == running.rstrip("/")
+
+
 def route(model_id: str) -> str | None:
-    """A bundled local model asked for by name while the session points elsewhere goes to the local server."""
+    """The server for one call when the session's own cannot serve its model; None means the session's.
+
+    Two servers are built in and each serves only its own models: the bundled local server the ``local/*`` ones,
+    wcode.net the catalog's other models. So:
+
+    - a ``local/*`` model goes to the bundled server while the session points at a server that is not on this
+      machine (a loopback one may be ``wcode-magic serve`` in another process, which serves them too);
+    - a wcode catalog model goes to wcode.net while the session points at this process's bundled local server,
+      which would answer 404: ``%%chat -m deepseek-r1`` after ``%wcode use local`` or ``wm.auto()``.
+
+    Any other server the user configured gets every model as asked (it may serve ids the catalog does not know),
+    and without a configured server the client picks by model anyway.
+    """
     entry = catalog.lookup(model_id)
-    if entry is not None and entry.local and not _is_loopback(SESSION.base_url):
+    if entry is None:
+        return None
+    if entry.local and SESSION.base_url and not _is_loopback(SESSION.base_url):
         from . import local
 
         return local.start()
+    if not entry.local and is_bundled_local(SESSION.base_url):
+        return (os.environ.get("WCODE_BASE_URL") or WCODE_BASE_URL).rstrip("/")
     return None
 
 

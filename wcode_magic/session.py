@@ -7,6 +7,7 @@ local model, and either way they say which, so nobody mistakes the local n-gram 
 from __future__ import annotations
 
 from . import catalog
+from .errors import ConfigurationError
 from .response import Response
 from .settings import SESSION, WCODE_BASE_URL, key_source, stored_key
 
@@ -33,16 +34,29 @@ def use_local(model: str = catalog.DEFAULT_LOCAL_MODEL) -> str:
 
 
 def use_wcode(model: str | None = None) -> str:
-    """Point the session at wcode.net (the stored key is used there only)."""
-    SESSION.update(base_url=WCODE_BASE_URL, model=catalog.resolve(model or SESSION.model or catalog.DEFAULT_MODEL))
+    """Point the session at wcode.net (the stored key is used there only), with ``model`` or else the current
+    model, unless that is a bundled local one, which wcode.net does not serve: then the default model."""
+    if model is not None:
+        chosen = catalog.resolve(model)
+        entry = catalog.lookup(chosen)
+        if entry is not None and entry.local:
+            raise ConfigurationError(
+                f"{chosen} is the bundled local model, not a wcode.net one: use_local({chosen!r}) for it, or "
+                "name a wcode model (wm.models() lists them)."
+            )
+    else:
+        chosen = SESSION.resolve_model(None)
+        entry = catalog.lookup(chosen)
+        if entry is not None and entry.local:
+            chosen = catalog.DEFAULT_MODEL
+    SESSION.update(base_url=WCODE_BASE_URL, model=chosen)
     return WCODE_BASE_URL
 
 
 def auto() -> str:
     """wcode.net when a key is stored (``WCODE_API_KEY`` or ``%wcode key``), else the local model; says which."""
     if stored_key() is not None:
-        model = SESSION.model if SESSION.model and not SESSION.model.startswith("local/") else catalog.DEFAULT_MODEL
-        use_wcode(model)
+        use_wcode()
         return f"Using wcode.net, model {SESSION.model} (key from {key_source()})."
     use_local()
     return (
