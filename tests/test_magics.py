@@ -246,6 +246,44 @@ def test_interrupt_keeps_partial_answer(k: Kernel) -> None:
     assert [m["role"] for m in last_request(k)["messages"]] == ["user", "assistant", "user"]
 
 
+def test_interrupt_before_any_answer_says_nothing_was_kept(k: Kernel) -> None:
+    turns = k.value("len(wm.conversations.CONVERSATIONS.get().messages)")
+
+    def showing(phase: str):
+        return lambda run: any(phase in d.get("text/plain", "") for d in run.displays)
+
+    # nothing at all arrives: the server waits a minute before answering
+    run = k.run(
+        "%%chat -m local/ngram --header 'X-Wcode-Fault: delay_ms=60000'\nq",
+        interrupt_when=showing("waiting"),
+        timeout=30,
+    )
+    assert one_line_error(run) == "Stopped before anything arrived; the conversation is unchanged."
+    # only thinking arrives: the answer stalls before its first token
+    run = k.run(
+        "%%chat --header 'X-Wcode-Fault: stall_after=0,stall_s=60'\nq",
+        interrupt_when=showing("thinking…"),
+        timeout=30,
+    )
+    thinking = k.value("len(wm.last().reasoning)")
+    assert thinking and k.value("wm.last().text") == ""
+    assert one_line_error(run) == (
+        "Stopped while thinking, before any answer; the conversation is unchanged. "
+        f"The thinking so far ({thinking} characters) is in the history and wm.last()."
+    )
+    assert k.value("len(wm.conversations.CONVERSATIONS.get().messages)") == turns
+    # a one-off answer has no conversation to keep anything in
+    run = k.run(
+        "%wcode -m local/ngram --max-tokens 3000 --header 'X-Wcode-Fault: stall_after=20,stall_s=60' -- go on",
+        interrupt_when=showing("answering"),
+        timeout=30,
+    )
+    kept = k.value("len(wm.last().text)")
+    assert (
+        one_line_error(run) == f"Stopped. The partial answer ({kept} characters) is kept in the history and wm.last()."
+    )
+
+
 def test_subcommands(k: Kernel) -> None:
     models = k.ok("%wcode models")
     assert "deepseek/deepseek-chat-v3.1" in models.result["text/plain"]

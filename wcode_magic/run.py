@@ -235,10 +235,31 @@ def stopped(shell: Any, call: Call, view: View, response: Response | None) -> An
     """Interrupted: show and keep the partial answer, then fail the cell (an interrupt stops Run All)."""
     _keep(shell, call, response)
     view.finish(response, note=None if response is not None else f"{call.model} · stopped before any answer")
-    kept = len(response.text) if response is not None else 0
-    raise CellError(
-        f"Stopped. The partial answer ({kept} characters) is kept in the conversation, the history and wm.last()."
-    )
+    raise CellError(stopped_message(call, response))
+
+
+def stopped_message(call: Call, response: Response | None) -> str:
+    """What the stop kept, and where: only what really happened (an empty answer joins no conversation)."""
+    from .history_store import enabled
+
+    places = ["the history"] if enabled() else []
+    if response is not None:
+        places.append("wm.last()")
+    kept = _and(places)
+    if response is not None and response.text:
+        where = _and((["the conversation"] if call.conversation is not None else []) + places)
+        return f"Stopped. The partial answer ({len(response.text)} characters) is kept in {where}."
+    unchanged = "; the conversation is unchanged" if call.conversation is not None else ""
+    if response is not None and response.reasoning:
+        return (
+            f"Stopped while thinking, before any answer{unchanged}. The thinking so far "
+            f"({len(response.reasoning)} characters) is in {kept}."
+        )
+    return f"Stopped before anything arrived{unchanged}."
+
+
+def _and(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def failed(shell: Any, call: Call, view: View, error: errors.WcodeError, seen: Response | None) -> Any:
