@@ -85,6 +85,52 @@ LOGPROBS_IGNORED = _sse(
     '{"id":"e","model":"m","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop","logprobs":null}]}',
 )
 
+# OpenRouter with an OpenAI reasoning model: the details are a summary (same text as delta.reasoning) and an
+# encrypted blob (no text at all); both are kept verbatim for the next turn, neither is reasoning text again.
+REASONING_DETAILS_KINDS = _sse(
+    '{"id":"gen-4","model":"openai/o4-mini","choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning":"Plan: add the numbers.","reasoning_details":[{"type":"reasoning.summary","summary":"Plan: add the numbers.","id":"rs_1","format":"openai-responses-v1","index":0}]},"finish_reason":null}]}',
+    '{"id":"gen-4","model":"openai/o4-mini","choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning":null,"reasoning_details":[{"type":"reasoning.encrypted","data":"gAAAAABoEncryptedBlob==","id":"rs_1","format":"openai-responses-v1","index":1}]},"finish_reason":null}]}',
+    '{"id":"gen-4","model":"openai/o4-mini","choices":[{"index":0,"delta":{"content":"4","reasoning":null,"reasoning_details":[]},"finish_reason":"stop","native_finish_reason":"completed"}],"usage":{"prompt_tokens":9,"completion_tokens":70,"total_tokens":79,"completion_tokens_details":{"reasoning_tokens":64}}}',
+)
+
+# vLLM between its renames sends the reasoning under both names in one delta; also "reasoning": "" beside it.
+BOTH_REASONING_FIELDS = _sse(
+    '{"id":"v","model":"Qwen/QwQ-32B","choices":[{"index":0,"delta":{"role":"assistant","reasoning":"Think","reasoning_content":"Think"},"finish_reason":null}]}',
+    '{"id":"v","model":"Qwen/QwQ-32B","choices":[{"index":0,"delta":{"reasoning":"","reasoning_content":" twice?"},"finish_reason":null}]}',
+    '{"id":"v","model":"Qwen/QwQ-32B","choices":[{"index":0,"delta":{"reasoning":null,"reasoning_content":null,"content":"No."},"finish_reason":"stop"}]}',
+)
+
+# DeepSeek's prompt-cache counts and OpenRouter's cost in one usage object (each adds its own, protocol.md).
+USAGE_EXTRAS = _sse(
+    '{"id":"u","model":"deepseek-chat","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}',
+    '{"id":"u","model":"deepseek-chat","choices":[{"index":0,"delta":{"content":""},"finish_reason":"stop"}],"usage":{"prompt_tokens":40,"completion_tokens":1,"total_tokens":41,"prompt_tokens_details":{"cached_tokens":32},"prompt_cache_hit_tokens":32,"prompt_cache_miss_tokens":8,"cost":0.0000231,"is_byok":false,"cost_details":{"upstream_inference_cost":null}}}',
+)
+
+# llama.cpp's server: an "id" (the token id) on every logprob entry and alternative, "timings" at the end.
+LLAMACPP_LOGPROBS = _sse(
+    '{"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],"created":1750000000,"id":"chatcmpl-L","model":"qwen3-8b-q4_k_m.gguf","system_fingerprint":"b5600","object":"chat.completion.chunk"}',
+    '{"choices":[{"finish_reason":null,"index":0,"delta":{"content":"Hel"},"logprobs":{"content":[{"id":9707,"token":"Hel","bytes":[72,101,108],"logprob":-0.02,"top_logprobs":[{"id":9707,"token":"Hel","bytes":[72,101,108],"logprob":-0.02},{"id":13048,"token":"Hi","bytes":[72,105],"logprob":-4.1}]}]}}],"created":1750000000,"id":"chatcmpl-L","model":"qwen3-8b-q4_k_m.gguf","system_fingerprint":"b5600","object":"chat.completion.chunk"}',
+    '{"choices":[{"finish_reason":null,"index":0,"delta":{"content":"lo"},"logprobs":{"content":[{"id":385,"token":"lo","bytes":[108,111],"logprob":-0.5,"top_logprobs":[{"id":385,"token":"lo","bytes":[108,111],"logprob":-0.5}]}]}}],"created":1750000000,"id":"chatcmpl-L","model":"qwen3-8b-q4_k_m.gguf","system_fingerprint":"b5600","object":"chat.completion.chunk"}',
+    '{"choices":[{"finish_reason":"stop","index":0,"delta":{}}],"created":1750000000,"id":"chatcmpl-L","model":"qwen3-8b-q4_k_m.gguf","system_fingerprint":"b5600","object":"chat.completion.chunk","usage":{"completion_tokens":2,"prompt_tokens":4,"total_tokens":6},"timings":{"prompt_n":4,"prompt_ms":10.5,"predicted_n":2,"predicted_ms":20.1}}',
+)
+
+# Qwen3 with /no_think at the end of the prompt: an empty think block opens the content (protocol.md).
+NO_THINK = (
+    b'data: {"id":"nt","model":"qwen/qwen3-8b","choices":[{"index":0,"delta":{"role":"assistant","content":"<think>"}}]}\n\n'
+    b'data: {"id":"nt","model":"qwen/qwen3-8b","choices":[{"index":0,"delta":{"content":"\\n\\n"}}]}\n\n'
+    b'data: {"id":"nt","model":"qwen/qwen3-8b","choices":[{"index":0,"delta":{"content":"</think>"}}]}\n\n'
+    b'data: {"id":"nt","model":"qwen/qwen3-8b","choices":[{"index":0,"delta":{"content":"\\n\\n"}}]}\n\n'
+    b'data: {"id":"nt","model":"qwen/qwen3-8b","choices":[{"index":0,"delta":{"content":"2 + 2 = 4."},"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+# A streamed error event whose code is a string, as Ark and OpenAI write it.
+STRING_CODE_MIDSTREAM = _sse(
+    '{"id":"s","model":"deepseek-r1-250528","choices":[{"index":0,"delta":{"reasoning_content":"Let me"}}]}',
+    '{"id":"s","model":"deepseek-r1-250528","error":{"code":"InternalServiceError","message":"The service encountered an unexpected internal error. Request id: 021755","param":"","type":"InternalServerError"},"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}',
+    done=False,
+)
+
 SSE_FIXTURES: dict[str, bytes] = {
     "openrouter_reasoning": OPENROUTER_REASONING,
     "ark_r1": ARK_R1,
@@ -95,6 +141,12 @@ SSE_FIXTURES: dict[str, bytes] = {
     "malformed": MALFORMED,
     "tool_calls": TOOL_CALLS,
     "logprobs_ignored": LOGPROBS_IGNORED,
+    "reasoning_details_kinds": REASONING_DETAILS_KINDS,
+    "both_reasoning_fields": BOTH_REASONING_FIELDS,
+    "usage_extras": USAGE_EXTRAS,
+    "llamacpp_logprobs": LLAMACPP_LOGPROBS,
+    "no_think": NO_THINK,
+    "string_code_midstream": STRING_CODE_MIDSTREAM,
 }
 
 # Error bodies as servers send them, by name (``X-Replay-Error``, with ``X-Replay-Status``).
@@ -122,6 +174,20 @@ RAW_FIXTURES: dict[str, tuple[str, bytes]] = {
     "text_200": ("text/plain", b"upstream connect error or disconnect/reset before headers"),
     "json_not_completion": ("application/json", b'{"status":"ok","detail":"queued"}'),
     "json_list": ("application/json", b"[1, 2, 3]"),
+    # /no_think, not streamed: the empty think block at the start of message.content
+    "no_think_whole": (
+        "application/json",
+        b'{"id":"nt","object":"chat.completion","model":"qwen/qwen3-8b","choices":[{"index":0,"message":'
+        b'{"role":"assistant","content":"<think>\\n\\n</think>\\n\\n2 + 2 = 4."},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":14,"completion_tokens":12,"total_tokens":26}}',
+    ),
+    # an event that is valid JSON but no object
+    "sse_non_object": (
+        "text/event-stream",
+        b'data: {"id":"x","choices":[{"index":0,"delta":{"content":"a"}}]}\n\ndata: [1, 2]\n\ndata: [DONE]\n\n',
+    ),
+    # SSE content type, but an HTML error page as the body
+    "html_as_sse": ("text/event-stream", b"<html><body>502 Bad Gateway</body></html>"),
 }
 
 JSON_FIXTURES: dict[str, dict] = {

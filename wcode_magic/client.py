@@ -364,6 +364,8 @@ class _Call:
             chunk = loads(data)
         except ValueError:
             raise self.broken(f"a malformed event arrived: {data[:80]!r}") from None
+        if not isinstance(chunk, dict):
+            raise self.broken(f"an event arrived that is not a JSON object: {data[:80]!r}")
         self.emit(self.response.feed(chunk, raw=data))
         if self.response.error is not None:
             raise self.broken(f"the server reported an error mid-stream: {error_message(chunk)}")
@@ -374,8 +376,16 @@ class _Call:
         try:
             data = loads(raw)
         except ValueError:
+            data = None
+            what = "something that is not JSON"
+        else:
+            what = "JSON that is not a chat completion"
+        if not isinstance(data, dict) or not ("choices" in data or "error" in data):
             self.response.finish(complete=False)
-            raise errors.ServerError(f"The server answered with something that is not JSON: {raw[:200]!r}") from None
+            raise errors.ServerError(
+                f"The server answered with {what}: {raw[:200]!r}. Check that base_url ({self.base_url}) is an "
+                "OpenAI-compatible API (it usually ends in /v1), or run again if it was a passing fault."
+            )
         self.emit(self.response.feed(data))
         self.emit(self.response.finish(complete=True))
         if self.response.error is not None:

@@ -65,9 +65,9 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
         choice = choices[0]
         delta = choice.get("delta") or choice.get("message")
         if delta:
-            reasoning = delta.get("reasoning")
-            if reasoning is None:
-                reasoning = delta.get("reasoning_content")
+            # one field or the other; a server sending both (vLLM while renaming) repeats the same text, and
+            # "reasoning": "" beside a filled reasoning_content must not hide it
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
             if reasoning:
                 out.append(Event("reasoning", reasoning))
             details = delta.get("reasoning_details")
@@ -116,7 +116,9 @@ class ThinkSplitter:
     """Moves ``<think>…</think>`` found at the start of the content into the reasoning.
 
     Stateful across chunks, because a tag can be cut anywhere (``<thi`` + ``nk>``). Only a think block that
-    opens the answer counts: a ``<think>`` later in an answer is text the model wrote about tags.
+    opens the answer counts: a ``<think>`` later in an answer is text the model wrote about tags. Blank lines
+    that open the block are dropped, so the empty ``<think>\n\n</think>`` of Qwen's ``/no_think`` gives no
+    reasoning at all (protocol.md), not a reasoning of two newlines.
     """
 
     OPEN, CLOSE = "<think>", "</think>"
@@ -124,6 +126,13 @@ class ThinkSplitter:
     def __init__(self) -> None:
         self._state: Literal["start", "inside", "closed", "after"] = "start"
         self._held = ""
+        self._thought = False  # some reasoning other than whitespace was given out
+
+    def _reasoning(self, text: str) -> list[Event]:
+        if not self._thought:
+            text = text.lstrip()
+            self._thought = bool(text)
+        return [Event("reasoning", text)] if text else []
 
     @property
     def passthrough(self) -> bool:
@@ -158,19 +167,17 @@ class ThinkSplitter:
         end = text.find(self.CLOSE)
         if end >= 0:
             self._state = "closed"
-            out = [Event("reasoning", text[:end])] if end else []
-            return out + self.feed(text[end + len(self.CLOSE) :])
+            return self._reasoning(text[:end]) + self.feed(text[end + len(self.CLOSE) :])
         keep = _partial_suffix(text, self.CLOSE)
         self._held = text[len(text) - keep :] if keep else ""
-        body = text[: len(text) - keep]
-        return [Event("reasoning", body)] if body else []
+        return self._reasoning(text[: len(text) - keep])
 
     def flush(self) -> list[Event]:
         """At the end of the stream, whatever was held back is text after all."""
         held, self._held = self._held, ""
         if not held:
             return []
-        return [Event("reasoning" if self._state == "inside" else "content", held)]
+        return self._reasoning(held) if self._state == "inside" else [Event("content", held)]
 
 
 def _partial_suffix(text: str, tag: str) -> int:
