@@ -200,6 +200,24 @@ def test_show_code_notes_what_a_magic_line_cannot_hold():
     assert "--extra-body '{\"ignore_eos\": true}'" in text
 
 
+@pytest.mark.parametrize("prompt", ["Explain {x} and {{y}}", "d = {'a': 1}", "close }"])
+def test_a_prompt_with_braces_gets_no_interpolate(prompt):
+    cell = codegen.chat_cell(prompt, "local/ngram")
+    line, body = cell.split("\n", 1)
+    assert body == prompt
+    assert _read_back(line).interpolate is False
+    assert "--no-interpolate" not in codegen.chat_cell("no braces here", "local/ngram")
+
+
+def test_new_and_the_conversation_note():
+    assert codegen.chat_line("local/ngram", new=True).startswith("%%chat --new -m local/ngram")
+    assert _read_back(codegen.chat_line("local/ngram", new=True)).new
+    text = codegen.show("hi", "local/ngram", new=True, earlier_turns=2)
+    assert "%%chat --new" in text
+    assert "This conversation has 2 earlier exchanges" in text and "%%chat cannot replay" in text
+    assert "earlier exchange" not in codegen.show("hi", "local/ngram")
+
+
 # -- the session binding --------------------------------------------------------------------------------------
 
 
@@ -237,6 +255,43 @@ def test_panel_and_session_follow_each_other_without_echo(session):
         assert session.base_url == "http://127.0.0.1:1/v1"
         session.update(system="Be terse.")
         assert p.system.value == "Be terse."
+    finally:
+        p.close()
+
+
+class _Shell:
+    def __init__(self, user_ns):
+        self.user_ns = user_ns
+
+
+def _cell_request(code_markdown: str, user_ns: dict) -> dict:
+    """What the "Show code" cell would send: parsed and prepared the way the magics do it."""
+    from wcode_magic import flags, run
+
+    cell = code_markdown.split("```\n", 1)[1].split("\n```", 1)[0]
+    line, body = cell.split("\n", 1)
+    return run.prepare(_Shell(user_ns), flags.parse(line[len("%%chat") :]), body, conversation=True).kwargs
+
+
+def test_show_code_cell_sends_what_send_sends(session, local_url, monkeypatch):
+    from wcode_magic.conversations import CONVERSATIONS, Conversation
+    from wcode_magic.panel_widget import Panel
+
+    earlier = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "reply"}]
+    monkeypatch.setattr(CONVERSATIONS, "_by_name", {"default": Conversation("default", list(earlier))})
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+    try:
+        prompt = 'Fill {x} in {"a": {{b}}} or {b}'
+        code = p.code_text(prompt)
+        assert code.startswith("```\n%%chat --new -m local/ngram --no-interpolate")
+        sent = _cell_request(code, {"x": 42, "b": 1})
+        assert sent["prompt_or_messages"] == [{"role": "user", "content": prompt}]  # as written, on its own
+        assert sent["model"] == "local/ngram"
+        CONVERSATIONS.reset()
+        assert "--new" not in p.code_text("first")  # nothing to leave behind: a plain %%chat
+        p.messages = earlier  # after a panel turn: the cell cannot send it
+        assert "This conversation has 1 earlier exchange: the cell and the call above send only" in p.code_text()
     finally:
         p.close()
 

@@ -5,6 +5,10 @@ shorthands: ``-m MODEL``, ``--system TEXT``, ``--logprobs N`` (logprobs on with 
 ``--think`` / ``--no-think`` and ``--effort LEVEL`` (thinking on at that effort) for the reasoning object,
 ``--extra-body JSON`` for server-specific fields. Values are quoted so that the
 magics' shell-style parser reads them back unchanged (``--stop "###"``, ``--logit-bias '{"1": -100}'``).
+
+The cell must send the same request, not just the same parameters: a prompt with braces gets
+``--no-interpolate`` (the panel sends braces as written, ``%%chat`` would fill ``{name}`` and unescape ``{{``),
+and ``--new`` keeps the cell from continuing the magics' own conversation.
 """
 
 from __future__ import annotations
@@ -75,17 +79,29 @@ def chat_line(
     system: str | None = None,
     params: Mapping[str, Any] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    *,
+    new: bool = False,
+    no_interpolate: bool = False,
 ) -> str:
     """The ``%%chat`` first line: ``%%chat -m MODEL --system "..." --temperature 0.2 ...``."""
     parts = ["%%chat"]
+    if new:
+        parts.append("--new")
     if model:
         parts += ["-m", quote(model)]
     if system and "\n" not in system:  # a magic line cannot hold a line break; see notes()
         parts += ["--system", quote(system)]
+    if no_interpolate:
+        parts.append("--no-interpolate")
     parts += flags(params or {})
     if extra_body:
         parts += ["--extra-body", _flag_value(dict(extra_body))]
     return " ".join(parts)
+
+
+def has_braces(prompt: str) -> bool:
+    """Whether ``%%chat`` could read something in the prompt as a ``{placeholder}`` (or an escaped brace)."""
+    return "{" in prompt or "}" in prompt
 
 
 def chat_cell(
@@ -94,9 +110,16 @@ def chat_cell(
     system: str | None = None,
     params: Mapping[str, Any] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    *,
+    new: bool = False,
 ) -> str:
-    """A whole ``%%chat`` cell: the options line, then the prompt as the cell body."""
-    return f"{chat_line(model, system, params, extra_body)}\n{prompt}"
+    """A whole ``%%chat`` cell: the options line, then the prompt as the cell body.
+
+    A prompt with braces gets ``--no-interpolate``, so the cell sends it exactly as written, as the panel does;
+    ``new`` adds ``--new``, so the cell does not continue the magics' conversation.
+    """
+    line = chat_line(model, system, params, extra_body, new=new, no_interpolate=has_braces(prompt))
+    return f"{line}\n{prompt}"
 
 
 def python_call(
@@ -123,10 +146,16 @@ def python_call(
     return f"import wcode_magic as wm\n\nwm.chat(\n{body})"
 
 
-def notes(system: str | None = None, base_url: str | None = None) -> list[str]:
+def notes(system: str | None = None, base_url: str | None = None, earlier_turns: int = 0) -> list[str]:
     """What the ``%%chat`` cell cannot say by itself. The panel shares this session, which already holds it, so
     the note says so and only asks for the ``wm.configure`` line in another notebook or kernel."""
     out = []
+    if earlier_turns:
+        out.append(
+            f"This conversation has {earlier_turns} earlier exchange{'s' if earlier_turns > 1 else ''}: the cell and "
+            "the call above send only this prompt, without them (%%chat cannot replay a conversation it did not "
+            "have)."
+        )
     if system and "\n" in system:
         out.append(
             "The %%chat line cannot hold a system prompt of several lines. This session already has it; "
@@ -134,7 +163,7 @@ def notes(system: str | None = None, base_url: str | None = None) -> list[str]:
         )
     if base_url:
         out.append(
-            f"%%chat uses the session's server, here {base_url}. In another notebook, run "
+            f"In this session %%chat sends it to {base_url}. In another notebook, run "
             f"`wm.configure(base_url={base_url!r})` first."
         )
     return out
@@ -148,11 +177,17 @@ def show(
     *,
     base_url: str | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    new: bool = False,
+    earlier_turns: int = 0,
 ) -> str:
-    """Markdown with both forms and any notes, for the panel's "Show code"."""
+    """Markdown with both forms and any notes, for the panel's "Show code".
+
+    ``new``: the magics' default conversation has turns, which a plain ``%%chat`` would continue.
+    ``earlier_turns``: the panel's own conversation so far, which neither form can send.
+    """
     parts = [
-        "```\n" + chat_cell(prompt, model, system, params, extra_body) + "\n```",
+        "```\n" + chat_cell(prompt, model, system, params, extra_body, new=new) + "\n```",
         "```python\n" + python_call(prompt, model, system, params, base_url=base_url, extra_body=extra_body) + "\n```",
     ]
-    parts += [f"- {n}" for n in notes(system, base_url)]
+    parts += [f"- {n}" for n in notes(system, base_url, earlier_turns)]
     return "\n\n".join(parts)

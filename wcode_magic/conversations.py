@@ -55,6 +55,10 @@ class Conversations:
             conv = self._by_name[key] = Conversation(key)
         return conv
 
+    def find(self, name: str | None = None) -> Conversation | None:
+        """The conversation if it exists (the default one without a name); unlike ``get``, never creates it."""
+        return self._by_name.get(name or DEFAULT)
+
     def reset(self, name: str | None = None) -> bool:
         """Forget one conversation (the default one without a name); True if it had messages."""
         conv = self._by_name.pop(name or DEFAULT, None)

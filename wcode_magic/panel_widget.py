@@ -379,15 +379,27 @@ class Panel:
         self._show_history()
 
     def code_text(self, prompt: str | None = None) -> str:
-        """The ``%%chat`` cell and ``wm.chat`` call (Markdown) that send what Send would send."""
+        """The ``%%chat`` cell and ``wm.chat`` call (Markdown) that send what Send would send.
+
+        Where they cannot: the cell gets ``--new`` when the magics' default conversation has turns (a plain
+        ``%%chat`` would continue it, the panel's first turn does not), and a note says when this panel's own
+        conversation has turns, which neither form sends.
+        """
+        from .conversations import CONVERSATIONS
+        from .run import route
+
         text = self.prompt.value if prompt is None else prompt
+        model = self.model_id()
+        magics = CONVERSATIONS.find()
         return codegen.show(
             text or "Your prompt here",
-            model=self.model_id(),
+            model=model,
             system=self.session.system,
             params=self.controls.values(),
-            base_url=self.session.base_url,
+            base_url=route(model) or self.session.base_url,
             extra_body=parse_extra_body(self.extra_body.value),
+            new=magics is not None and (bool(magics.messages) or magics.system is not None),
+            earlier_turns=len(self.messages) // 2,
         )
 
     def toggle_code(self) -> None:
