@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import time
+import warnings
 
 import pytest
 
@@ -434,10 +435,62 @@ def test_errors_show_in_the_panel_with_the_partial_kept(session, local_url, faul
         _run(go())
         assert p.state == "error"
         assert words in p.error.value
+        assert f">{words_as_magics[words]}" in p.error.value  # worded as %%chat words it
         assert "Traceback" not in p.error.value
         assert bool(_answer(p)) == partial
         assert p.messages == []  # a failed turn is not part of the conversation
         assert p.prompt.value == "Hello there."  # kept, to send again
+    finally:
+        p.close()
+
+
+words_as_magics = {"HTTP 401": "AuthenticationError: HTTP 401", "The stream broke": "StreamError: The stream broke"}
+
+
+def test_warnings_of_a_send_show_in_the_panel_once(session, local_url):
+    from wcode_magic.errors import WcodeWarning
+    from wcode_magic.panel_widget import Panel
+
+    session.update(base_url=local_url, model="local/ngram")
+    session.set_param("reasoning", {"enabled": True})  # `%wcode set`: this model has no thinking switch
+    p = Panel()
+
+    async def go():
+        p.send("Hello.")
+        await p.wait()
+
+    try:
+        for _ in range(2):  # every Send says it, once
+            with warnings.catch_warnings(record=True) as leaked:
+                warnings.simplefilter("always")
+                _run(go())
+            assert p.state == "done"
+            assert p.error.value.count("local/ngram cannot switch its thinking") == 1
+            assert not [w for w in leaked if issubclass(w.category, WcodeWarning)], "not printed as well"
+        session.set_param("reasoning", None)
+        _run(go())
+        assert p.error.value == ""
+    finally:
+        p.close()
+
+
+def test_a_wcode_model_picked_in_the_panel_leaves_the_bundled_local_server(session, local_url, monkeypatch):
+    from wcode_magic.panel_widget import Panel
+
+    monkeypatch.setenv("WCODE_BASE_URL", "http://127.0.0.1:9/v1")  # a dead port standing in for wcode.net
+    session.update(base_url=local_url, model="local/ngram", max_retries=0)
+    p = Panel()
+
+    async def go():
+        p.send("Hello.")
+        await p.wait()
+
+    try:
+        p.model_pick.value = "deepseek-r1"  # was sent to the local server, which answers 404
+        _run(go())
+        assert p.state == "error"
+        assert "APIConnectionError: Could not reach http://127.0.0.1:9/v1" in p.error.value
+        assert "base_url='http://127.0.0.1:9/v1'" in p.code_text("q")  # Show code says where it goes
     finally:
         p.close()
 
@@ -461,6 +514,11 @@ def test_in_a_real_kernel_stop_is_handled_while_streaming(local_url):
         "print(p.state, len(p.response.text) > 0, time.perf_counter() - t < 0.5)\n"
         "print(wm.last() is p.response, wm.last().stopped)",
         "print(p.answer.outputs[0]['data']['text/markdown'] == p.response.text)",
+        # a warning of the request (this model has no thinking switch) shows in the panel, not on stderr
+        "wm.configure(reasoning={'enabled': True}, max_tokens=5)\n"
+        "q = wm.panel(prompt='Hi.')\n"
+        "q.send_button.click(); await q.wait()\n"
+        "print(q.state, q.error.value.count('local/ngram cannot switch its thinking'))",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, timeout=60, kernel_name="python3").execute()
@@ -468,4 +526,5 @@ def test_in_a_real_kernel_stop_is_handled_while_streaming(local_url):
     assert outs[0][0]["data"]["text/plain"] == "'waiting'"
     assert outs[1][0]["text"] == "stopped True True\nTrue True\n"
     assert outs[2][0]["text"] == "True\n"
+    assert outs[3][0]["text"] == "done 1\n"
     assert all(o.get("name") != "stderr" for cell in outs for o in cell)  # the background task printed nothing

@@ -18,11 +18,12 @@ import concurrent.futures
 import html
 import json
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from . import catalog, codegen
 from .controls import ParamControls
-from .errors import InvalidParameterError, WcodeError
+from .errors import InvalidParameterError, WcodeError, WcodeWarning
 from .params import PARAMS
 from .settings import SESSION, Settings, configure
 from .stream import Event
@@ -78,9 +79,11 @@ def status_line(state: str, response: Response | None, pieces: int, now: float |
 
 
 def error_text(error: BaseException) -> str:
-    """The words shown for a failure: WcodeError's own message; anything else is a bug and says so."""
+    """The words shown for a failure: the magics' own line for a WcodeError; anything else is a bug and says so."""
     if isinstance(error, WcodeError):
-        return error.message
+        from .run import error_line
+
+        return error_line(error)
     return f"{type(error).__name__}: {error} (this is a bug in wcode-magic; please report it)"
 
 
@@ -132,6 +135,9 @@ class Panel:
         self._throttle = Throttle(UPDATES_PER_SECOND)
         self._shown = (0, 0)  # lengths of reasoning and text on screen
         self._syncing = False
+        self.notices: list[str] = []  # warnings raised by the last Send ("... cannot switch its thinking")
+        self._catching: Any = None  # the warnings.catch_warnings context of a Send's synchronous start
+        self._caught: list[Any] = []
 
         # -- model, server, thinking
         options = [(model_label(m), m.id) for m in catalog.MODELS] + [("other model id…", OTHER)]
@@ -312,7 +318,7 @@ class Panel:
             self._show_settings()
 
     def _param_error(self, error: InvalidParameterError | None) -> None:
-        self.error.value = "" if error is None else self._error_html(error.message)
+        self.error.value = self._error_html(None if error is None else error.message)
 
     # -- requests -------------------------------------------------------------------------------------------
     @property
@@ -374,6 +380,7 @@ class Panel:
         self.thinking_text.value = ""
         self.thinking.layout.display = "none"
         self.answer.outputs = ()
+        self.notices = []
         self.error.value = ""
         self.status.value = self._status_html()
         self._show_history()
@@ -420,6 +427,7 @@ class Panel:
         self._shown = (0, 0)
         self._throttle = Throttle(UPDATES_PER_SECOND)
         self.state = "waiting"
+        self.notices = []
         self.error.value = ""
         self.thinking_text.value = ""
         self.thinking.layout.display = "none"
@@ -430,22 +438,52 @@ class Panel:
 
     async def _run(self, prompt: str, extra_body: dict[str, Any] | None) -> None:
         from .client import achat
+        from .run import route
 
         turn = {"role": "user", "content": prompt}
+        model = self.model_id()
+        self._catch_warnings()
         try:
             await achat(
                 [*self.messages, turn],
-                model=self.model_id(),
+                model=model,
+                base_url=route(model),
                 on_event=self._on_event,
                 headers=self.headers,
                 extra_body=extra_body,
             )
         except asyncio.CancelledError:  # Stop: our own task, so the cancel ends here
+            self._release_warnings()
             self._end("stopped", turn)
         except Exception as e:  # shown in the panel; a background task has no cell to raise into
+            self._release_warnings()
             self._end("error", turn, e)
         else:
             self._end("done", turn)
+
+    # Warnings (a parameter the model ignores, a thinking switch it lacks) come from the request's validation,
+    # which runs before achat's first await: between the task's start and the "start" event (or an exception
+    # raised before it) nothing else runs on this thread, so recording warnings over just that span catches this
+    # Send's and no one else's. Printed instead, they would go to a comm message's stderr, which JupyterLab drops.
+    def _catch_warnings(self) -> None:
+        self._catching = warnings.catch_warnings(record=True)
+        self._caught = self._catching.__enter__()
+        warnings.simplefilter("always", WcodeWarning)  # every Send says it, not just the first
+
+    def _release_warnings(self) -> None:
+        if self._catching is None:
+            return
+        self._catching.__exit__(None, None, None)
+        self._catching = None
+        for w in self._caught:
+            if issubclass(w.category, WcodeWarning):
+                if str(w.message) not in self.notices:
+                    self.notices.append(str(w.message))
+            else:  # not ours to explain: shown as it would have been
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        self._caught = []
+        if self.notices:
+            self.error.value = self._error_html(None)
 
     def _on_event(self, ev: Event) -> None:
         # Called for every event of the stream (tens of thousands): the common case is tested first.
@@ -458,6 +496,7 @@ class Panel:
         else:
             if kind == "start":
                 self.response = ev[1]
+                self._release_warnings()
             return
         self._pieces += 1
         if self._throttle.ready():
@@ -503,9 +542,15 @@ class Panel:
         text = status_line(self.state, self.response, self._pieces)
         return f"<span class='wm-state wm-state-{self.state}'>{html.escape(text)}</span>"
 
-    @staticmethod
-    def _error_html(message: str) -> str:
-        return f"<div style='color:#b00020;white-space:pre-wrap'>{html.escape(message)}</div>"
+    def _error_html(self, message: str | None) -> str:
+        """The error area: this Send's warnings (amber), then the error or refusal (red), if any."""
+        parts = [
+            f"<div class='wm-warning' style='color:#8a5300;white-space:pre-wrap'>⚠ {html.escape(n)}</div>"
+            for n in self.notices
+        ]
+        if message:
+            parts.append(f"<div style='color:#b00020;white-space:pre-wrap'>{html.escape(message)}</div>")
+        return "".join(parts)
 
     def _refuse(self, message: str) -> None:
         self.error.value = self._error_html(message)

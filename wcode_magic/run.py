@@ -270,7 +270,12 @@ def failed(shell: Any, call: Call, view: View, error: errors.WcodeError, seen: R
         view.finish(partial)
     else:
         view.finish(None, note=f"{call.model} · failed")
-    raise CellError(f"{type(error).__name__}: {error.message}")
+    raise CellError(error_line(error))
+
+
+def error_line(error: errors.WcodeError) -> str:
+    """How a failure reads, in the magics and the panel alike: its kind, then what to do next."""
+    return f"{type(error).__name__}: {error.message}"
 
 
 # -- entry points ----------------------------------------------------------------------------------------------
