@@ -46,7 +46,7 @@ def test_every_local_model_streamed_and_not(local_url, session, model, stream):
         base_url=local_url,
         stream=stream,
         seed=3,
-        max_tokens=30,
+        max_tokens=80,  # the whole completion: up to 48 of thinking (medium effort), the rest answer
         on_event=events.append,
     )
     assert r.complete and r.text.strip()
@@ -424,7 +424,15 @@ def proxy(local_url):
 @pytest.mark.parametrize("stream", [True, False])
 def test_sequential_chats_reuse_one_connection(proxy, session, stream):
     for prompt in ("first", "second", "third"):
-        r = wm.chat(prompt, model="local/ngram-thinking", base_url=proxy.base_url, max_tokens=8, stream=stream)
+        r = wm.chat(  # max_tokens counts the thinking too: a thinking budget leaves room for an answer
+            prompt,
+            model="local/ngram-thinking",
+            base_url=proxy.base_url,
+            max_tokens=8,
+            reasoning={"max_tokens": 3},
+            stream=stream,
+        )
+        assert r.reasoning
         assert r.complete and r.text
     assert proxy.connections == 1
 
