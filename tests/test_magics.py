@@ -24,10 +24,32 @@ def k(tmp_path_factory):
     kernel = Kernel(tmp)
     kernel.tmp = tmp
     kernel.ok("%load_ext wcode_magic\nimport wcode_magic as wm, os")
+    kernel.ok(SPY)
     # the key is configured explicitly for the local server, so it is really sent (and must never show)
     kernel.ok("%wcode use local\nwm.configure(api_key=os.environ['WCODE_API_KEY'], max_retries=0)")
     yield kernel
     kernel.close()
+
+
+# Counts, in the kernel, the requests that carried the key (`key_sent`) and those that did not: the key scan at
+# the end means something only if the key really went out. It never stores or prints the key itself.
+SPY = """
+import httpx as _httpx
+key_sent, key_not_sent = [], []
+def _spying(send):
+    def note(request):
+        with_key = request.headers.get('authorization') == 'Bearer ' + os.environ['WCODE_API_KEY']
+        (key_sent if with_key else key_not_sent).append(str(request.url))
+    async def asend(self, request, **kw):
+        note(request)
+        return await send(self, request, **kw)
+    def ssend(self, request, **kw):
+        note(request)
+        return send(self, request, **kw)
+    return asend if send is _httpx.AsyncClient.send else ssend
+_httpx.AsyncClient.send = _spying(_httpx.AsyncClient.send)
+_httpx.Client.send = _spying(_httpx.Client.send)
+"""
 
 
 def last_request(k: Kernel) -> dict:
@@ -135,11 +157,21 @@ def test_out_semicolon_and_formats(k: Kernel) -> None:
     text = k.ok("%%chat --format text --max-tokens 8\nq")
     assert text.result == {"text/plain": k.value("wm.last().text")}
     assert all(set(d) <= {"text/plain"} for d in text.displays)
-    code = k.ok("%%chat --insert --max-tokens 8\nwrite code")
+    code = k.ok("%%chat --format code --max-tokens 60\nwrite code")
+    answer = k.value("wm.last().text").strip()
+    assert answer
+    assert code.result == {"text/plain": answer, "text/markdown": f"```\n{answer}\n```"}
+    assert k.value("[type(_).__name__, _ == wm.last().text.strip()]") == ["CodeText", True]  # a str, exec-able
+    assert not [p for p in code.reply["payload"] if p.get("source") == "set_next_input"], "no new cell without --insert"
+    code = k.ok("%%chat --format code --insert --max-tokens 60\nwrite code")
     answer = k.value("wm.last().text")
-    assert code.result["text/markdown"].startswith("```")
+    assert answer.strip() and code.result["text/markdown"].startswith("```")
     payloads = [p for p in code.reply["payload"] if p.get("source") == "set_next_input"]
     assert payloads and payloads[0]["text"] == answer.strip()
+    code = k.ok("%%chat --insert --max-tokens 60\nwrite code")  # --insert alone means --format code
+    assert [p["text"] for p in code.reply["payload"] if p.get("source") == "set_next_input"] == [
+        k.value("wm.last().text").strip()
+    ]
     bad_json = k.run("%%chat --format json --max-tokens 8\nq")
     assert "--format json: the answer is not valid JSON" in one_line_error(bad_json)
 
@@ -374,6 +406,9 @@ def test_key_command_uses_getpass_and_0600(k: Kernel) -> None:
 
 def test_key_never_shown_or_stored(k: Kernel) -> None:
     assert k.value("wm.SESSION.key_for(wm.SESSION.base_url, None).reveal() == os.environ['WCODE_API_KEY']")
+    sent = k.value("[u for u in key_sent if u.startswith(wm.SESSION.base_url)]")
+    assert len(sent) > 20, "the key was really sent to the local server, cell after cell"
+    assert not [u for u in k.value("key_not_sent") if u.startswith(k.value("wm.SESSION.base_url"))]
     k.ok("print(repr(wm.SESSION.api_key), repr(wm.last()))\nwm.SESSION")  # reprs that could leak
     for run in k.runs:
         assert FAKE_KEY not in run.text()
