@@ -127,7 +127,7 @@ def test_sweeping_reasoning_keeps_both_the_setting_and_the_thinking(local_url):
         seed=3,
         grid={"reasoning": settings},
         base_url=local_url,
-        max_tokens=10,
+        max_tokens=160,  # room for high effort (128 tokens of thinking on the local model) and an answer
         progress=False,
     )
     assert df["reasoning_param"].tolist() == settings
