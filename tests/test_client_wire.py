@@ -174,6 +174,16 @@ def test_the_stored_key_goes_only_to_wcode(replay, session, monkeypatch):
     assert "sk-explicit" not in repr(r.request) + repr(r) + r._repr_markdown_() + repr(r.raw)
 
 
+def test_no_key_for_wcode_is_said_before_anything_is_sent(session, monkeypatch, tmp_path):
+    monkeypatch.delenv("WCODE_API_KEY", raising=False)
+    monkeypatch.setenv("WCODE_CONFIG_DIR", str(tmp_path))  # no key file either
+    before = wm.last()
+    for call in (lambda: wm.chat("hi", model="r1"), lambda: asyncio.run(wm.achat("hi", model="v3.1"))):
+        with pytest.raises(errors.AuthenticationError, match=r"No API key for wcode\.net.*%wcode key.*WCODE_API_KEY"):
+            call()
+    assert wm.last() is before
+
+
 def test_achat_inside_a_running_loop(replay, session):
     async def main():
         return await asyncio.gather(

@@ -26,7 +26,7 @@ from httpx_sse import EventSource
 
 from . import catalog, errors, params, session
 from .response import Response
-from .settings import KEY_URL, SESSION, Secret, check_seconds
+from .settings import KEY_URL, SESSION, Secret, check_seconds, is_wcode
 from .stream import DONE, Event, loads
 
 T = TypeVar("T")
@@ -128,16 +128,19 @@ def _about_the_key(said: str, body: Any) -> bool:
     return any(w in f"{said} {kind}".lower() for w in _KEY_WORDS)
 
 
+SET_KEY = (
+    f"Set it with `%wcode key` or the WCODE_API_KEY environment variable (get one at {KEY_URL}), or use the "
+    "local model: `%wcode use local`."
+)
+
+
 def status_error(
     status: int, body: Any, *, retry_after: float | None = None, model: str = "", base_url: str = ""
 ) -> errors.WcodeError:
     """The exception for an HTTP error status, worded to say what to do next."""
     said = _sentence(error_message(body))
     said_part = f" The server said: {said}" if said else ""
-    set_key = (
-        f"Set it with `%wcode key` or the WCODE_API_KEY environment variable (get one at {KEY_URL}), or use the "
-        "local model: `%wcode use local`."
-    )
+    set_key = SET_KEY
     if status == 401 or (status == 403 and _about_the_key(said, body)):
         what = "the API key was refused or is missing" if status == 401 else "the API key was refused"
         return errors.AuthenticationError(f"HTTP {status}: {what}.{said_part} {set_key}", status=status, body=body)
@@ -303,6 +306,8 @@ class _Call:
         self.base_url = SESSION.resolve_base_url(base_url, self.body["model"])
         self.url = self.base_url + "/chat/completions"
         self.key = SESSION.key_for(self.base_url, api_key)
+        if self.key is None and is_wcode(self.base_url):  # say so now, not after retries or a 401
+            raise errors.AuthenticationError(f"No API key for wcode.net. {SET_KEY}")
         self.headers = dict(headers or {})
         timeout = check_seconds(timeout, "timeout", none_ok=True)
         self.gap = (
