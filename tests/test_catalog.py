@@ -66,3 +66,9 @@ def test_local_context_is_what_the_local_server_accepts():
         assert parse_chat_request({**body, "max_tokens": limit - 5}, default_model()).generation.max_tokens == limit - 5
         with pytest.raises(RequestError, match=f"{limit:,}"):
             parse_chat_request({**body, "max_tokens": limit - 4}, default_model())
+
+
+def test_context_labels_read_as_the_model_pages_write_them():
+    labels = {m.id: m.context_label for m in catalog.MODELS}
+    assert labels["deepseek-r1"] == "64K" and labels["deepseek/deepseek-chat-v3.1"] == "128K"
+    assert labels["local/ngram"] == "1M"

@@ -35,6 +35,14 @@ class Model:
     ignores_sampling: bool = False
     local: bool = False
 
+    @property
+    def context_label(self) -> str:
+        """The context as the model pages write it: 64K, 128K; the local models' million as 1M."""
+        n = self.context
+        if n % 1_000_000 == 0:
+            return f"{n // 1_000_000}M"
+        return f"{n // 1000}K" if n % 1000 == 0 else f"{n:,}"
+
     def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
         """CNY for a call; None when the price or the counts are unknown (never a made-up zero)."""
         if self.price_in is None or self.price_out is None or prompt_tokens is None or completion_tokens is None:

@@ -40,7 +40,7 @@ PREVIEW_CHARS = 400  # per turn in the conversation summary
 
 def model_label(m: catalog.Model) -> str:
     """A picker entry: id, context and price, so the choice is informed."""
-    ctx = f"{m.context // 1000}K ctx"
+    ctx = f"{m.context_label} ctx"
     if m.local:
         price = "free (local)"
     elif m.price_in is None or m.price_out is None:

@@ -122,10 +122,6 @@ def _price(value: float | None) -> str:
     return "?" if value is None else f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def _context(tokens: int) -> str:
-    return f"{tokens // 1000}K" if tokens % 1000 == 0 else f"{tokens:,}"
-
-
 def models_table() -> str:
     """One row per catalog model: id, aliases, context, price per 1,000 tokens, thinking and its field."""
     out = [
@@ -136,7 +132,7 @@ def models_table() -> str:
         price = "free (local)" if m.local else f"{_price(m.price_in)} / {_price(m.price_out)}"
         thinking = m.thinking if m.reasoning_field == "none" else f"{m.thinking} (`{m.reasoning_field}`)"
         aliases = ", ".join(_code(a) for a in m.aliases)
-        out.append(f"| {_code(m.id)} | {aliases} | {_context(m.context)} | {price} | {thinking} |")
+        out.append(f"| {_code(m.id)} | {aliases} | {m.context_label} | {price} | {thinking} |")
     return "\n".join(out)
 
 
