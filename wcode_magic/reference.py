@@ -70,7 +70,8 @@ def magics_reference() -> str:
         "|---|---|",
         "| `%%chat [options]` + prompt below | send the cell, continuing the conversation (streamed, thinking first) |",
         "| `%%wcode [options]` + prompt below | one answer, outside any conversation |",
-        "| `%wcode PROMPT` | one answer from a single line (`%wcode OPTIONS -- PROMPT` to give options) |",
+        "| `%wcode PROMPT` | one answer from a single line (`%wcode OPTIONS -- PROMPT` to give options; "
+        "`%wcode -- PROMPT` for a prompt that starts with a subcommand's word) |",
         "| `%wcode SUBCOMMAND` | the subcommands below |",
         "",
         "A trailing `;` on the magic line hides the result; `{name}` and `{name.attr}` in a prompt are filled from "
