@@ -306,3 +306,11 @@ def test_local_label_probs_sums_to_one(local_response):
     df = frames.label_probs(local_response, labels, position=0)
     assert df["prob"].sum() == pytest.approx(1.0)
     assert df["prob"].iloc[0] >= math.exp(first[0]["logprob"]) - 1e-12
+
+
+def test_an_answer_lost_to_thinking_says_so(local_url):
+    """All of max_tokens spent on thinking: the reason is the budget, not a provider ignoring logprobs."""
+    r = wm.chat("Why is the sky blue?", model="local/ngram-thinking", base_url=local_url, max_tokens=5, logprobs=True)
+    assert r.text == "" and r.finish_reason == "length"
+    df = assert_one_warning_and_empty(frames.tokens, r, "went to the thinking")
+    assert "max_tokens=5" in df.attrs["reason"]

@@ -65,6 +65,12 @@ def empty_reason(response: Response) -> str | None:
         return None
     if not response.request.get("logprobs"):
         return "logprobs were not requested: call with logprobs=True (and top_logprobs=5 for alternatives)"
+    if not response.text and response.reasoning and response.finish_reason == "length":
+        budget = response.request.get("max_tokens")
+        return (
+            f"the answer is empty: the whole token budget (max_tokens={budget}) went to the thinking; raise "
+            "max_tokens, lower the effort, or switch thinking off"
+        )
     status = response.logprobs_status
     if status == "null":
         return (
