@@ -344,7 +344,8 @@ PARAMS: dict[str, Param] = {
         Param(
             "max_tokens",
             "int",
-            "Upper limit on the tokens generated in the reply; at most the context length minus the prompt.",
+            "Upper limit on the tokens generated in the reply, thinking included; at most the context length minus "
+            "the prompt.",
             "max_tokens 可设定模型在响应中可以生成的 token 数量的上限。其最大值等于上下文长度减去 prompt 长度。",
             default=None,
             min=1,
