@@ -3,6 +3,7 @@ by the pure stream layer where only parsing is involved."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 
@@ -16,8 +17,21 @@ from wcode_magic.stream import ThinkSplitter
 _keys = itertools.count()
 
 
+TRANSPORT = "sync"
+
+
+@pytest.fixture(autouse=True, params=["sync", "async"])
+def transport(request):
+    """Every replayed shape through both transports: wm.chat (httpx.Client) and wm.achat (httpx.AsyncClient)."""
+    global TRANSPORT
+    TRANSPORT = request.param
+    yield request.param
+    TRANSPORT = "sync"
+
+
 def ask(replay, name, headers=None, **kw):
-    return wm.chat("hi", base_url=replay.base_url, headers={"X-Replay": name, **(headers or {})}, **kw)
+    kw = {"base_url": replay.base_url, "headers": {"X-Replay": name, **(headers or {})}, **kw}
+    return wm.chat("hi", **kw) if TRANSPORT == "sync" else asyncio.run(wm.achat("hi", **kw))
 
 
 def failing(status, times, error=None):
