@@ -44,3 +44,14 @@ def local_url():
     from wcode_magic import local
 
     return local.start(test_mode=True)
+
+
+@pytest.fixture(params=["sync", "async"])
+def transport(request):
+    """Run a test through both transports: wm.chat (httpx.Client) and wm.achat (httpx.AsyncClient); ``wire.ask``
+    follows it."""
+    import wire
+
+    wire.TRANSPORT[0] = request.param
+    yield request.param
+    wire.TRANSPORT[0] = "sync"

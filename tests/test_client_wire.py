@@ -8,25 +8,12 @@ import time
 import warnings
 
 import pytest
+from wire import ask
 
 import wcode_magic as wm
 from wcode_magic import errors
 
-TRANSPORT = "sync"
-
-
-@pytest.fixture(autouse=True, params=["sync", "async"])
-def transport(request):
-    """Every replayed shape through both transports: wm.chat (httpx.Client) and wm.achat (httpx.AsyncClient)."""
-    global TRANSPORT
-    TRANSPORT = request.param
-    yield request.param
-    TRANSPORT = "sync"
-
-
-def ask(replay, name, headers=None, **kw):
-    kw = {"base_url": replay.base_url, "headers": {"X-Replay": name, **(headers or {})}, **kw}
-    return wm.chat("hi", **kw) if TRANSPORT == "sync" else asyncio.run(wm.achat("hi", **kw))
+pytestmark = pytest.mark.usefixtures("transport")  # every test through wm.chat and wm.achat (conftest)
 
 
 def test_openrouter_stream(replay, session):

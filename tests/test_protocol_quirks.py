@@ -3,12 +3,11 @@ by the pure stream layer where only parsing is involved."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 
 import pytest
-from wire import SSE_FIXTURES, sse_chunks
+from wire import SSE_FIXTURES, ask, sse_chunks
 
 import wcode_magic as wm
 from wcode_magic import errors
@@ -17,21 +16,7 @@ from wcode_magic.stream import ThinkSplitter
 _keys = itertools.count()
 
 
-TRANSPORT = "sync"
-
-
-@pytest.fixture(autouse=True, params=["sync", "async"])
-def transport(request):
-    """Every replayed shape through both transports: wm.chat (httpx.Client) and wm.achat (httpx.AsyncClient)."""
-    global TRANSPORT
-    TRANSPORT = request.param
-    yield request.param
-    TRANSPORT = "sync"
-
-
-def ask(replay, name, headers=None, **kw):
-    kw = {"base_url": replay.base_url, "headers": {"X-Replay": name, **(headers or {})}, **kw}
-    return wm.chat("hi", **kw) if TRANSPORT == "sync" else asyncio.run(wm.achat("hi", **kw))
+pytestmark = pytest.mark.usefixtures("transport")  # every test through wm.chat and wm.achat (conftest)
 
 
 def failing(status, times, error=None):

@@ -6,6 +6,7 @@ chunk parsing, folding) run against exactly the bytes providers send, without th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -286,3 +287,14 @@ class ReplayServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+
+
+TRANSPORT = ["sync"]  # set by conftest's ``transport`` fixture
+
+
+def ask(replay: ReplayServer, name: str, headers: dict | None = None, **kw):
+    """Ask the replay server for fixture ``name`` through the transport under test (wm.chat or wm.achat)."""
+    import wcode_magic as wm
+
+    kw = {"base_url": replay.base_url, "headers": {"X-Replay": name, **(headers or {})}, **kw}
+    return wm.chat("hi", **kw) if TRANSPORT[0] == "sync" else asyncio.run(wm.achat("hi", **kw))

@@ -140,10 +140,9 @@ def status_error(
     """The exception for an HTTP error status, worded to say what to do next."""
     said = _sentence(error_message(body))
     said_part = f" The server said: {said}" if said else ""
-    set_key = SET_KEY
     if status == 401 or (status == 403 and _about_the_key(said, body)):
         what = "the API key was refused or is missing" if status == 401 else "the API key was refused"
-        return errors.AuthenticationError(f"HTTP {status}: {what}.{said_part} {set_key}", status=status, body=body)
+        return errors.AuthenticationError(f"HTTP {status}: {what}.{said_part} {SET_KEY}", status=status, body=body)
     if status == 403:
         return errors.AuthenticationError(
             f"HTTP 403: the server refused the request.{said_part} This is usually moderation (the input was "
