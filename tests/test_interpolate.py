@@ -69,3 +69,11 @@ def test_raising_property_is_left_alone() -> None:
             raise RuntimeError("no")
 
     assert interpolate("{b.attr}", {"b": Boom()}) == "{b.attr}"
+
+
+def test_doubled_braces_inside_a_json_example_are_template_text_not_a_field() -> None:
+    # inside a block (braces that are structure) {{name}} is kept as written, never filled
+    assert (
+        interpolate('{"greeting": "Hello {{name}}", "n": {n}}', NS)
+        == '{"greeting": "Hello {{name}}", "n": ' + str(NS["n"]) + "}"
+    )

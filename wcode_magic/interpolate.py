@@ -11,7 +11,8 @@ would succeed, and "leave it as written" where it would fail:
   namespace; otherwise (and when the spec does not fit the value) it stays as written.
 - Any other brace pair (``{}``, a dict literal, JSON, a code block) stays as written, nested braces and all: a
   ``}}`` that closes two nested objects is not an escape. Known ``{name}`` fields inside it are still filled
-  (``{"value": {x}}`` -> ``{"value": 42}``). A brace that never closes stays as written.
+  (``{"value": {x}}`` -> ``{"value": 42}``), but not a doubled ``{{name}}`` there, which is template text in an
+  example (``{"greeting": "Hi {{name}}"}`` stays as written). A brace that never closes stays as written.
 
 The text is scanned in one pass, so a substituted value that itself contains braces is never expanded again.
 """
@@ -99,6 +100,18 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
             i += 1
             continue
         # a dict literal, JSON or code block: its braces are structure, only known fields inside are filled
-        out.append(_FIELD.sub(lambda m: _fill(m, namespace), text[i:end]))
+        out.append(_fill_block(text[i:end], namespace))
         i = end
     return "".join(out)
+
+
+def _fill_block(block: str, namespace: Mapping[str, Any]) -> str:
+    """Known ``{name}`` fields in a brace block filled; a doubled ``{{name}}`` (template syntax) is not a field."""
+
+    def fill(m: re.Match[str]) -> str:
+        start, end = m.start(), m.end()
+        if start > 0 and block[start - 1] == "{" and end < len(block) and block[end] == "}":
+            return m.group(0)
+        return _fill(m, namespace)
+
+    return _FIELD.sub(fill, block)
