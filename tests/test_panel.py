@@ -415,6 +415,29 @@ def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
         p.close()
 
 
+def test_stop_right_after_send_leaves_the_panel_ready(session, local_url):
+    """Stop before the request's first step (both clicks queued while a cell was busy): the Send still ends."""
+    from wcode_magic.panel_widget import Panel
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+
+    async def go():
+        p.send("hello")
+        p.stop_button.click()
+        await p.wait()
+
+    try:
+        _run(go())
+        assert p.state == "stopped" and "stopped" in p.status.value
+        assert not p.send_button.disabled and p.stop_button.disabled
+        assert p.messages == []  # nothing arrived: the conversation is unchanged
+        _run(go_again(p))
+        assert p.state == "done" and p.response.complete  # and the next Send works
+    finally:
+        p.close()
+
+
 @pytest.mark.parametrize(
     ("fault", "words", "partial"),
     [("status=401", "HTTP 401", False), ("error_after=30", "The stream broke", True)],
@@ -528,3 +551,21 @@ def test_in_a_real_kernel_stop_is_handled_while_streaming(local_url):
     assert outs[2][0]["text"] == "True\n"
     assert outs[3][0]["text"] == "done 1\n"
     assert all(o.get("name") != "stderr" for cell in outs for o in cell)  # the background task printed nothing
+
+
+def test_show_code_for_the_bundled_local_model_names_no_port(session, local_url):
+    """The bundled server's port means nothing in another notebook: the call leaves it out, the note says why."""
+    from wcode_magic.panel_widget import Panel
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+    try:
+        text = p.code_text("hi")
+    finally:
+        p.close()
+    call = text.split("```python")[1].split("```")[0]
+    assert "base_url" not in call and "model='local/ngram'" in call
+    assert "bundled local model" in text and "wm.configure(base_url=" not in text
+    assert (
+        codegen.show("hi", "m", base_url="http://127.0.0.1:8000/v1").count("base_url='http://127.0.0.1:8000/v1'") == 2
+    )

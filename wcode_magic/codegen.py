@@ -146,7 +146,9 @@ def python_call(
     return f"import wcode_magic as wm\n\nwm.chat(\n{body})"
 
 
-def notes(system: str | None = None, base_url: str | None = None, earlier_turns: int = 0) -> list[str]:
+def notes(
+    system: str | None = None, base_url: str | None = None, earlier_turns: int = 0, *, bundled_local: bool = False
+) -> list[str]:
     """What the ``%%chat`` cell cannot say by itself. The panel shares this session, which already holds it, so
     the note says so and only asks for the ``wm.configure`` line in another notebook or kernel."""
     out = []
@@ -161,7 +163,12 @@ def notes(system: str | None = None, base_url: str | None = None, earlier_turns:
             "The %%chat line cannot hold a system prompt of several lines. This session already has it; "
             "in another notebook, run `wm.configure(system=...)` first."
         )
-    if base_url:
+    if base_url and bundled_local:
+        out.append(
+            f"In this session %%chat sends it to the bundled local model ({base_url}). That server belongs to this "
+            "kernel: in another notebook a local/... model id starts its own (or run `wm.use_local()` first)."
+        )
+    elif base_url:
         out.append(
             f"In this session %%chat sends it to {base_url}. In another notebook, run "
             f"`wm.configure(base_url={base_url!r})` first."
@@ -179,15 +186,19 @@ def show(
     extra_body: Mapping[str, Any] | None = None,
     new: bool = False,
     earlier_turns: int = 0,
+    bundled_local: bool = False,
 ) -> str:
     """Markdown with both forms and any notes, for the panel's "Show code".
 
     ``new``: the magics' default conversation has turns, which a plain ``%%chat`` would continue.
     ``earlier_turns``: the panel's own conversation so far, which neither form can send.
+    ``bundled_local``: ``base_url`` is this kernel's bundled local server, whose port means nothing elsewhere: the
+    call leaves it out (a local/... model id starts the server by itself).
     """
+    url = None if bundled_local and (model or "").startswith("local/") else base_url
     parts = [
         "```\n" + chat_cell(prompt, model, system, params, extra_body, new=new) + "\n```",
-        "```python\n" + python_call(prompt, model, system, params, base_url=base_url, extra_body=extra_body) + "\n```",
+        "```python\n" + python_call(prompt, model, system, params, base_url=url, extra_body=extra_body) + "\n```",
     ]
-    parts += [f"- {n}" for n in notes(system, base_url, earlier_turns)]
+    parts += [f"- {n}" for n in notes(system, base_url, earlier_turns, bundled_local=bundled_local)]
     return "\n\n".join(parts)

@@ -351,7 +351,14 @@ class Panel:
             self._task = asyncio.run_coroutine_threadsafe(coro, LOOP.loop())
         else:
             self._task = loop.create_task(coro)
+        self._task.add_done_callback(self._settle)
         return self._task
+
+    def _settle(self, task: asyncio.Future[None] | concurrent.futures.Future[None]) -> None:
+        """A Stop that lands before the task's first step cancels it without running ``_run``'s handlers: end the
+        Send here, so the panel does not stay "waiting" with Send disabled."""
+        if task.cancelled() and self.state == "waiting" and self.response is None:
+            self._end("stopped", {})
 
     def stop(self) -> None:
         """Cancel the running request; the partial answer stays and is recorded as stopped."""
@@ -393,20 +400,22 @@ class Panel:
         conversation has turns, which neither form sends.
         """
         from .conversations import CONVERSATIONS
-        from .run import route
+        from .run import is_bundled_local, route
 
         text = self.prompt.value if prompt is None else prompt
         model = self.model_id()
         magics = CONVERSATIONS.find()
+        base_url = route(model) or self.session.base_url
         return codegen.show(
             text or "Your prompt here",
             model=model,
             system=self.session.system,
             params=self.controls.values(),
-            base_url=route(model) or self.session.base_url,
+            base_url=base_url,
             extra_body=parse_extra_body(self.extra_body.value),
             new=magics is not None and (bool(magics.messages) or magics.system is not None),
             earlier_turns=len(self.messages) // 2,
+            bundled_local=is_bundled_local(base_url),
         )
 
     def toggle_code(self) -> None:
