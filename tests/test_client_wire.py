@@ -191,3 +191,50 @@ def test_achat_inside_a_running_loop(replay, session):
 
     results = asyncio.run(main())
     assert [r.text for r in results] == ["答案是 4。"] * 5
+
+
+FAKE_KEY = "sk-test-ECHOED-0123456789abcdef"
+
+
+def _nowhere(key: str, *texts: str) -> None:
+    """``key`` appears in none of ``texts``, nor in the history kept so far."""
+    for text in texts:
+        assert key not in text
+    assert key not in wm.history().astype(str).to_csv()
+
+
+@pytest.mark.parametrize("how", ["explicit", "configure"])
+def test_a_key_the_server_echoes_is_masked_in_the_error_and_history(replay, session, how):
+    kw = {"api_key": FAKE_KEY} if how == "explicit" else {}
+    if how == "configure":
+        wm.configure(base_url=replay.base_url, api_key=FAKE_KEY, max_retries=0)
+    with pytest.raises(errors.AuthenticationError) as caught:
+        ask(replay, "ark_r1", headers={"X-Replay-Status": "401", "X-Replay-Error": "echo-key"}, **kw)
+    assert replay.headers[-1]["authorization"] == f"Bearer {FAKE_KEY}"  # it was sent, and echoed
+    e = caught.value
+    assert "invalid token sk-…ef" in e.message  # the server's words kept, the key masked
+    _nowhere(FAKE_KEY, str(e), repr(e), e.message, repr(e.body), repr(wm.last().error), repr(wm.last().raw))
+
+
+@pytest.mark.parametrize("how", ["explicit", "configure"])
+def test_a_key_with_a_trailing_newline_is_stripped(replay, session, how):
+    key = FAKE_KEY + "\n"  # wm.configure(api_key=open(path).read())
+    if how == "configure":
+        wm.configure(base_url=replay.base_url, api_key=key)
+    r = ask(replay, "ark_r1", **({"api_key": key} if how == "explicit" else {}))
+    assert r.complete and replay.headers[-1]["authorization"] == f"Bearer {FAKE_KEY}"
+
+
+@pytest.mark.parametrize("inner", ["\n", "\r", " ", "\t", "\u200b", "é", "\x00"])
+@pytest.mark.parametrize("how", ["explicit", "configure"])
+def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(replay, session, how, inner):
+    key = FAKE_KEY[:12] + inner + FAKE_KEY[12:]
+    sent = len(replay.requests)
+    with pytest.raises(errors.InvalidParameterError, match="api_key is not allowed") as caught:
+        if how == "configure":
+            wm.configure(base_url=replay.base_url, api_key=key)
+        ask(replay, "ark_r1", api_key=key)
+    e = caught.value
+    assert e.param == "api_key" and e.value is None
+    _nowhere(FAKE_KEY[12:], str(e), repr(e))
+    assert len(replay.requests) == sent  # refused before sending

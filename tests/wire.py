@@ -213,7 +213,8 @@ class ReplayServer:
     """A starlette app on 127.0.0.1 that answers each request with the fixture named in ``X-Replay``.
 
     ``X-Replay-Status`` returns that status with a JSON error body instead (as real servers do before a stream):
-    the body named by ``X-Replay-Error`` (``ERROR_BODIES``) or a generic one; ``X-Replay-Retry-After-Ms`` adds a
+    the body named by ``X-Replay-Error`` (``ERROR_BODIES``, or ``echo-key``: one quoting the bearer token) or a
+    generic one; ``X-Replay-Retry-After-Ms`` adds a
     ``retry-after-ms`` header. With ``X-Replay-Times: N`` only the first N requests carrying the same
     ``X-Replay-Key`` get the status; later ones are answered with the ``X-Replay`` fixture (a retried request).
     ``X-Replay`` may also name a ``RAW_FIXTURES`` entry (a 200 that is no completion).
@@ -250,6 +251,9 @@ class ReplayServer:
                 if "x-replay-retry-after-ms" in request.headers:
                     extra["retry-after-ms"] = request.headers["x-replay-retry-after-ms"]
                 error = request.headers.get("x-replay-error")
+                if error == "echo-key":  # a proxy that quotes the bearer token back in its error (one-api style)
+                    token = request.headers.get("authorization", "").removeprefix("Bearer ")
+                    return JSONResponse({"error": {"message": f"invalid token {token}"}}, status_code=int(status))
                 if error:
                     return Response(ERROR_BODIES[error], int(status), extra, media_type="application/json")
                 return JSONResponse(

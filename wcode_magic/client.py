@@ -436,6 +436,8 @@ class _Call:
         marks the Response "error", not "incomplete", with the exception's message in ``.error``, so ``wm.last()``
         and the history say what went wrong. A broken stream stays "incomplete" unless the server sent an error.
         """
+        if self.key is not None:  # the server's or httpx's words may echo the key: never pass it on
+            _scrub_error(e, self.response, self.key)
         if self.response.error is None and not isinstance(e, errors.StreamError):
             self.response.error = {"message": e.message, "code": e.status, "type": type(e).__name__}
         if self.response.latency_s is None:
@@ -449,6 +451,26 @@ class _Call:
         if not self.response.complete:
             self.response.finish(complete=False, stopped=True)
         return self.response
+
+
+def _scrubbed(value: Any, key: Secret) -> Any:
+    """``value`` (text, or JSON made of dicts and lists) with the key masked wherever it appears."""
+    if isinstance(value, str):
+        return key.scrub(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, key) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, key) for v in value]
+    return value
+
+
+def _scrub_error(e: errors.WcodeError, response: Response, key: Secret) -> None:
+    """Mask the key in an error's message and body and in the Response's error, before anyone sees them."""
+    e.message = key.scrub(e.message)
+    e.args = tuple(_scrubbed(a, key) for a in e.args)
+    e.body = _scrubbed(e.body, key)
+    if response.error is not None:
+        response.error = _scrubbed(response.error, key)
 
 
 # Failures before a response arrived, safe to retry: no answer was produced (WriteError: the body was not sent).

@@ -24,13 +24,39 @@ WCODE_HOST = "wcode.net"
 KEY_URL = "https://wcode.net/get-apikey"  # seeds/*: where a key is obtained
 
 
+def clean_key(value: str, name: str = "api_key") -> str:
+    """The key without surrounding whitespace (a key read from a file ends in a newline); a key with whitespace,
+    control or non-ASCII characters inside cannot go in an HTTP header, so it is refused, never shown."""
+    text = value.strip()
+    bad = next((c for c in text if not (33 <= ord(c) <= 126)), None)
+    if not text or bad is not None:
+        why = "is empty" if not text else f"contains {_char_name(bad)}"  # type: ignore[arg-type]
+        raise InvalidParameterError(
+            f"{name} is not allowed as given: it {why}. A key is one word of printable ASCII characters; "
+            "check that it was copied whole, without a line break or a stray character.",
+            param=name,
+        )
+    return text
+
+
+def _char_name(c: str) -> str:
+    if c.isspace():
+        return "whitespace (a space or line break)"
+    if ord(c) < 32 or ord(c) == 127:
+        return f"a control character (U+{ord(c):04X})"
+    return f"a non-ASCII character (U+{ord(c):04X})"
+
+
 class Secret:
-    """A string that never prints itself: safe in reprs, logs, tracebacks and saved notebooks."""
+    """A string that never prints itself: safe in reprs, logs, tracebacks and saved notebooks.
+
+    Surrounding whitespace is dropped and a key that could not go in a header is refused (``clean_key``).
+    """
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
-        self._value = value
+    def __init__(self, value: str, name: str = "api_key") -> None:
+        self._value = clean_key(value, name)
 
     def reveal(self) -> str:
         return self._value
@@ -38,6 +64,13 @@ class Secret:
     def masked(self) -> str:
         v = self._value
         return f"{v[:3]}…{v[-2:]}" if len(v) > 12 else "****"
+
+    def scrub(self, text: str) -> str:
+        """``text`` with this key replaced by its mask: for messages built from an exception's or a server's
+        words, which may echo the key. Keys shorter than 8 characters ('EMPTY', 'x') are placeholders for
+        servers that check none, and replacing them would garble the message."""
+        v = self._value
+        return text.replace(v, self.masked()) if len(v) >= 8 and v in text else text
 
     def __repr__(self) -> str:
         return f"Secret({self.masked()!r})"
@@ -67,6 +100,7 @@ def key_file() -> Path:
 
 def save_key(key: str) -> Path:
     """Store the key for later sessions in a file only the user can read (mode 0600)."""
+    key = clean_key(key, "the key")
     path = key_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
@@ -89,12 +123,12 @@ def stored_key() -> Secret | None:
     """The key from ``WCODE_API_KEY`` or, failing that, the key file."""
     env = os.environ.get("WCODE_API_KEY", "").strip()
     if env:
-        return Secret(env)
+        return Secret(env, "WCODE_API_KEY")
     path = key_file()
     if path.exists():
         text = path.read_text().strip()
         if text:
-            return Secret(text)
+            return Secret(text, f"the key in {path}")
     return None
 
 
@@ -162,7 +196,7 @@ def _check_key(value: Any, name: str) -> Any:
             "string, or None.",
             param=name,
         )
-    return value
+    return Secret(value, name) if isinstance(value, str) else value
 
 
 def _check_retries(value: Any, name: str) -> int:
@@ -280,7 +314,7 @@ class Settings:
         session at some other server never leaks it.
         """
         if api_key is not None:
-            return api_key if isinstance(api_key, Secret) else Secret(api_key)
+            return api_key if isinstance(api_key, Secret) else _check_key(api_key, "api_key")
         if self.api_key is not None and (self.base_url is None or self.base_url.rstrip("/") == base_url):
             return self.api_key
         if is_wcode(base_url):
