@@ -238,3 +238,32 @@ def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(replay, 
     assert e.param == "api_key" and e.value is None
     _nowhere(FAKE_KEY[12:], str(e), repr(e))
     assert len(replay.requests) == sent  # refused before sending
+
+
+def test_a_configured_key_stays_with_its_server(replay, session, monkeypatch, local_url):
+    from wcode_magic import commands
+    from wcode_magic.settings import WCODE_BASE_URL
+
+    monkeypatch.setenv("WCODE_API_KEY", "sk-test-STORED-WCODE-0000")
+    other = "sk-test-OTHER-SERVER-1111"
+    wm.configure(base_url=replay.base_url, api_key=other)
+    ask(replay, "ark_r1")
+    assert replay.headers[-1]["authorization"] == f"Bearer {other}"
+    for switch in (wm.use_wcode, lambda: commands.dispatch("use wcode"), wm.auto):
+        switch()
+        assert session.base_url == WCODE_BASE_URL
+        assert session.key_for(WCODE_BASE_URL, None).reveal() == "sk-test-STORED-WCODE-0000"
+    wm.use_local()
+    assert session.key_for(session.base_url, None) is None
+    wm.configure(base_url=replay.base_url)  # back to the key's own server: it goes there again
+    ask(replay, "ark_r1")
+    assert replay.headers[-1]["authorization"] == f"Bearer {other}"
+    wm.configure(base_url=local_url, api_key="sk-test-LOCAL-KEY-2222")  # a key for the local server ...
+    ask(replay, "ark_r1")  # ... is not sent to another one
+    assert "authorization" not in replay.headers[-1]
+    wm.configure(base_url=None, api_key="sk-test-NO-SERVER-3333")  # configured with no server: the default one
+    assert session.key_for(replay.base_url, None).reveal() == "sk-test-NO-SERVER-3333"
+    assert session.key_for(WCODE_BASE_URL, None).reveal() == "sk-test-NO-SERVER-3333"
+    wm.configure(base_url=replay.base_url)
+    ask(replay, "ark_r1")
+    assert "authorization" not in replay.headers[-1]

@@ -249,6 +249,8 @@ class Settings:
     max_retries: int = 3
     retry_cap_s: float = 60.0
     history: bool = True
+    # the server ``api_key`` was configured with (its base_url then; None: the default server); it goes only there
+    api_key_server: str | None = None
     _listeners: list[Callable[[str, Any], None]] = field(default_factory=list, repr=False)
 
     def subscribe(self, listener: Callable[[str, Any], None]) -> Callable[[], None]:
@@ -271,6 +273,9 @@ class Settings:
 
     def update(self, **kw: Any) -> None:
         """Set fields or parameters by name, validating each; listeners hear of every change."""
+        if "api_key" in kw:  # the key belongs to the server configured with it, in this call or before
+            server = kw.get("base_url", self.base_url)
+            self.api_key_server = None if kw["api_key"] is None or not server else server.rstrip("/")
         for name, value in kw.items():
             if name in ("model", "base_url", "system"):
                 setattr(self, name, value)
@@ -309,17 +314,30 @@ class Settings:
     def key_for(self, base_url: str, api_key: str | Secret | None) -> Secret | None:
         """The key to send to ``base_url``.
 
-        An explicit key goes wherever the caller sends it. A key given to ``configure`` goes to the configured
-        server. The stored key (environment or key file) goes only to the wcode host, so pointing the
-        session at some other server never leaks it.
+        An explicit key goes wherever the caller sends it. A key given to ``configure`` goes only to the server
+        it was configured with (``api_key_server``): switching the session to another server (``use_wcode``,
+        ``use_local``, ``auto``, ``configure(base_url=...)``) leaves it behind, and switching back picks it up
+        again. A key configured while no base_url was set goes wherever the session sends requests while it
+        still has none, and to the default server (``WCODE_BASE_URL`` or wcode.net). The stored key
+        (environment or key file) goes only to the wcode host, so pointing the session at some other server
+        never leaks it.
         """
         if api_key is not None:
             return api_key if isinstance(api_key, Secret) else _check_key(api_key, "api_key")
-        if self.api_key is not None and (self.base_url is None or self.base_url.rstrip("/") == base_url):
+        if self.api_key is not None and self._owns_key(base_url.rstrip("/")):
             return self.api_key
         if is_wcode(base_url):
             return stored_key()
         return None
+
+    def _owns_key(self, base_url: str) -> bool:
+        """Whether the configured key belongs to ``base_url`` (see ``key_for``)."""
+        if self.api_key_server is not None:
+            return base_url == self.api_key_server
+        if not self.base_url:
+            return True
+        env = os.environ.get("WCODE_BASE_URL", "").strip().rstrip("/")
+        return base_url == (env or WCODE_BASE_URL)
 
 
 SESSION = Settings()
