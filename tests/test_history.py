@@ -208,3 +208,27 @@ def test_threads_share_the_writer(data_dir) -> None:
         history.record(make_response("main again"))
     prompts = sorted(m[0]["content"] for m in history.history()["messages"])
     assert prompts == sorted(["himain", "himain again", *(f"hit{i}" for i in range(4))])
+
+
+def test_lone_surrogates_are_recorded_and_read_back(data_dir) -> None:
+    """A byte-level token with a lone surrogate (protocol.md) in the logprobs, the messages and the answer: SQLite
+    takes no such text, yet the exchange is kept (the JSON columns give the token back as sent)."""
+    from wcode_magic.stream import loads
+
+    request = {"model": "x/y", "messages": [{"role": "user", "content": "say \udce2"}], "logprobs": True}
+    r = Response(request, base_url="http://127.0.0.1:1/v1")
+    raw = (
+        '{"id":"a","model":"x/y","choices":[{"index":0,"delta":{"content":"\\u00e2\\udce2"},"logprobs":{"content":'
+        '[{"token":"\\udce2","logprob":-0.3,"bytes":[226],"top_logprobs":[{"token":"\\udce2","logprob":-0.3,'
+        '"bytes":[226]}]}]}}]}'
+    )
+    r.feed(loads(raw), raw=raw)
+    r.finish(complete=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        history.record(r)
+    row = wm.history().iloc[-1]
+    assert row["logprobs"][0]["token"] == "\udce2" and row["logprobs"][0]["bytes"] == [226]
+    assert row["logprobs"][0]["top_logprobs"][0]["token"] == "\udce2"
+    assert row["messages"] == [{"role": "user", "content": "say \udce2"}]
+    assert row["text"] == "\u00e2\ufffd"

@@ -151,10 +151,30 @@ def _close_writer() -> None:
         _WRITER.close()
 
 
+def _storable(value: Any, is_json: bool) -> Any:
+    """A column's value as SQLite takes it: text it can encode as UTF-8.
+
+    A lone surrogate (a byte-level token some servers send, protocol.md) cannot be: JSON columns then escape it
+    (``\\udcxx``, read back as the same character) and plain text gets U+FFFD in its place.
+    """
+    if is_json and value is not None:
+        text = json.dumps(value, ensure_ascii=False)
+        return text if _encodable(text) else json.dumps(value, ensure_ascii=True)
+    if isinstance(value, str) and not _encodable(value):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _insert(row: dict[str, Any]) -> None:
-    values = [
-        json.dumps(row[c], ensure_ascii=False) if c in _JSON and row[c] is not None else row[c] for c in ALL_COLUMNS
-    ]
+    values = [_storable(row[c], c in _JSON) for c in ALL_COLUMNS]
     values[ALL_COLUMNS.index("complete")] = int(bool(row["complete"]))
     path = db_path()
     with _WRITER.lock:

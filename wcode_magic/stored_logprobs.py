@@ -49,8 +49,9 @@ def dumps(columns: LogprobColumns | None) -> str | None:
     }
     try:
         return orjson.dumps(doc).decode()
-    except TypeError:  # a byte-level token with a lone surrogate: orjson refuses it, the standard library writes it
-        return json.dumps(doc, ensure_ascii=False)
+    except TypeError:  # a byte-level token with a lone surrogate: orjson refuses it, the standard library writes
+        # it as a \udcxx escape (ASCII, so SQLite takes the text; json.loads gives the same token back)
+        return json.dumps(doc, ensure_ascii=True)
 
 
 def loads(text: str | None) -> list[dict[str, Any]] | None:
