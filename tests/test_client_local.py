@@ -236,11 +236,43 @@ def test_a_bad_timeout_is_rejected_before_sending(local_url, session, timeout):
     assert info.value.param == "timeout" and "a positive number of seconds, or None" in info.value.message
 
 
-@pytest.mark.parametrize("base_url", ["not a url", "ftp://example.com/v1", "localhost:8000/v1", "http://", 123])
+BAD_URLS = [
+    "not a url",
+    "ftp://example.com/v1",
+    "localhost:8000/v1",
+    "http://",
+    123,
+    "http://[::1/v1",  # urlsplit: ValueError
+    "http://a..b/v1",  # an empty label: UnicodeError at lookup
+    "http://xn--/v1",  # idna: IDNAError
+    "http://a\x01b/v1",  # httpx: InvalidURL
+    "http://\u00e9x\x00.com/v1",
+]
+
+
+@pytest.mark.parametrize("base_url", BAD_URLS)
 def test_a_bad_base_url_is_rejected_before_sending(session, base_url):
     with pytest.raises(errors.InvalidParameterError, match="base_url") as info:
         wm.chat("hi", model="local", base_url=base_url)
     assert info.value.param == "base_url" and "http:// or https:// URL" in info.value.message
+    assert info.value.value == base_url
+
+
+@pytest.mark.parametrize("base_url", BAD_URLS[5:])
+def test_a_base_url_python_or_httpx_cannot_read_is_named_everywhere(session, base_url):
+    """configure, a session base_url at call time (wm.chat, the route %%chat takes) and wm.compare name it."""
+    from wcode_magic import run
+
+    with pytest.raises(errors.InvalidParameterError, match="base_url") as info:
+        wm.configure(base_url=base_url)
+    assert info.value.value == base_url and session.base_url is None
+    session.update(base_url=base_url)  # the panel's text box writes without checking
+    for call in (lambda: wm.chat("hi", model="local"), lambda: run.route("local/ngram")):
+        with pytest.raises(errors.InvalidParameterError, match="base_url") as info:
+            call()
+        assert info.value.param == "base_url"
+    frame = wm.compare("hi", models=["local"], max_tokens=3)
+    assert "base_url" in frame["error"].iloc[0]
 
 
 @pytest.mark.parametrize(

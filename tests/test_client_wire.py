@@ -267,3 +267,20 @@ def test_a_configured_key_stays_with_its_server(replay, session, monkeypatch, lo
     wm.configure(base_url=replay.base_url)
     ask(replay, "ark_r1")
     assert "authorization" not in replay.headers[-1]
+
+
+def test_a_wcode_model_after_use_local_goes_to_wcode_from_every_entry_point(replay, session, monkeypatch):
+    """The bundled local server serves only local/* models: wm.chat/achat/compare follow the rule %%chat and the
+    panel follow (Settings.route), and a wcode model goes to wcode.net (here WCODE_BASE_URL, the replay server)."""
+    from wcode_magic import catalog, run
+
+    monkeypatch.setenv("WCODE_BASE_URL", replay.base_url)
+    local_url = wm.use_local()
+    r1 = catalog.resolve("r1")
+    assert run.route(r1) == replay.base_url
+    r = ask(replay, "ark_r1", base_url=None, model="r1")
+    assert r.complete and r.base_url == replay.base_url and replay.requests[-1]["model"] == r1
+    sent = len(replay.requests)
+    frame = wm.compare("hi", models=["local", "r1"], max_tokens=3, headers={"X-Replay": "ark_r1"})
+    assert frame["error"].isna().all() and len(replay.requests) == sent + 1
+    assert session.resolve_base_url(None, "local/ngram") == local_url

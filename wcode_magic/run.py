@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
-from . import catalog, client, errors, flags
+from . import client, errors, flags
 from .conversations import CONVERSATIONS, Conversation
 from .interpolate import interpolate
 from .live import CodeText, NotebookView, PlainText, TerminalView, View, code_blocks, is_rich
 from .response import Response
-from .settings import SESSION, WCODE_BASE_URL
+from .settings import SESSION
 
 TICK_S = 0.05
 
@@ -62,12 +61,6 @@ def make_view(shell: Any, fmt: str) -> View:
     return NotebookView(fmt) if is_rich(shell) else TerminalView()
 
 
-def _is_loopback(url: str | None) -> bool:
-    from urllib.parse import urlsplit
-
-    return bool(url) and (urlsplit(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
-
-
 def is_bundled_local(url: str | None) -> bool:
     """True when ``url`` is this process's bundled local server (``wm.use_local()``, ``%wcode use local``)."""
     from . import local
@@ -79,27 +72,11 @@ def is_bundled_local(url: str | None) -> bool:
 def route(model_id: str) -> str | None:
     """The server for one call when the session's own cannot serve its model; None means the session's.
 
-    Two servers are built in and each serves only its own models: the bundled local server the ``local/*`` ones,
-    wcode.net the catalog's other models. So:
-
-    - a ``local/*`` model goes to the bundled server while the session points at a server that is not on this
-      machine (a loopback one may be ``wcode-magic serve`` in another process, which serves them too);
-    - a wcode catalog model goes to wcode.net while the session points at this process's bundled local server,
-      which would answer 404: ``%%chat -m deepseek-r1`` after ``%wcode use local`` or ``wm.auto()``.
-
-    Any other server the user configured gets every model as asked (it may serve ids the catalog does not know),
-    and without a configured server the client picks by model anyway.
+    The one rule, shared with wm.chat/achat/compare/batch, is ``Settings.route`` (see its docstring): a
+    ``local/*`` model goes to the bundled server while the session points off this machine, and a wcode catalog
+    model goes to wcode.net while the session points at this process's bundled local server.
     """
-    entry = catalog.lookup(model_id)
-    if entry is None:
-        return None
-    if entry.local and SESSION.base_url and not _is_loopback(SESSION.base_url):
-        from . import local
-
-        return local.start()
-    if not entry.local and is_bundled_local(SESSION.base_url):
-        return (os.environ.get("WCODE_BASE_URL") or WCODE_BASE_URL).rstrip("/")
-    return None
+    return SESSION.route(model_id)
 
 
 def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: bool) -> Call:
@@ -293,7 +270,10 @@ def _prepare_cell(shell: Any, magic: str, line: str, cell: str | None) -> tuple[
             options, text = flags.parse(line), cell or ""
     except (flags.FlagError, errors.InvalidParameterError) as e:
         raise CellError(f"%%{magic.split('-')[0]}: {e}") from None
-    call = prepare(shell, options, text, conversation=magic == "chat")
+    try:
+        call = prepare(shell, options, text, conversation=magic == "chat")
+    except errors.InvalidParameterError as e:  # a session base_url that is no URL, found by route()
+        raise CellError(f"%%{magic.split('-')[0]}: {e.message}") from None
     return call, make_view(shell, options.format)
 
 

@@ -149,12 +149,7 @@ def check_base_url(value: Any, name: str = "base_url") -> str:
     text = value.strip() if isinstance(value, str) else None
     ok = bool(text) and not any(c.isspace() for c in text)  # type: ignore[union-attr]
     if ok:
-        parts = urlsplit(text)
-        try:
-            parts.port  # noqa: B018  (raises on a port that is no number)
-        except ValueError:
-            ok = False
-        ok = ok and parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        ok = _parses(text)  # type: ignore[arg-type]
     if not ok:
         raise InvalidParameterError(
             f"{name}={value!r} is not allowed: {name} takes an http:// or https:// URL such as "
@@ -163,6 +158,25 @@ def check_base_url(value: Any, name: str = "base_url") -> str:
             value=value,
         )
     return text.rstrip("/")  # type: ignore[union-attr]
+
+
+def _parses(text: str) -> bool:
+    """Whether ``text`` is an http(s) URL with a host that both urllib and httpx read, and whose host name can be
+    looked up: an unclosed ``[``, an empty label (``a..b``), a bad ``xn--`` label or a control character raise
+    ValueError, UnicodeError or httpx.InvalidURL only when a request is made otherwise."""
+    import httpx
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  (raises on a port that is no number)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            return False
+        host = httpx.URL(text).host
+        if not host.startswith("[") and ":" not in host:  # not an IPv6 address: DNS needs every label
+            host.encode("idna")
+    except (ValueError, UnicodeError, httpx.InvalidURL):
+        return False
+    return True
 
 
 def check_seconds(value: Any, name: str, *, none_ok: bool = False, zero_ok: bool = False) -> float | None:
@@ -295,14 +309,15 @@ class Settings:
         return catalog.resolve(chosen)
 
     def resolve_base_url(self, base_url: str | None, model_id: str) -> str:
-        """Explicit > configured > a local model's own server > WCODE_BASE_URL > wcode.net.
+        """Explicit > ``route`` > configured > a local model's own server > WCODE_BASE_URL > wcode.net.
 
         Whichever is used is checked to be an http(s) URL, and a bad one is named with where it came from.
+        wm.chat/achat/compare/batch, ``%%chat`` and the panel all pick their server here.
         """
         if base_url is not None and base_url != "":
             return check_base_url(base_url)
         if self.base_url:
-            return check_base_url(self.base_url)
+            return self.route(model_id) or check_base_url(self.base_url)
         entry = catalog.lookup(model_id)
         if entry is not None and entry.local:
             from . import local
@@ -310,6 +325,38 @@ class Settings:
             return local.start()
         env = os.environ.get("WCODE_BASE_URL")
         return check_base_url(env, "WCODE_BASE_URL") if env else WCODE_BASE_URL
+
+    def route(self, model_id: str) -> str | None:
+        """The server for one call when the session's own cannot serve its model; None means the session's.
+
+        Two servers are built in and each serves only its own models: the bundled local server the ``local/*``
+        ones, wcode.net the catalog's other models. So:
+
+        - a ``local/*`` model goes to the bundled server while the session points at a server that is not on this
+          machine (a loopback one may be ``wcode-magic serve`` in another process, which serves them too);
+        - a wcode catalog model goes to wcode.net (or ``WCODE_BASE_URL``) while the session points at this
+          process's bundled local server, which would answer 404: ``wm.chat(model="r1")`` or ``%%chat -m r1``
+          after ``wm.use_local()``, ``%wcode use local`` or a key-less ``wm.auto()``.
+
+        Any other server the user configured gets every model as asked (it may serve ids the catalog does not
+        know), and without a configured server ``resolve_base_url`` picks by model anyway. A configured base_url
+        that is no usable URL raises InvalidParameterError naming it.
+        """
+        if not self.base_url:
+            return None
+        configured = check_base_url(self.base_url)
+        entry = catalog.lookup(model_id)
+        if entry is None:
+            return None
+        from . import local
+
+        if entry.local and urlsplit(configured).hostname not in ("127.0.0.1", "localhost", "::1"):
+            return local.start()
+        running = local.base_url()
+        if not entry.local and running is not None and configured == running.rstrip("/"):
+            env = os.environ.get("WCODE_BASE_URL")
+            return check_base_url(env, "WCODE_BASE_URL") if env else WCODE_BASE_URL
+        return None
 
     def key_for(self, base_url: str, api_key: str | Secret | None) -> Secret | None:
         """The key to send to ``base_url``.
