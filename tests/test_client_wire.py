@@ -8,6 +8,7 @@ import time
 import warnings
 
 import pytest
+import wire
 from wire import ask
 
 import wcode_magic as wm
@@ -284,3 +285,22 @@ def test_a_wcode_model_after_use_local_goes_to_wcode_from_every_entry_point(repl
     frame = wm.compare("hi", models=["local", "r1"], max_tokens=3, headers={"X-Replay": "ark_r1"})
     assert frame["error"].isna().all() and len(replay.requests) == sent + 1
     assert session.resolve_base_url(None, "local/ngram") == local_url
+
+
+@pytest.mark.parametrize("n", range(len(wire.WRONG_SHAPES)))
+def test_a_json_object_of_the_wrong_shape_is_a_stream_error(replay, session, n):
+    """``{"choices":[null]}``, ``"delta":"x"``, ``"content":5``...: a StreamError keeping what arrived, and the
+    Response notified (wm.last(), history) like any other failure; not an AttributeError from deep inside."""
+    with pytest.raises(errors.StreamError, match="malformed") as info:
+        ask(replay, f"wrong_shape_{n}", logprobs=True)
+    r = info.value.partial
+    assert r is wm.last() and r.text.startswith("before ") and not r.complete and r.status == "incomplete"
+    r.logprobs  # noqa: B018  (readable)
+    assert wm.history().iloc[-1]["text"] == r.text
+
+
+@pytest.mark.parametrize("n", range(len(wire.WRONG_SHAPES)))
+def test_a_whole_answer_of_the_wrong_shape_is_a_stream_error(replay, session, n):
+    with pytest.raises(errors.StreamError, match="malformed") as info:
+        ask(replay, f"wrong_shape_whole_{n}", stream=False, logprobs=True)
+    assert info.value.partial is wm.last() and not wm.last().complete

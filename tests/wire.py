@@ -195,6 +195,21 @@ JSON_FIXTURES: dict[str, dict] = {
     p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(FIXTURES.glob("seed_*.json"))
 }
 
+# JSON objects that are no chat completion chunk (r11): each follows a good chunk, streamed as
+# ``wrong_shape_N``; as a whole non-streamed answer it is ``wrong_shape_whole_N``.
+WRONG_SHAPES = [
+    '{"choices":[null]}',
+    '{"choices":"oops"}',
+    '{"choices":[{"delta":"hi"}]}',
+    '{"choices":[{"delta":{"content":5}}]}',
+    '{"choices":[{"delta":{"reasoning":["x"]}}]}',
+    '{"choices":[{"delta":{"content":"a"}}],"usage":"n/a"}',
+    '{"choices":[{"delta":{"content":"a"},"logprobs":{"content":"x"}}]}',
+]
+for _i, _shape in enumerate(WRONG_SHAPES):
+    SSE_FIXTURES[f"wrong_shape_{_i}"] = _sse('{"id":"w","choices":[{"index":0,"delta":{"content":"before "}}]}', _shape)
+    RAW_FIXTURES[f"wrong_shape_whole_{_i}"] = ("application/json", _shape.encode())
+
 
 def sse_chunks(raw: bytes) -> list[dict]:
     """The JSON chunks in an SSE byte fixture (for the pure tests)."""

@@ -27,7 +27,7 @@ from httpx_sse import EventSource
 from . import catalog, errors, params, session
 from .response import Response
 from .settings import KEY_URL, SESSION, Secret, check_seconds, is_wcode
-from .stream import DONE, Event, loads
+from .stream import DONE, SHAPE_ERRORS, Event, loads
 
 T = TypeVar("T")
 OnEvent = Callable[[Event], None]
@@ -370,7 +370,11 @@ class _Call:
             raise self.broken(f"a malformed event arrived: {data[:80]!r}") from None
         if not isinstance(chunk, dict):
             raise self.broken(f"an event arrived that is not a JSON object: {data[:80]!r}")
-        self.emit(self.response.feed(chunk, raw=data))
+        try:
+            events = self.response.feed(chunk, raw=data)
+        except SHAPE_ERRORS:
+            raise self.broken(f"a malformed event arrived (not a chat completion chunk): {data[:80]!r}") from None
+        self.emit(events)
         if self.response.error is not None:
             raise self.broken(f"the server reported an error mid-stream: {error_message(chunk)}")
         return False
@@ -390,7 +394,15 @@ class _Call:
                 f"The server answered with {what}: {raw[:200]!r}. Check that base_url ({self.base_url}) is an "
                 "OpenAI-compatible API (it usually ends in /v1), or run again if it was a passing fault."
             )
-        self.emit(self.response.feed(data))
+        try:
+            events = self.response.feed(data)
+        except SHAPE_ERRORS:
+            self.response.finish(complete=False)
+            raise errors.StreamError(
+                f"The server's answer is malformed (not a chat completion): {raw[:200]!r}. Run again to retry.",
+                partial=self.response,
+            ) from None
+        self.emit(events)
         self.emit(self.response.finish(complete=True))
         if self.response.error is not None:
             raise errors.ServerError(

@@ -31,6 +31,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+_UNKNOWN_ENTRY: dict[str, Any] = {"token": None, "logprob": None, "bytes": None, "top_logprobs": []}
+
+
 @dataclass
 class Usage:
     """Token counts as the server reported them; None where it did not say (never a guessed zero)."""
@@ -214,7 +217,15 @@ class Response:
                     pairs = [item]
                     fix = normalize_entry
                 for segment, entries in pairs:
-                    segments.setdefault(segment, []).extend(map(fix, entries) if normalize else entries)
+                    kept = segments.setdefault(segment, [])
+                    start = len(kept)
+                    try:
+                        kept.extend(map(fix, entries) if normalize else entries)
+                    except (AttributeError, TypeError):  # an entry that is no dict: one with nothing known,
+                        # as in the columns (LogprobColumns.add)
+                        del kept[start:]
+                        good = [e if isinstance(e, dict) else dict(_UNKNOWN_ENTRY, top_logprobs=[]) for e in entries]
+                        kept.extend(map(fix, good) if normalize else good)
         return segments
 
     @property

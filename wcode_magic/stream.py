@@ -51,12 +51,19 @@ class Event(NamedTuple):
 
 
 DONE = "[DONE]"
+# what reading a JSON object of the wrong shape raises, here or while the Response folds it
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 SEGMENTS = ("content", "refusal", "reasoning")  # the logprob lists a choice may carry
 _META_SKIP = frozenset({"choices", "usage", "object", "error"})
 
 
 def chunk_events(chunk: dict[str, Any]) -> list[Event]:
-    """The events in one chunk, in the order a reader should apply them (text before finish and usage)."""
+    """The events in one chunk, in the order a reader should apply them (text before finish and usage).
+
+    A chunk of the wrong shape (``"choices": [null]``, ``"delta": "x"``, ``"content": 5``) raises AttributeError,
+    TypeError, KeyError or IndexError; the client turns those into a StreamError (``SHAPE_ERRORS``). Fields are
+    not checked one by one, which would slow every chunk, except the text, which is joined later.
+    """
     out: list[Event] = []
     if "model" in chunk or "id" in chunk:
         out.append(Event("meta", {k: v for k, v in chunk.items() if k not in _META_SKIP}))
@@ -69,12 +76,16 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
             # "reasoning": "" beside a filled reasoning_content must not hide it
             reasoning = delta.get("reasoning") or delta.get("reasoning_content")
             if reasoning:
+                if reasoning.__class__ is not str:
+                    raise TypeError(f"reasoning is {type(reasoning).__name__}, not text")
                 out.append(Event("reasoning", reasoning))
             details = delta.get("reasoning_details")
             if details:
                 out.append(Event("reasoning_details", details))
             content = delta.get("content")
             if content:
+                if content.__class__ is not str:  # joined into the answer later, where it would fail far from here
+                    raise TypeError(f"content is {type(content).__name__}, not text")
                 out.append(Event("content", content))
             tool_calls = delta.get("tool_calls")
             if tool_calls:
@@ -84,6 +95,8 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
             for segment in SEGMENTS:
                 entries = logprobs.get(segment)
                 if entries:
+                    if entries.__class__ is not list:
+                        raise TypeError(f"logprobs.{segment} is {type(entries).__name__}, not a list")
                     out.append(Event("logprobs", (segment, entries)))
         finish = choice.get("finish_reason")
         if finish:
