@@ -132,3 +132,22 @@ def test_a_local_model_goes_to_the_bundled_server_unless_the_session_is_on_this_
     assert run.route("local/ngram") is None
     session.update(base_url=None)
     assert run.route("local/ngram") is None  # the client picks the local server by model anyway
+
+
+@pytest.mark.parametrize("url", ["http://a..b/v1", "http://[::1/v1", "ftp://example.com/v1", "not a url"])
+def test_set_base_url_is_checked_when_set(session, url):
+    before = session.base_url
+    with pytest.raises(CellError, match=r"%wcode set: .*base_url"):
+        commands.dispatch(f"set base_url={url}")
+    assert session.base_url == before
+    assert commands.dispatch("set base_url=http://127.0.0.1:8000/v1").startswith("Set")
+    assert session.base_url == "http://127.0.0.1:8000/v1"
+
+
+def test_config_says_where_a_configured_key_goes(session):
+    import wcode_magic as wm
+
+    wm.configure(base_url="http://127.0.0.1:8000/v1", api_key="sk-test-configured-0000000000")
+    wm_session.use_wcode()
+    text = commands.dispatch("config")
+    assert "sent to http://127.0.0.1:8000/v1 only" in text and "sk-test-configured" not in text

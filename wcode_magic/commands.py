@@ -19,7 +19,7 @@ from . import catalog, flags, params, session
 from .conversations import CONVERSATIONS
 from .errors import InvalidParameterError
 from .run import CellError, is_bundled_local
-from .settings import SESSION, clear_key, key_file, key_source, save_key, stored_key
+from .settings import SESSION, check_base_url, clear_key, key_file, key_source, save_key, stored_key
 
 _SETTINGS_BOOL = ("history",)
 _SETTINGS_FLOAT = ("gap_timeout", "connect_timeout", "retry_cap_s")
@@ -89,7 +89,11 @@ def _setting_value(name: str, text: str) -> Any:
     if name in _SETTINGS_INT:
         return params.Param(name, "int", "", "", min=0, max=10).parse(text)
     if name in _SETTINGS_TEXT:
-        return catalog.resolve(text) if name == "model" else text or None
+        if name == "model":
+            return catalog.resolve(text)
+        if name == "base_url" and text:
+            return check_base_url(text)  # refused now, not at the next chat
+        return text or None
     if name == "api_key":
         raise InvalidParameterError("Set the key with `%wcode key` (asked without echo), never on a command line.")
     return params.get(name).parse(text)
@@ -148,7 +152,8 @@ def config(args: list[str]) -> str:
 
     _no_args("config", args)
     if SESSION.api_key is not None:
-        key = f"{SESSION.api_key.masked()} (wm.configure), sent to {SESSION.base_url or 'the configured server'}"
+        server = SESSION.api_key_server or SESSION.base_url or "the default server"
+        key = f"{SESSION.api_key.masked()} (wm.configure), sent to {server} only"
     elif stored_key() is not None:
         key = f"{stored_key().masked()} from {key_source()}, sent to wcode.net only"  # type: ignore[union-attr]
     else:
