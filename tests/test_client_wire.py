@@ -265,9 +265,15 @@ def test_a_configured_key_stays_with_its_server(replay, session, monkeypatch, lo
     wm.configure(base_url=None, api_key="sk-test-NO-SERVER-3333")  # configured with no server: the default one
     assert session.key_for(replay.base_url, None).reveal() == "sk-test-NO-SERVER-3333"
     assert session.key_for(WCODE_BASE_URL, None).reveal() == "sk-test-NO-SERVER-3333"
-    wm.configure(base_url=replay.base_url)
+    assert "sent to https://wcode.net/api/gpt/v1 only" in commands.dispatch("config")
+    wm.use_local()  # not a configure: the key still waits for its server, and does not go to the local one
+    assert session.key_for(session.base_url, None) is None
+    wm.configure(base_url=replay.base_url)  # key first, then URL: the two-step setup of one server
     ask(replay, "ark_r1")
-    assert "authorization" not in replay.headers[-1]
+    assert replay.headers[-1]["authorization"] == "Bearer sk-test-NO-SERVER-3333"
+    assert f"sent to {replay.base_url} only" in commands.dispatch("config")
+    wm.configure(base_url=local_url)  # a second server later does not get it
+    assert session.key_for(local_url, None) is None
 
 
 def test_a_wcode_model_after_use_local_goes_to_wcode_from_every_entry_point(replay, session, monkeypatch):
@@ -304,3 +310,25 @@ def test_a_whole_answer_of_the_wrong_shape_is_a_stream_error(replay, session, n)
     with pytest.raises(errors.StreamError, match="malformed") as info:
         ask(replay, f"wrong_shape_whole_{n}", stream=False, logprobs=True)
     assert info.value.partial is wm.last() and not wm.last().complete
+
+
+def test_an_echo_cut_off_inside_the_key_is_masked_too():
+    from wcode_magic.settings import Secret
+
+    key = Secret(FAKE_KEY)
+    for cut in (8, 12, len(FAKE_KEY) - 1):
+        text = key.scrub(f"The server answered with something that is not JSON: b'...token={FAKE_KEY[:cut]}'")
+        assert FAKE_KEY[:cut] not in text and key.masked() in text
+    assert Secret("EMPTY").scrub("EMPTY key") == "EMPTY key"  # placeholders for servers that check none
+
+
+def test_a_stored_key_that_cannot_be_sent_is_reported_and_the_local_model_used(session, monkeypatch):
+    from wcode_magic import commands
+
+    monkeypatch.setenv("WCODE_API_KEY", FAKE_KEY[:12] + " " + FAKE_KEY[12:])
+    said = wm.auto()
+    assert said.startswith("The stored key cannot be used") and "whitespace" in said
+    assert session.base_url == wm.local.base_url()
+    text = commands.dispatch("config")
+    assert "unusable:" in text and "whitespace" in text
+    _nowhere(FAKE_KEY[12:], said, text)

@@ -146,16 +146,24 @@ def unset(args: list[str]) -> str:
     return "Unset " + ", ".join(args) + "."
 
 
+def _stored_key_or_problem() -> str | None:
+    """The stored key as config shows it (masked, with its source), what is wrong with it, or None."""
+    try:
+        key = stored_key()
+    except InvalidParameterError as e:  # the message never holds the key
+        return f"unusable: {e.message}"
+    return None if key is None else f"{key.masked()} from {key_source()}, sent to wcode.net only"
+
+
 def config(args: list[str]) -> str:
     """The session's settings; the key only masked, with where it comes from."""
     from .history_store import db_path, enabled
 
     _no_args("config", args)
     if SESSION.api_key is not None:
-        server = SESSION.api_key_server or SESSION.base_url or "the default server"
-        key = f"{SESSION.api_key.masked()} (wm.configure), sent to {server} only"
-    elif stored_key() is not None:
-        key = f"{stored_key().masked()} from {key_source()}, sent to wcode.net only"  # type: ignore[union-attr]
+        key = f"{SESSION.api_key.masked()} (wm.configure), sent to {SESSION.key_home()} only"
+    elif (stored := _stored_key_or_problem()) is not None:
+        key = stored
     else:
         key = "none (set one with %wcode key, or use the local model: %wcode use local)"
     hist = f"on, {db_path()}" if enabled() else "off"

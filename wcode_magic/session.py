@@ -7,7 +7,7 @@ local model, and either way they say which, so nobody mistakes the local n-gram 
 from __future__ import annotations
 
 from . import catalog
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidParameterError
 from .response import Response
 from .settings import SESSION, WCODE_BASE_URL, key_source, stored_key
 
@@ -54,8 +54,20 @@ def use_wcode(model: str | None = None) -> str:
 
 
 def auto() -> str:
-    """wcode.net when a key is stored (``WCODE_API_KEY`` or ``%wcode key``), else the local model; says which."""
-    if stored_key() is not None:
+    """wcode.net when a key is stored (``WCODE_API_KEY`` or ``%wcode key``), else the local model; says which.
+
+    A stored key that cannot be sent (a space or control character inside) is reported, and the local model used:
+    the notebook still runs top to bottom, and the first output says what to fix.
+    """
+    try:
+        key = stored_key()
+    except InvalidParameterError as e:
+        use_local()
+        return (
+            f"The stored key cannot be used ({e.message}): using the bundled local model ({SESSION.model}) on "
+            f"{SESSION.base_url} until it is fixed (%wcode key stores a new one)."
+        )
+    if key is not None:
         use_wcode()
         return f"Using wcode.net, model {SESSION.model} (key from {key_source()})."
     use_local()

@@ -67,10 +67,18 @@ class Secret:
 
     def scrub(self, text: str) -> str:
         """``text`` with this key replaced by its mask: for messages built from an exception's or a server's
-        words, which may echo the key. Keys shorter than 8 characters ('EMPTY', 'x') are placeholders for
-        servers that check none, and replacing them would garble the message."""
+        words, which may echo the key. A message quoting a cut-off excerpt (``raw[:200]``) can end inside the
+        key, so its longest start found in the text (8 characters or more) is masked too. Keys shorter than 8
+        characters ('EMPTY', 'x') are placeholders for servers that check none, and replacing them would garble
+        the message."""
         v = self._value
-        return text.replace(v, self.masked()) if len(v) >= 8 and v in text else text
+        if len(v) < 8:
+            return text
+        text = text.replace(v, self.masked())
+        for n in range(len(v) - 1, 7, -1):  # an echo cut off inside the key
+            if v[:n] in text:
+                return text.replace(v[:n], self.masked())
+        return text
 
     def __repr__(self) -> str:
         return f"Secret({self.masked()!r})"
@@ -363,9 +371,10 @@ class Settings:
 
         An explicit key goes wherever the caller sends it. A key given to ``configure`` goes only to the server
         it was configured with (``api_key_server``): switching the session to another server (``use_wcode``,
-        ``use_local``, ``auto``, ``configure(base_url=...)``) leaves it behind, and switching back picks it up
-        again. A key configured while no base_url was set goes wherever the session sends requests while it
-        still has none, and to the default server (``WCODE_BASE_URL`` or wcode.net). The stored key
+        ``use_local``, ``auto``, a second ``configure(base_url=...)``) leaves it behind, and switching back picks
+        it up again. A key configured while no base_url was set belongs to the first server then given to
+        ``configure`` (the two-step setup: key, then URL); until then it goes wherever the session sends requests
+        while it has no base_url, and to the default server (``WCODE_BASE_URL`` or wcode.net). The stored key
         (environment or key file) goes only to the wcode host, so pointing the session at some other server
         never leaks it.
         """
@@ -377,14 +386,19 @@ class Settings:
             return stored_key()
         return None
 
+    def key_home(self) -> str:
+        """The server the configured key is for (see ``key_for``): the one it was configured with, else the
+        default server."""
+        if self.api_key_server is not None:
+            return self.api_key_server
+        env = os.environ.get("WCODE_BASE_URL", "").strip().rstrip("/")
+        return env or WCODE_BASE_URL
+
     def _owns_key(self, base_url: str) -> bool:
         """Whether the configured key belongs to ``base_url`` (see ``key_for``)."""
-        if self.api_key_server is not None:
-            return base_url == self.api_key_server
-        if not self.base_url:
+        if self.api_key_server is None and not self.base_url:
             return True
-        env = os.environ.get("WCODE_BASE_URL", "").strip().rstrip("/")
-        return base_url == (env or WCODE_BASE_URL)
+        return base_url == self.key_home()
 
 
 SESSION = Settings()
@@ -407,5 +421,8 @@ def configure(**kw: Any) -> Settings:
         else:
             params.get(name, also=SETTINGS)
             checked[name] = None
+    key_waits = SESSION.api_key is not None and SESSION.api_key_server is None and "api_key" not in checked
+    if key_waits and checked.get("base_url"):  # configure(api_key=K), then configure(base_url=X): K is for X
+        SESSION.api_key_server = checked["base_url"].rstrip("/")
     SESSION.update(**checked)
     return SESSION
