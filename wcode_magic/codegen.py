@@ -166,7 +166,7 @@ def notes(
     if base_url and bundled_local:
         out.append(
             f"In this session %%chat sends it to the bundled local model ({base_url}). That server belongs to this "
-            "kernel: in another notebook a local/... model id starts its own (or run `wm.use_local()` first)."
+            "kernel: in another notebook run `wm.use_local()` first (a local/... model id also starts it by itself)."
         )
     elif base_url:
         out.append(
