@@ -561,3 +561,20 @@ print("ok")
     )
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
     assert "unclosed" not in run.stderr.lower(), run.stderr
+
+
+def test_loops_closed_without_shutdown_do_not_pile_up(local_url, session):
+    """run_until_complete then close (no shutdown_asyncgens): the next loop's first call drops their clients."""
+    from wcode_magic import client
+
+    for _ in range(3):
+        loop = asyncio.new_event_loop()
+        try:
+            r = loop.run_until_complete(wm.achat("hi", model="local/ngram", base_url=local_url, max_tokens=4))
+            assert r.complete
+        finally:
+            loop.close()
+    closed = [loop for loop in client._loop_clients if loop.is_closed()]
+    assert len(closed) <= 1  # only the last one, until another loop makes a call
+    asyncio.run(wm.achat("hi", model="local/ngram", base_url=local_url, max_tokens=4))
+    assert not [loop for loop in client._loop_clients if loop.is_closed()]

@@ -568,6 +568,10 @@ async def _async_client(base_url: str, key: Secret | None) -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     clients = _loop_clients.get(loop)
     if clients is None:
+        # a loop closed without shutting down its async generators (run_until_complete, then close) never told
+        # its clients; their connections keep it alive, so drop such entries here instead of piling them up
+        for old in [old for old in _loop_clients if old.is_closed()]:
+            _loop_clients.pop(old, None)
         clients = _loop_clients[loop] = _LoopClients()
     return await clients.get(base_url, key)
 
