@@ -27,7 +27,7 @@ TARGET_S = 0.3
 
 
 def build(positions: int, top: int, seed: int, feed_times: list[float] | None = None):
-    from wcode_magic.response import Response
+    from wcode_magic.core.response import Response
 
     rnd = random.Random(seed)
     vocab = [f" w{i}" for i in range(2000)]

@@ -20,7 +20,7 @@ os.environ.pop("WCODE_MODEL", None)
 @pytest.fixture
 def session():
     """The session settings, restored after the test whatever it changed."""
-    from wcode_magic.settings import SESSION
+    from wcode_magic.core.settings import SESSION
 
     saved = {k: copy.copy(v) for k, v in vars(SESSION).items() if k != "_listeners"}
     yield SESSION

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from wcode_magic import catalog
-from wcode_magic.panel_widget import model_label
+from wcode_magic.core import catalog
+from wcode_magic.notebook.panel import model_label
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wcode_magic import catalog
+from wcode_magic.core import catalog
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 import wcode_magic as wm
-from wcode_magic import errors
+from wcode_magic.core import errors
 
 LOCAL_IDS = ["local/ngram", "local/ngram-thinking", "local/ngram-thinking-rc"]
 
@@ -261,7 +261,7 @@ def test_a_bad_base_url_is_rejected_before_sending(session, base_url):
 @pytest.mark.parametrize("base_url", BAD_URLS[5:])
 def test_a_base_url_python_or_httpx_cannot_read_is_named_everywhere(session, base_url):
     """configure, a session base_url at call time (wm.chat, the route %%chat takes) and wm.compare name it."""
-    from wcode_magic import run
+    from wcode_magic.notebook import run
 
     with pytest.raises(errors.InvalidParameterError, match="base_url") as info:
         wm.configure(base_url=base_url)
@@ -565,7 +565,7 @@ print("ok")
 
 def test_loops_closed_without_shutdown_do_not_pile_up(local_url, session):
     """run_until_complete then close (no shutdown_asyncgens): the next loop's first call drops their clients."""
-    from wcode_magic import client
+    from wcode_magic.core import client
 
     for _ in range(3):
         loop = asyncio.new_event_loop()

@@ -12,7 +12,7 @@ import wire
 from wire import ask
 
 import wcode_magic as wm
-from wcode_magic import errors
+from wcode_magic.core import errors
 
 pytestmark = pytest.mark.usefixtures("transport")  # every test through wm.chat and wm.achat (conftest)
 
@@ -242,8 +242,8 @@ def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(replay, 
 
 
 def test_a_configured_key_stays_with_its_server(replay, session, monkeypatch, local_url):
-    from wcode_magic import commands
-    from wcode_magic.settings import WCODE_BASE_URL
+    from wcode_magic.core.settings import WCODE_BASE_URL
+    from wcode_magic.notebook import commands
 
     monkeypatch.setenv("WCODE_API_KEY", "sk-test-STORED-WCODE-0000")
     other = "sk-test-OTHER-SERVER-1111"
@@ -279,7 +279,8 @@ def test_a_configured_key_stays_with_its_server(replay, session, monkeypatch, lo
 def test_a_wcode_model_after_use_local_goes_to_wcode_from_every_entry_point(replay, session, monkeypatch):
     """The bundled local server serves only local/* models: wm.chat/achat/compare follow the rule %%chat and the
     panel follow (Settings.route), and a wcode model goes to wcode.net (here WCODE_BASE_URL, the replay server)."""
-    from wcode_magic import catalog, run
+    from wcode_magic.core import catalog
+    from wcode_magic.notebook import run
 
     monkeypatch.setenv("WCODE_BASE_URL", replay.base_url)
     local_url = wm.use_local()
@@ -313,7 +314,7 @@ def test_a_whole_answer_of_the_wrong_shape_is_a_stream_error(replay, session, n)
 
 
 def test_an_echo_cut_off_inside_the_key_is_masked_too():
-    from wcode_magic.settings import Secret
+    from wcode_magic.core.keys import Secret
 
     key = Secret(FAKE_KEY)
     for cut in (8, 12, len(FAKE_KEY) - 1):
@@ -323,7 +324,7 @@ def test_an_echo_cut_off_inside_the_key_is_masked_too():
 
 
 def test_a_stored_key_that_cannot_be_sent_is_reported_and_the_local_model_used(session, monkeypatch):
-    from wcode_magic import commands
+    from wcode_magic.notebook import commands
 
     monkeypatch.setenv("WCODE_API_KEY", FAKE_KEY[:12] + " " + FAKE_KEY[12:])
     said = wm.auto()

@@ -21,8 +21,8 @@ CHECK = """
 import types
 import wcode_magic as wm
 from wcode_magic import history, panel
-from wcode_magic.history_store import history as history_function
-from wcode_magic.panel_widget import Panel, panel as panel_function
+from wcode_magic.analysis.history import history as history_function
+from wcode_magic.notebook.panel import Panel, panel as panel_function
 
 for name, function in (("history", history_function), ("panel", panel_function)):
     assert getattr(wm, name) is function, (name, getattr(wm, name))
@@ -34,10 +34,10 @@ print("ok")
 """
 
 ORDERS = {
-    "submodules first": "import wcode_magic.panel_widget, wcode_magic.history_store\n",
-    "exports first": "import wcode_magic as wm\nwm.panel, wm.history\nimport wcode_magic.panel_widget\n"
-    "import wcode_magic.history_store\n",
-    "magics and client first": "import wcode_magic.commands, wcode_magic.client\n",
+    "submodules first": "import wcode_magic.notebook.panel, wcode_magic.analysis.history\n",
+    "exports first": "import wcode_magic as wm\nwm.panel, wm.history\nimport wcode_magic.notebook.panel\n"
+    "import wcode_magic.analysis.history\n",
+    "magics and client first": "import wcode_magic.notebook.commands, wcode_magic.core.client\n",
 }
 
 

@@ -4,7 +4,8 @@ import re
 
 import pytest
 
-from wcode_magic import flags, params
+from wcode_magic.core import params
+from wcode_magic.notebook import flags
 
 
 def test_every_parameter_has_its_flag() -> None:

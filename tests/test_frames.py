@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import wcode_magic as wm
-from wcode_magic import frames
-from wcode_magic.errors import InvalidParameterError, WcodeWarning
-from wcode_magic.response import Response
+from wcode_magic.analysis import frames
+from wcode_magic.core.errors import InvalidParameterError, WcodeWarning
+from wcode_magic.core.response import Response
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -226,7 +226,7 @@ def test_frame_one_row_per_response_with_params_spread():
     assert len(df) == 2
     assert df["temperature"].tolist() == [0.2, 0.9] and df["seed"].tolist() == [1, 2]
     assert "stop" not in df.columns and df["params"].iloc[1]["stop"] == ["\n"]
-    from wcode_magic.rows import COLUMNS
+    from wcode_magic.analysis.rows import COLUMNS
 
     assert set(COLUMNS) <= set(df.columns)
     assert df["min_prob"].iloc[1] == pytest.approx(math.exp(-0.2))

@@ -13,8 +13,8 @@ import warnings
 import pytest
 
 import wcode_magic as wm
-from wcode_magic import history_store as history
-from wcode_magic.response import Response
+from wcode_magic.analysis import history as history
+from wcode_magic.core.response import Response
 
 CHUNKS = [
     {"id": "gen-1", "model": "local/ngram", "choices": [{"index": 0, "delta": {"reasoning": "hmm"}}]},
@@ -113,7 +113,7 @@ def test_two_processes_writing_at_once_lose_nothing(data_dir) -> None:
         import sys
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_history import make_response
-        from wcode_magic import history_store as history
+        from wcode_magic.analysis import history as history
         for i in range(150):
             history.record(make_response(sys.argv[1] + str(i)))
         """
@@ -133,7 +133,7 @@ def _run(script: str, data_dir) -> list[str]:
 import os, sys
 sys.path.insert(0, {os.path.dirname(__file__)!r})
 from test_history import make_response
-from wcode_magic import history_store as history
+from wcode_magic.analysis import history as history
 opened = []
 sys.addaudithook(lambda event, args: event == 'sqlite3.connect' and opened.append(str(args[0])))
 """
@@ -213,7 +213,7 @@ def test_threads_share_the_writer(data_dir) -> None:
 def test_lone_surrogates_are_recorded_and_read_back(data_dir) -> None:
     """A byte-level token with a lone surrogate (protocol.md) in the logprobs, the messages and the answer: SQLite
     takes no such text, yet the exchange is kept (the JSON columns give the token back as sent)."""
-    from wcode_magic.stream import loads
+    from wcode_magic.core.stream import loads
 
     request = {"model": "x/y", "messages": [{"role": "user", "content": "say \udce2"}], "logprobs": True}
     r = Response(request, base_url="http://127.0.0.1:1/v1")

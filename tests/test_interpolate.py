@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from wcode_magic.interpolate import interpolate
+from wcode_magic.notebook.interpolate import interpolate
 
 NS = {
     "name": "Ada",

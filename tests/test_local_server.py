@@ -1,6 +1,6 @@
 """The bundled local model server over real HTTP on 127.0.0.1: shapes, sampling, logprobs, usage, faults, errors.
 
-The SSE parsing here is deliberately independent of wcode_magic.stream, so a bug there cannot hide one here.
+The SSE parsing here is deliberately independent of wcode_magic.core.stream, so a bug there cannot hide one here.
 """
 
 from __future__ import annotations

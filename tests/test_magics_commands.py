@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from wcode_magic import catalog, commands, run
-from wcode_magic import session as wm_session
-from wcode_magic.errors import ConfigurationError
-from wcode_magic.run import CellError
-from wcode_magic.settings import WCODE_BASE_URL
+from wcode_magic.core import catalog
+from wcode_magic.core import session as wm_session
+from wcode_magic.core.errors import ConfigurationError
+from wcode_magic.core.settings import WCODE_BASE_URL
+from wcode_magic.notebook import commands, run
+from wcode_magic.notebook.run import CellError
 
 
 @pytest.mark.parametrize(

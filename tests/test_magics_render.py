@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from wcode_magic import flags, live, run
-from wcode_magic.conversations import Conversations
-from wcode_magic.response import Response
+from wcode_magic.core.conversations import Conversations
+from wcode_magic.core.response import Response
+from wcode_magic.notebook import flags, live, run
 
 
 def response(reasoning: str = "", text: str = "", *, finish: bool = True) -> Response:

@@ -10,15 +10,15 @@ import warnings
 
 import pytest
 
-from wcode_magic import codegen, controls
-from wcode_magic.errors import InvalidParameterError
-from wcode_magic.params import PARAMS
+from wcode_magic.core.errors import InvalidParameterError
+from wcode_magic.core.params import PARAMS
+from wcode_magic.notebook import codegen, controls
 
 # -- controls: pure mapping ---------------------------------------------------------------------------------
 
 
 def test_every_parameter_gets_a_control_shaped_by_its_declaration(session):
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.notebook.panel import Panel
 
     p = Panel()
     try:
@@ -149,7 +149,7 @@ def test_chat_line_uses_the_magics_flags():
 
 def _read_back(line: str):
     """Parse a generated line with the magics' own option parser."""
-    from wcode_magic import flags
+    from wcode_magic.notebook import flags
 
     assert line.startswith("%%chat")
     return flags.parse(line[len("%%chat") :])
@@ -223,7 +223,7 @@ def test_new_and_the_conversation_note():
 
 
 def test_panel_and_session_follow_each_other_without_echo(session):
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.notebook.panel import Panel
 
     session.set_param("temperature", 0.4)
     p = Panel()
@@ -267,7 +267,7 @@ class _Shell:
 
 def _cell_request(code_markdown: str, user_ns: dict) -> dict:
     """What the "Show code" cell would send: parsed and prepared the way the magics do it."""
-    from wcode_magic import flags, run
+    from wcode_magic.notebook import flags, run
 
     cell = code_markdown.split("```\n", 1)[1].split("\n```", 1)[0]
     line, body = cell.split("\n", 1)
@@ -275,8 +275,8 @@ def _cell_request(code_markdown: str, user_ns: dict) -> dict:
 
 
 def test_show_code_cell_sends_what_send_sends(session, local_url, monkeypatch):
-    from wcode_magic.conversations import CONVERSATIONS, Conversation
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.core.conversations import CONVERSATIONS, Conversation
+    from wcode_magic.notebook.panel import Panel
 
     earlier = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "reply"}]
     monkeypatch.setattr(CONVERSATIONS, "_by_name", {"default": Conversation("default", list(earlier))})
@@ -298,7 +298,7 @@ def test_show_code_cell_sends_what_send_sends(session, local_url, monkeypatch):
 
 
 def test_bad_text_is_shown_in_the_panel_and_blocks_send(session):
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.notebook.panel import Panel
 
     p = Panel()
     try:
@@ -330,7 +330,7 @@ def _run(coro):
 
 def test_send_streams_thinking_then_answer_ending_with_the_exact_text(session, local_url):
     import wcode_magic as wm
-    from wcode_magic.panel_widget import Panel, _pre
+    from wcode_magic.notebook.panel import Panel, _pre
 
     session.update(base_url=local_url, model="local/ngram-thinking")
     p = Panel()
@@ -384,7 +384,7 @@ async def go_again(p):
 
 def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
     import wcode_magic as wm
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.notebook.panel import Panel
 
     session.update(base_url=local_url, model="local/ngram")
     p = Panel()
@@ -417,7 +417,7 @@ def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
 
 def test_stop_right_after_send_leaves_the_panel_ready(session, local_url):
     """Stop before the request's first step (both clicks queued while a cell was busy): the Send still ends."""
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.notebook.panel import Panel
 
     session.update(base_url=local_url, model="local/ngram")
     p = Panel()
@@ -443,7 +443,7 @@ def test_stop_right_after_send_leaves_the_panel_ready(session, local_url):
     [("status=401", "HTTP 401", False), ("error_after=30", "The stream broke", True)],
 )
 def test_errors_show_in_the_panel_with_the_partial_kept(session, local_url, fault, words, partial):
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.notebook.panel import Panel
 
     session.update(base_url=local_url, model="local/ngram", max_retries=0)
     p = Panel(headers={"X-Wcode-Fault": fault})
@@ -471,8 +471,8 @@ words_as_magics = {"HTTP 401": "AuthenticationError: HTTP 401", "The stream brok
 
 
 def test_warnings_of_a_send_show_in_the_panel_once(session, local_url):
-    from wcode_magic.errors import WcodeWarning
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.core.errors import WcodeWarning
+    from wcode_magic.notebook.panel import Panel
 
     session.update(base_url=local_url, model="local/ngram")
     session.set_param("reasoning", {"enabled": True})  # `%wcode set`: this model has no thinking switch
@@ -498,7 +498,7 @@ def test_warnings_of_a_send_show_in_the_panel_once(session, local_url):
 
 
 def test_a_wcode_model_picked_in_the_panel_leaves_the_bundled_local_server(session, local_url, monkeypatch):
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.notebook.panel import Panel
 
     monkeypatch.setenv("WCODE_BASE_URL", "http://127.0.0.1:9/v1")  # a dead port standing in for wcode.net
     session.update(base_url=local_url, model="local/ngram", max_retries=0)
@@ -555,7 +555,7 @@ def test_in_a_real_kernel_stop_is_handled_while_streaming(local_url):
 
 def test_show_code_for_the_bundled_local_model_names_no_port(session, local_url):
     """The bundled server's port means nothing in another notebook: the call leaves it out, the note says why."""
-    from wcode_magic.panel_widget import Panel
+    from wcode_magic.notebook.panel import Panel
 
     session.update(base_url=local_url, model="local/ngram")
     p = Panel()

@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 
-from wcode_magic import catalog, params
-from wcode_magic.errors import InvalidParameterError, WcodeWarning
+from wcode_magic.core import catalog, params
+from wcode_magic.core.errors import InvalidParameterError, WcodeWarning
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ import pytest
 from wire import SSE_FIXTURES, ask, sse_chunks
 
 import wcode_magic as wm
-from wcode_magic import errors
-from wcode_magic.stream import ThinkSplitter
+from wcode_magic.core import errors
+from wcode_magic.core.stream import ThinkSplitter
 
 _keys = itertools.count()
 

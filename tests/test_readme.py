@@ -1,6 +1,6 @@
 """The README tells the truth: its generated parts match the code, its snippets run, its links and names exist.
 
-- The quick reference and the model table are generated (``wcode_magic.reference``); a stale copy fails here with
+- The quick reference and the model table are generated (``wcode_magic.notebook.reference``); a stale copy fails here with
   the command that regenerates it.
 - Every fenced ``python`` block runs, in order, as the cells of one notebook in a real kernel with no key and every
   proxy pointing at a closed port: on the bundled local model, as a newcomer without a key would run them. Fenced
@@ -16,7 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from wcode_magic import catalog, commands, flags, params, reference
+from wcode_magic.core import catalog, params
+from wcode_magic.notebook import commands, flags, reference
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -34,7 +35,9 @@ def _blocks(lang: str) -> list[str]:
 
 # -- generated parts -------------------------------------------------------------------------------------------
 def test_generated_sections_match_the_code():
-    assert reference.stale(_text()) == [], "README is stale: run `python -m wcode_magic.reference` and commit it"
+    assert reference.stale(_text()) == [], (
+        "README is stale: run `python -m wcode_magic.notebook.reference` and commit it"
+    )
 
 
 def test_reference_names_every_option_parameter_and_subcommand():

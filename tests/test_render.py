@@ -11,9 +11,9 @@ import matplotlib
 import pytest
 
 import wcode_magic as wm
-from wcode_magic.errors import InvalidParameterError, WcodeWarning
-from wcode_magic.render import BUDGET_BYTES
-from wcode_magic.response import Response
+from wcode_magic.analysis.render import BUDGET_BYTES
+from wcode_magic.core.errors import InvalidParameterError, WcodeWarning
+from wcode_magic.core.response import Response
 
 matplotlib.use("Agg")
 

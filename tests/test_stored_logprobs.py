@@ -8,7 +8,7 @@ import math
 from test_frames import CJK, alt, entry, respond
 
 import wcode_magic as wm
-from wcode_magic import stored_logprobs
+from wcode_magic.analysis import stored_logprobs
 
 
 def without_plain_alt_bytes(entries: list[dict]) -> list[dict]:

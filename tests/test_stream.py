@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from wire import ARK_R1, JSON_FIXTURES, LOGPROBS, OPENROUTER_REASONING, THINK_INLINE, TOOL_CALLS, sse_chunks
 
-from wcode_magic.response import Response
-from wcode_magic.stream import Event, ThinkSplitter, chunk_events
+from wcode_magic.core.response import Response
+from wcode_magic.core.stream import Event, ThinkSplitter, chunk_events
 
 
 def fold(raw: bytes, request: dict | None = None) -> Response:
@@ -66,7 +66,7 @@ def test_logprob_entries_append_across_chunks_and_sentinels_become_minus_inf():
 
 @pytest.mark.parametrize("value", [-9999.0, None, float("-inf"), -100, -1000.0])
 def test_each_sentinel_is_minus_inf(value):
-    from wcode_magic.logprobs import normalize_logprob
+    from wcode_magic.core.logprobs import normalize_logprob
 
     assert normalize_logprob(value) == float("-inf")
     assert normalize_logprob(-2.5) == -2.5
@@ -130,7 +130,7 @@ def test_text_is_joined_lazily_and_stays_linear():
 
 
 def test_loads_reads_what_python_servers_write_and_orjson_rejects():
-    from wcode_magic.stream import loads
+    from wcode_magic.core.stream import loads
 
     chunk = loads('{"choices":[{"logprobs":{"content":[{"token":"\\ud800","logprob":-Infinity,"x":NaN}]}}]}')
     entry = chunk["choices"][0]["logprobs"]["content"][0]

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import wcode_magic as wm
-from wcode_magic.errors import InvalidParameterError, WcodeWarning
+from wcode_magic.core.errors import InvalidParameterError, WcodeWarning
 
 FAULT = "X-Wcode-Fault"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wcode_magic.tokentext import char_offsets, texts_from, token_bytes
+from wcode_magic.analysis.tokentext import char_offsets, texts_from, token_bytes
 
 
 def entry(token: str, raw: bytes | None) -> dict:

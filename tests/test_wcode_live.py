@@ -10,7 +10,7 @@ import pytest
 from conftest import REAL_WCODE_KEY
 
 import wcode_magic as wm
-from wcode_magic import catalog
+from wcode_magic.core import catalog
 
 pytestmark = [
     pytest.mark.wcode,

@@ -14,38 +14,38 @@ __version__ = "0.1.0"
 # public name -> module that defines it. No module of the package may be named like an export: importing
 # ``wcode_magic.<name>`` sets the package attribute to the module, so ``wm.<name>`` would then be the module.
 _EXPORTS: dict[str, str] = {
-    "chat": "client",
-    "achat": "client",
-    "configure": "settings",
-    "SESSION": "settings",
-    "models": "catalog",
-    "Response": "response",
-    "Usage": "response",
-    "PARAMS": "params",
-    "WcodeError": "errors",
-    "WcodeWarning": "errors",
-    "AuthenticationError": "errors",
-    "InsufficientCreditError": "errors",
-    "RateLimitError": "errors",
-    "InvalidParameterError": "errors",
-    "NotFoundError": "errors",
-    "ServerError": "errors",
-    "StreamError": "errors",
-    "StoppedError": "errors",
-    "APIConnectionError": "errors",
-    "use_local": "session",
-    "use_wcode": "session",
-    "auto": "session",
-    "last": "session",
-    "history": "history_store",
-    "panel": "panel_widget",
-    "frame": "frames",
-    "compare": "sweeps",
-    "batch": "sweeps",
-    "acompare": "sweeps",
-    "abatch": "sweeps",
-    "label_probs": "frames",
-    "plot_confidence": "plots",
+    "chat": "core.client",
+    "achat": "core.client",
+    "configure": "core.settings",
+    "SESSION": "core.settings",
+    "models": "core.catalog",
+    "Response": "core.response",
+    "Usage": "core.response",
+    "PARAMS": "core.params",
+    "WcodeError": "core.errors",
+    "WcodeWarning": "core.errors",
+    "AuthenticationError": "core.errors",
+    "InsufficientCreditError": "core.errors",
+    "RateLimitError": "core.errors",
+    "InvalidParameterError": "core.errors",
+    "NotFoundError": "core.errors",
+    "ServerError": "core.errors",
+    "StreamError": "core.errors",
+    "StoppedError": "core.errors",
+    "APIConnectionError": "core.errors",
+    "use_local": "core.session",
+    "use_wcode": "core.session",
+    "auto": "core.session",
+    "last": "core.session",
+    "history": "analysis.history",
+    "panel": "notebook.panel",
+    "frame": "analysis.frames",
+    "compare": "analysis.sweeps",
+    "batch": "analysis.sweeps",
+    "acompare": "analysis.sweeps",
+    "abatch": "analysis.sweeps",
+    "label_probs": "analysis.frames",
+    "plot_confidence": "analysis.plots",
 }
 _SUBMODULES = ("local",)
 
@@ -53,9 +53,9 @@ __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 
 if TYPE_CHECKING:
     from . import local
-    from .catalog import models
-    from .client import achat, chat
-    from .errors import (
+    from .core.catalog import models
+    from .core.client import achat, chat
+    from .core.errors import (
         APIConnectionError,
         AuthenticationError,
         InsufficientCreditError,
@@ -68,10 +68,10 @@ if TYPE_CHECKING:
         WcodeError,
         WcodeWarning,
     )
-    from .params import PARAMS
-    from .response import Response, Usage
-    from .session import auto, last, use_local, use_wcode
-    from .settings import SESSION, configure
+    from .core.params import PARAMS
+    from .core.response import Response, Usage
+    from .core.session import auto, last, use_local, use_wcode
+    from .core.settings import SESSION, configure
 
 
 def __getattr__(name: str) -> Any:
@@ -91,6 +91,6 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext wcode_magic``: register ``%%chat`` and ``%wcode``."""
-    from .magics import load
+    from .notebook.magics import load
 
     load(ipython)

@@ -49,10 +49,10 @@ def terminal_chat(prompt: str = DEMO_PROMPT, *, local: bool = False, out: TextIO
 
     Returns False when the request failed (the message says what to do); a Ctrl-C keeps the partial answer.
     """
-    from . import session
-    from .client import chat
-    from .errors import StoppedError, WcodeError
-    from .live import TerminalView
+    from .core import session
+    from .core.client import chat
+    from .core.errors import StoppedError, WcodeError
+    from .notebook.live import TerminalView
 
     out = out or sys.stdout
     if local:

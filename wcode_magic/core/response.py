@@ -364,18 +364,18 @@ class Response:
     # -- analysis (frames.py, render.py; pandas imported only when asked) ----------------------------------
     def tokens(self) -> Any:
         """One row per generated token: text, offsets, logprob, prob, rank, margin, entropy (frames.tokens)."""
-        from .frames import tokens
+        from ..analysis.frames import tokens
 
         return tokens(self)
 
     def alternatives(self) -> Any:
         """One row per (position, alternative), the sampled token always included (frames.alternatives)."""
-        from .frames import alternatives
+        from ..analysis.frames import alternatives
 
         return alternatives(self)
 
     def show_tokens(self, color_by: str = "prob", top: int = 5) -> Any:
         """The answer as HTML, each token coloured by ``color_by``, its top alternatives on hover."""
-        from .render import show_tokens
+        from ..analysis.render import show_tokens
 
         return show_tokens(self, color_by=color_by, top=top)

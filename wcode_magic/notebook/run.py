@@ -22,12 +22,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import client, errors, flags
-from .conversations import CONVERSATIONS, Conversation
+from ..core import client, errors
+from ..core.conversations import CONVERSATIONS, Conversation
+from ..core.response import Response
+from ..core.settings import SESSION
+from . import flags
 from .interpolate import interpolate
 from .live import CodeText, NotebookView, PlainText, TerminalView, View, code_blocks, is_rich
-from .response import Response
-from .settings import SESSION
 
 TICK_S = 0.05
 
@@ -63,7 +64,7 @@ def make_view(shell: Any, fmt: str) -> View:
 
 def is_bundled_local(url: str | None) -> bool:
     """True when ``url`` is this process's bundled local server (``wm.use_local()``, ``%wcode use local``)."""
-    from . import local
+    from .. import local
 
     running = local.base_url()
     return bool(url) and running is not None and url.rstrip("/") == running.rstrip("/")
@@ -217,7 +218,7 @@ def stopped(shell: Any, call: Call, view: View, response: Response | None) -> An
 
 def stopped_message(call: Call, response: Response | None) -> str:
     """What the stop kept, and where: only what really happened (an empty answer joins no conversation)."""
-    from .history_store import enabled
+    from ..analysis.history import enabled
 
     places = ["the history"] if enabled() else []
     if response is not None:

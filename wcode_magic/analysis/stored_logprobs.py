@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from .logprobs import LogprobColumns, normalize_logprob
+from ..core.logprobs import LogprobColumns, normalize_logprob
 
 FORMAT = "columns-1"
 

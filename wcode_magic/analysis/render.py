@@ -15,8 +15,8 @@ import itertools
 import math
 from typing import Any
 
-from .errors import InvalidParameterError
-from .response import Response
+from ..core.errors import InvalidParameterError
+from ..core.response import Response
 
 COLOR_BY = ("prob", "entropy", "rank")
 MAX_TOP = 20

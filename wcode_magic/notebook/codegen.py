@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from .params import PARAMS
+from ..core.params import PARAMS
 
 _BARE = re.compile(r"[\w@%+=:,./-]+")
 

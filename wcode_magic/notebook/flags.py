@@ -16,8 +16,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import params
-from .errors import InvalidParameterError
+from ..core import params
+from ..core.errors import InvalidParameterError
 
 FORMATS = ("markdown", "text", "code", "json")
 _BOOL_WORDS = ("true", "false", "on", "off", "yes", "no", "1", "0")

@@ -28,9 +28,9 @@ import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidParameterError, warn_user
-from .logprobs import SENTINEL_FLOOR, LogprobColumns, ambiguous_token, normalize_logprob
-from .response import Response
+from ..core.errors import InvalidParameterError, warn_user
+from ..core.logprobs import SENTINEL_FLOOR, LogprobColumns, ambiguous_token, normalize_logprob
+from ..core.response import Response
 from .tokentext import char_offsets, texts_from
 
 if TYPE_CHECKING:

@@ -23,10 +23,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import WcodeWarning
+from ..core.response import Response
+from ..core.settings import SESSION
 from . import rows, stored_logprobs
-from .errors import WcodeWarning
-from .response import Response
-from .settings import SESSION
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .local import CONTEXT_TOKENS as LOCAL_CONTEXT
+from ..local import CONTEXT_TOKENS as LOCAL_CONTEXT
 
 if TYPE_CHECKING:
     import pandas as pd

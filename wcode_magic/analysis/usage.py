@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from .response import Response
+from ..core.response import Response
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -21,16 +21,17 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from . import catalog, codegen
+from ..core import catalog
+from ..core.errors import InvalidParameterError, WcodeError, WcodeWarning
+from ..core.params import PARAMS
+from ..core.settings import SESSION, Settings, configure
+from ..core.stream import Event
+from . import codegen
 from .controls import ParamControls
-from .errors import InvalidParameterError, WcodeError, WcodeWarning
-from .params import PARAMS
-from .settings import SESSION, Settings, configure
-from .stream import Event
 from .throttle import Throttle
 
 if TYPE_CHECKING:
-    from .response import Response
+    from ..core.response import Response
 
 OTHER = "\0other"  # the model picker's "any other id" entry
 # 12 throttled pushes a second plus the first and the final one stay within 15 in any one-second window.
@@ -346,7 +347,7 @@ class Panel:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop here (a plain script): use the client's worker loop
-            from .client import LOOP
+            from ..core.client import LOOP
 
             self._task = asyncio.run_coroutine_threadsafe(coro, LOOP.loop())
         else:
@@ -399,7 +400,7 @@ class Panel:
         ``%%chat`` would continue it, the panel's first turn does not), and a note says when this panel's own
         conversation has turns, which neither form sends.
         """
-        from .conversations import CONVERSATIONS
+        from ..core.conversations import CONVERSATIONS
         from .run import is_bundled_local, route
 
         text = self.prompt.value if prompt is None else prompt
@@ -446,7 +447,7 @@ class Panel:
         self.stop_button.disabled = False
 
     async def _run(self, prompt: str, extra_body: dict[str, Any] | None) -> None:
-        from .client import achat
+        from ..core.client import achat
         from .run import route
 
         turn = {"role": "user", "content": prompt}

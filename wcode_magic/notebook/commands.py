@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import catalog, flags, params, session
-from .conversations import CONVERSATIONS
-from .errors import InvalidParameterError
+from ..core import catalog, params, session
+from ..core.conversations import CONVERSATIONS
+from ..core.errors import InvalidParameterError
+from ..core.keys import clear_key, key_file, key_source, save_key, stored_key
+from ..core.settings import SESSION, check_base_url
+from . import flags
 from .run import CellError, is_bundled_local
-from .settings import SESSION, check_base_url, clear_key, key_file, key_source, save_key, stored_key
 
 _SETTINGS_BOOL = ("history",)
 _SETTINGS_FLOAT = ("gap_timeout", "connect_timeout", "retry_cap_s")
@@ -157,7 +159,7 @@ def _stored_key_or_problem() -> str | None:
 
 def config(args: list[str]) -> str:
     """The session's settings; the key only masked, with where it comes from."""
-    from .history_store import db_path, enabled
+    from ..analysis.history import db_path, enabled
 
     _no_args("config", args)
     if SESSION.api_key is not None:
@@ -199,7 +201,7 @@ def key(args: list[str]) -> str:
 
 def history_(args: list[str]) -> Any:
     """``history [N]``: the last N exchanges (20 by default) as a DataFrame."""
-    from .history_store import history
+    from ..analysis.history import history
 
     if len(args) > 1:
         raise Misuse("%wcode history takes at most one number.")
@@ -212,7 +214,7 @@ def history_(args: list[str]) -> Any:
 
 def usage(args: list[str]) -> Any:
     """Session tokens and cost (CNY) by model."""
-    from .usage import usage as totals
+    from ..analysis.usage import usage as totals
 
     _no_args("usage", args)
     return totals()
@@ -234,7 +236,7 @@ def reset(args: list[str]) -> str:
 
 def panel(args: list[str]) -> Any:
     """The parameter panel (ipywidgets), sharing this session."""
-    from .panel_widget import panel as make_panel
+    from .panel import panel as make_panel
 
     _no_args("panel", args)
     return make_panel()

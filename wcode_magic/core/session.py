@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from . import catalog
 from .errors import ConfigurationError, InvalidParameterError
+from .keys import key_source, stored_key
 from .response import Response
-from .settings import SESSION, WCODE_BASE_URL, key_source, stored_key
+from .settings import SESSION, WCODE_BASE_URL
 
 _last: list[Response] = []
 
@@ -26,7 +27,7 @@ def last() -> Response | None:
 
 def use_local(model: str = catalog.DEFAULT_LOCAL_MODEL) -> str:
     """Point the session at the bundled local model (started on 127.0.0.1 if needed); returns its base URL."""
-    from . import local
+    from .. import local
 
     base_url = local.start()
     SESSION.update(base_url=base_url, model=model)

@@ -15,8 +15,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidParameterError
-from .params import EFFORTS, PARAMS, Param
+from ..core.errors import InvalidParameterError
+from ..core.params import EFFORTS, PARAMS, Param
 
 if TYPE_CHECKING:
     import ipywidgets

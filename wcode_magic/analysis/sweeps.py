@@ -26,9 +26,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import client
-from .errors import InvalidParameterError, WcodeError, warn_user
-from .response import Response
+from ..core import client
+from ..core.errors import InvalidParameterError, WcodeError, warn_user
+from ..core.response import Response
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -13,7 +13,7 @@ import html
 import sys
 from typing import Any, Protocol, TextIO
 
-from .response import Response
+from ..core.response import Response
 from .throttle import Throttle
 
 

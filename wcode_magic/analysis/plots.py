@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .response import Response
+from ..core.response import Response
 
 
 def plot_confidence(response: Response, ax: Any = None, segment: str = "answer") -> Any:

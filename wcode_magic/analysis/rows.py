@@ -11,8 +11,8 @@ import math
 import time
 from typing import Any
 
-from .logprobs import normalize_logprob
-from .response import Response
+from ..core.logprobs import normalize_logprob
+from ..core.response import Response
 
 REQUEST_NON_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
 

@@ -25,8 +25,9 @@ import httpx
 from httpx_sse import EventSource
 
 from . import catalog, errors, params, session
+from .keys import Secret
 from .response import Response
-from .settings import KEY_URL, SESSION, Secret, check_seconds, is_wcode
+from .settings import KEY_URL, SESSION, check_seconds, is_wcode
 from .stream import DONE, SHAPE_ERRORS, Event, loads
 
 T = TypeVar("T")
@@ -49,8 +50,8 @@ add_observer(session.remember)
 
 def _log_exchange(response: Response) -> None:
     """Observer: every exchange (wm.chat, magics, panel) goes to the history log and the session usage totals."""
-    from . import usage
-    from .history_store import record
+    from ..analysis import usage
+    from ..analysis.history import record
 
     usage.add(response)
     record(response)
