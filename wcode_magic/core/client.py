@@ -27,7 +27,7 @@ from httpx_sse import EventSource
 from . import catalog, errors, params, session
 from .keys import Secret
 from .response import Response
-from .settings import KEY_URL, SESSION, check_seconds, is_wcode
+from .settings import KEY_URL, SESSION, SETTINGS, is_wcode
 from .stream import DONE, SHAPE_ERRORS, Event, loads
 
 T = TypeVar("T")
@@ -309,7 +309,7 @@ class _Call:
         if self.key is None and is_wcode(self.base_url):  # say so now, not after retries or a 401
             raise errors.AuthenticationError(f"No API key for wcode.net. {SET_KEY}")
         self.headers = dict(headers or {})
-        timeout = check_seconds(timeout, "timeout", none_ok=True)
+        timeout = None if timeout is None else SETTINGS["gap_timeout"].check(timeout, "timeout")
         self.gap = (
             timeout if timeout is not None else (SESSION.gap_timeout if stream else max(SESSION.gap_timeout, 600.0))
         )

@@ -7,16 +7,16 @@ repr never shows it, and is sent only where it belongs (see ``key_for``).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import catalog, params
-from .errors import ConfigurationError, InvalidParameterError
+from .errors import InvalidParameterError
 from .keys import Secret, stored_key
+from .setting import Setting, setting
 
 WCODE_BASE_URL = "https://wcode.net/api/gpt/v1"  # seeds/*: "base_url 替换为 https://wcode.net/api/gpt/v1"
 WCODE_HOST = "wcode.net"
@@ -61,71 +61,6 @@ def _parses(text: str) -> bool:
     return True
 
 
-def check_seconds(value: Any, name: str, *, none_ok: bool = False, zero_ok: bool = False) -> float | None:
-    """A finite positive number of seconds (or zero, or None, when allowed); else InvalidParameterError."""
-    if value is None and none_ok:
-        return None
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not number or value < 0 or (value == 0 and not zero_ok):
-        what = "a number of seconds >= 0" if zero_ok else "a positive number of seconds"
-        raise InvalidParameterError(
-            f"{name}={value!r} is not allowed: {name} takes {what}{', or None' if none_ok else ''}.",
-            param=name,
-            value=value,
-        )
-    return float(value)
-
-
-def _check_text(value: Any, name: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise InvalidParameterError(
-            f"{name}={value!r} is not allowed: {name} takes a string, or None.", param=name, value=value
-        )
-    return value
-
-
-def _check_key(value: Any, name: str) -> Any:
-    # never the value in the message: it is a key
-    if value is not None and not isinstance(value, Secret) and not (isinstance(value, str) and value.strip()):
-        raise InvalidParameterError(
-            f"{name} is not allowed as given ({type(value).__name__}): {name} takes the key as a non-empty "
-            "string, or None.",
-            param=name,
-        )
-    return Secret(value, name) if isinstance(value, str) else value
-
-
-def _check_retries(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidParameterError(
-            f"{name}={value!r} is not allowed: {name} takes an integer >= 0.", param=name, value=value
-        )
-    return value
-
-
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidParameterError(
-            f"{name}={value!r} is not allowed: {name} takes true or false.", param=name, value=value
-        )
-    return value
-
-
-# configure()'s own settings and their checks (request parameters are checked by params).
-_SETTING_CHECKS: dict[str, Callable[[Any, str], Any]] = {
-    "model": _check_text,
-    "base_url": lambda v, n: None if v is None else check_base_url(v, n),
-    "api_key": _check_key,
-    "system": _check_text,
-    "gap_timeout": lambda v, n: check_seconds(v, n),
-    "connect_timeout": lambda v, n: check_seconds(v, n),
-    "max_retries": _check_retries,
-    "retry_cap_s": lambda v, n: check_seconds(v, n, zero_ok=True),
-    "history": _check_bool,
-}
-SETTINGS = tuple(_SETTING_CHECKS)
-
-
 def is_wcode(base_url: str) -> bool:
     host = (urlsplit(base_url).hostname or "").lower()
     return host == WCODE_HOST or host.endswith("." + WCODE_HOST)
@@ -133,21 +68,52 @@ def is_wcode(base_url: str) -> bool:
 
 @dataclass
 class Settings:
-    """What a call uses when it does not say otherwise. ``params`` are validated session defaults."""
+    """What a call uses when it does not say otherwise: one object per kernel (``SESSION``).
 
-    model: str | None = None
-    base_url: str | None = None
-    api_key: Secret | None = None
-    system: str | None = None
+    Each setting is declared once, below, with its check (``setting``): assignment, ``update``, ``configure``,
+    ``%wcode set`` and the panel all go through ``Setting.check``, so a value refused by one is refused by all, and
+    a refused value changes nothing. ``params`` holds the validated request-parameter defaults (core/params.py).
+    """
+
+    model: str | None = setting(None, "model", "Model id or alias used when a call names none.")
+    base_url: str | None = setting(
+        None,
+        "url",
+        "Server of the OpenAI-compatible API (…/v1); None: by model (wcode.net or the local model).",
+        check_url=check_base_url,
+    )
+    api_key: Secret | None = setting(
+        None, "key", "Key for the server configured with it (never shown); set it with %wcode key.", cell=False
+    )
+    system: str | None = setting(None, "text", "System prompt added to every new conversation.")
+    gap_timeout: float = setting(
+        60.0, "seconds", "Longest wait for the next piece of a stream (or a plain answer's start).", min=0.1, max=3600
+    )
+    connect_timeout: float = setting(10.0, "seconds", "Longest wait to connect to the server.", min=0.1, max=300)
+    max_retries: int = setting(
+        3,
+        "count",
+        "Retries of a failed request before any token arrived (connection errors, 408, 429, 5xx).",
+        min=0,
+        max=10,
+    )
+    retry_cap_s: float = setting(
+        60.0,
+        "seconds",
+        "Longest wait between retries, even when the server asks for more (0: retry at once).",
+        min=0,
+        max=3600,
+    )
+    history: bool = setting(True, "bool", "Keep every exchange in the history database (wm.history()).")
     params: dict[str, Any] = field(default_factory=dict)
-    gap_timeout: float = 60.0
-    connect_timeout: float = 10.0
-    max_retries: int = 3
-    retry_cap_s: float = 60.0
-    history: bool = True
     # the server ``api_key`` was configured with (its base_url then; None: the default server); it goes only there
     api_key_server: str | None = None
     _listeners: list[Callable[[str, Any], None]] = field(default_factory=list, repr=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Every declared setting is checked however it is set, ``SESSION.gap_timeout = -1`` included."""
+        spec = SETTINGS.get(name) if "SETTINGS" in globals() else None
+        object.__setattr__(self, name, value if spec is None else spec.check(value))
 
     def subscribe(self, listener: Callable[[str, Any], None]) -> Callable[[], None]:
         """Call ``listener(name, value)`` on every change; returns a function that unsubscribes."""
@@ -167,23 +133,41 @@ class Settings:
             self.params[p.name] = p.check(value)
         self._notify(p.name, self.params.get(p.name))
 
-    def update(self, **kw: Any) -> None:
-        """Set fields or parameters by name, validating each; listeners hear of every change."""
-        if "api_key" in kw:  # the key belongs to the server configured with it, in this call or before
-            server = kw.get("base_url", self.base_url)
-            self.api_key_server = None if kw["api_key"] is None or not server else server.rstrip("/")
+    def check(self, **kw: Any) -> dict[str, Any]:
+        """Each value as it would be stored, or the first InvalidParameterError; changes nothing.
+
+        Names are settings (the table above) or request parameters; anything else is refused with the nearest
+        name."""
+        checked: dict[str, Any] = {}
         for name, value in kw.items():
-            if name in ("model", "base_url", "system"):
+            spec = SETTINGS.get(name)
+            if spec is not None:
+                checked[name] = spec.check(value)
+            else:
+                p = params.get(name, also=tuple(SETTINGS))
+                checked[p.name] = None if value is None else p.check(value)
+        return checked
+
+    def update(self, **kw: Any) -> None:
+        """Set settings or parameters by name: all are checked before any is applied (a refused value changes
+        nothing); listeners hear of every change (the key as None: it is never passed around)."""
+        checked = self.check(**kw)
+        if "api_key" in checked:  # the key belongs to the server configured with it, in this call or before
+            server = checked.get("base_url", self.base_url)
+            self.api_key_server = None if checked["api_key"] is None or not server else server.rstrip("/")
+        for name, value in checked.items():
+            if name in SETTINGS:
                 setattr(self, name, value)
-                self._notify(name, value)
-            elif name == "api_key":
-                self.api_key = None if value is None else (value if isinstance(value, Secret) else Secret(value))
-                self._notify(name, None)
-            elif name in ("gap_timeout", "connect_timeout", "max_retries", "retry_cap_s", "history"):
-                setattr(self, name, value)
-                self._notify(name, value)
+                self._notify(name, None if name == "api_key" else value)
             else:
                 self.set_param(name, value)
+
+    def reset(self, name: str) -> None:
+        """A setting back to its declared default, or a request parameter back to the server's."""
+        if name in SETTINGS:
+            self.update(**{name: SETTINGS[name].default})
+        else:
+            self.set_param(name, None)
 
     # -- resolution ----------------------------------------------------------------------------------------
     def resolve_model(self, model: str | None) -> str:
@@ -253,7 +237,7 @@ class Settings:
         never leaks it.
         """
         if api_key is not None:
-            return api_key if isinstance(api_key, Secret) else _check_key(api_key, "api_key")
+            return SETTINGS["api_key"].check(api_key)
         if self.api_key is not None and self._owns_key(base_url.rstrip("/")):
             return self.api_key
         if is_wcode(base_url):
@@ -275,26 +259,19 @@ class Settings:
         return base_url == self.key_home()
 
 
+SETTINGS: dict[str, Setting] = {
+    f.name: replace(f.metadata["setting"], name=f.name, default=f.default)
+    for f in fields(Settings)
+    if "setting" in f.metadata
+}
 SESSION = Settings()
 
 
 def configure(**kw: Any) -> Settings:
     """Set session defaults: ``model``, ``base_url``, ``api_key``, ``system``, timeouts, retries, ``history``,
-    or any request parameter (``temperature=0.2``). Every value is validated before any is applied (a bad one
-    raises InvalidParameterError naming it and what it takes); returns the session."""
-    bad = [k for k in kw if k.startswith("_")]
-    if bad:
-        raise ConfigurationError(f"Unknown setting {bad[0]!r}.")
-    checked: dict[str, Any] = {}
-    for name, value in kw.items():
-        check = _SETTING_CHECKS.get(name)
-        if check is not None:
-            checked[name] = check(value, name)
-        elif value is not None:
-            checked[name] = params.get(name, also=SETTINGS).check(value)
-        else:
-            params.get(name, also=SETTINGS)
-            checked[name] = None
+    or any request parameter (``temperature=0.2``). Every value is checked before any is applied (a bad one
+    raises InvalidParameterError naming it, the value and what it takes); returns the session."""
+    checked = SESSION.check(**kw)
     key_waits = SESSION.api_key is not None and SESSION.api_key_server is None and "api_key" not in checked
     if key_waits and checked.get("base_url"):  # configure(api_key=K), then configure(base_url=X): K is for X
         SESSION.api_key_server = checked["base_url"].rstrip("/")

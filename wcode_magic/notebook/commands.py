@@ -19,14 +19,11 @@ from ..core import catalog, params, session
 from ..core.conversations import CONVERSATIONS
 from ..core.errors import InvalidParameterError
 from ..core.keys import clear_key, key_file, key_source, save_key, stored_key
-from ..core.settings import SESSION, check_base_url
+from ..core.settings import SESSION, SETTINGS
 from . import flags
 from .run import CellError, is_bundled_local
 
-_SETTINGS_BOOL = ("history",)
-_SETTINGS_FLOAT = ("gap_timeout", "connect_timeout", "retry_cap_s")
-_SETTINGS_INT = ("max_retries",)
-_SETTINGS_TEXT = ("model", "system", "base_url")
+_CELL_SETTINGS = [(name, spec) for name, spec in SETTINGS.items() if spec.cell]
 
 
 class Misuse(Exception):
@@ -83,22 +80,12 @@ def _is_local(name: str) -> bool:
 
 
 def _setting_value(name: str, text: str) -> Any:
-    """A checked value for a session setting or request parameter, or InvalidParameterError naming it."""
-    if name in _SETTINGS_BOOL:
-        return params.Param(name, "bool", "", "").parse(text)
-    if name in _SETTINGS_FLOAT:
-        return params.Param(name, "float", "", "", min=0.1).parse(text)
-    if name in _SETTINGS_INT:
-        return params.Param(name, "int", "", "", min=0, max=10).parse(text)
-    if name in _SETTINGS_TEXT:
-        if name == "model":
-            return catalog.resolve(text)
-        if name == "base_url" and text:
-            return check_base_url(text)  # refused now, not at the next chat
-        return text or None
-    if name == "api_key":
-        raise InvalidParameterError("Set the key with `%wcode key` (asked without echo), never on a command line.")
-    return params.get(name).parse(text)
+    """A checked value for a session setting or request parameter, or InvalidParameterError naming it: the
+    settings' own parsers (core/settings.py ``SETTINGS``) and the parameters' (core/params.py)."""
+    spec = SETTINGS.get(name)
+    if spec is not None:
+        return spec.parse(text)
+    return params.get(name, also=tuple(SETTINGS)).parse(text)
 
 
 def set_(args: list[str]) -> str:
@@ -120,13 +107,9 @@ def set_(args: list[str]) -> str:
             raise CellError(f"%wcode set: {e.message}{hint}") from None
     try:
         params.validate({k: v for k, v in {**SESSION.params, **changes}.items() if k in params.PARAMS}, warn=False)
+        SESSION.update(**changes)
     except InvalidParameterError as e:
         raise CellError(f"%wcode set: {e.message}") from None
-    for name, value in changes.items():
-        if name in params.PARAMS:
-            SESSION.set_param(name, value)
-        else:
-            SESSION.update(**{name: value})
     return "Set " + ", ".join(f"{k}={v!r}" for k, v in changes.items()) + "."
 
 
@@ -136,15 +119,10 @@ def unset(args: list[str]) -> str:
         raise CellError("%wcode unset NAME ...: e.g. %wcode unset temperature.")
     names = [a.replace("-", "_") for a in args]
     for name in names:  # every name is checked before any is unset
-        if name not in _SETTINGS_TEXT and name != "history" and name not in params.PARAMS:
+        if name not in SETTINGS and name not in params.PARAMS:
             raise Misuse(f"%wcode unset: {name!r} is not a parameter or a setting (`%wcode help` lists them).")
     for name in names:
-        if name in _SETTINGS_TEXT:
-            SESSION.update(**{name: None})
-        elif name == "history":
-            SESSION.update(history=True)
-        else:
-            SESSION.set_param(name, None)
+        SESSION.reset(name)
     return "Unset " + ", ".join(args) + "."
 
 
@@ -260,8 +238,9 @@ def help_(args: list[str]) -> str:
         lines.append(f"  {name:<9} {doc}")
     lines += [
         "",
-        "%wcode set NAME=VALUE takes any request parameter below (by its name, e.g. top_k=5) and model, system,",
-        "base_url, history=on|off, gap_timeout, connect_timeout, max_retries, retry_cap_s.",
+        "%wcode set NAME=VALUE takes any request parameter below (by its name, e.g. top_k=5) and these settings",
+        "(%wcode unset NAME goes back to the default):",
+        *(f"  {name:<16}{spec.help} Takes {spec.allowed}; default {spec.default!r}." for name, spec in _CELL_SETTINGS),
         "In prompts, {name} and {name.attr} are filled from your variables; {{ and }} give literal braces ({{x}}",
         "gives {x}); other braces (dicts, JSON, code) stay as written; --no-interpolate sends the prompt as written.",
         "A trailing ; on the magic line hides the result (the streamed answer stays); -o VAR keeps it in VAR.",

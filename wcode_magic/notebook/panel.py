@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..core import catalog
 from ..core.errors import InvalidParameterError, WcodeError, WcodeWarning
 from ..core.params import PARAMS
-from ..core.settings import SESSION, Settings, configure
+from ..core.settings import SESSION, SETTINGS, Settings, configure
 from ..core.stream import Event
 from . import codegen
 from .controls import ParamControls
@@ -139,16 +139,23 @@ class Panel:
         self.notices: list[str] = []  # warnings raised by the last Send ("... cannot switch its thinking")
         self._catching: Any = None  # the warnings.catch_warnings context of a Send's synchronous start
         self._caught: list[Any] = []
+        self._unsettled: dict[str, InvalidParameterError] = {}  # text boxes whose value the session refused
 
         # -- model, server, thinking
         options = [(model_label(m), m.id) for m in catalog.MODELS] + [("other model id…", OTHER)]
-        self.model_pick = w.Dropdown(options=options, description="model", layout=w.Layout(width="620px"))
+        self.model_pick = w.Dropdown(
+            options=options, description="model", tooltip=SETTINGS["model"].help, layout=w.Layout(width="620px")
+        )
         self.model_text = w.Text(
-            placeholder="any model id the server knows", continuous_update=False, layout=w.Layout(width="300px")
+            placeholder="any model id the server knows",
+            tooltip=SETTINGS["model"].help,
+            continuous_update=False,
+            layout=w.Layout(width="300px"),
         )
         self.base_url = w.Text(
             placeholder="auto: local server for local/* models, else wcode.net",
             description="base URL",
+            tooltip=SETTINGS["base_url"].help,
             continuous_update=False,
             layout=w.Layout(width="620px"),
         )
@@ -173,7 +180,12 @@ class Panel:
         self.tabs = w.Tab(children=[w.VBox(rows) for rows in groups.values()], titles=tuple(groups))
 
         # -- conversation
-        self.system = w.Textarea(placeholder="system prompt (optional)", description="system", continuous_update=False)
+        self.system = w.Textarea(
+            placeholder="system prompt (optional)",
+            description="system",
+            tooltip=SETTINGS["system"].help,
+            continuous_update=False,
+        )
         self.prompt = w.Textarea(placeholder="Type a prompt, then Send", description="prompt", rows=3)
         for box in (self.system, self.prompt):
             box.layout = w.Layout(width="620px")
@@ -271,6 +283,7 @@ class Panel:
 
     def _show_settings(self) -> None:
         """Show the session's model, server and system prompt without writing them back."""
+        self._unsettled.clear()  # the boxes show the session's values again
         self._syncing = True
         try:
             model = self.session.resolve_model(None)
@@ -307,12 +320,22 @@ class Panel:
             self._write("model", self.model_id())
 
     def _write(self, name: str, value: Any) -> None:
-        if not self._syncing:
-            self._syncing = True
-            try:
-                self.session.update(**{name: value})
-            finally:
-                self._syncing = False
+        """A text box's value into the session. The session refuses a bad one (the same rule as ``configure`` and
+        ``%wcode set``): the box keeps what was typed, the refusal shows, and Send stays refused until it is
+        fixed, so a request never goes to the previous server by surprise."""
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            self.session.update(**{name: value})
+        except InvalidParameterError as e:
+            self._unsettled[name] = e
+            self._refuse(e.message)
+        else:
+            if self._unsettled.pop(name, None) is not None:
+                self.error.value = ""
+        finally:
+            self._syncing = False
 
     def _session_changed(self, name: str, value: Any) -> None:
         if not self._syncing and name in ("model", "base_url", "system"):
@@ -334,8 +357,9 @@ class Panel:
         if not text.strip():
             self._refuse("Type a prompt first.")
             return None
-        if self.controls.errors():
-            self._refuse(self.controls.errors()[0].message)
+        refused = [*self._unsettled.values(), *self.controls.errors()]
+        if refused:
+            self._refuse(refused[0].message)
             return None
         try:
             extra = parse_extra_body(self.extra_body.value)
