@@ -109,7 +109,7 @@ class Setting:
                 raise self.refuse(text)
             return _BOOL_WORDS[text.lower()]
         try:
-            number: float = float(text) if self.kind == "seconds" else int(text)
+            number = float(text)  # "2.0" is 2 for a count, as 2.0 is in Python
         except ValueError:
             raise self.refuse(text) from None
         return self.check(number)
