@@ -13,6 +13,7 @@ from wire import ask
 
 import wcode_magic as wm
 from wcode_magic.core import errors
+from wcode_magic.core.settings import SESSION
 
 pytestmark = pytest.mark.usefixtures("transport")  # every test through wm.chat and wm.achat (conftest)
 
@@ -280,12 +281,11 @@ def test_a_wcode_model_after_use_local_goes_to_wcode_from_every_entry_point(repl
     """The bundled local server serves only local/* models: wm.chat/achat/compare follow the rule %%chat and the
     panel follow (Settings.route), and a wcode model goes to wcode.net (here WCODE_BASE_URL, the replay server)."""
     from wcode_magic.core import catalog
-    from wcode_magic.notebook import run
 
     monkeypatch.setenv("WCODE_BASE_URL", replay.base_url)
     local_url = wm.use_local()
     r1 = catalog.resolve("r1")
-    assert run.route(r1) == replay.base_url
+    assert SESSION.route(r1) == replay.base_url
     r = ask(replay, "ark_r1", base_url=None, model="r1")
     assert r.complete and r.base_url == replay.base_url and replay.requests[-1]["model"] == r1
     sent = len(replay.requests)

@@ -10,7 +10,7 @@ import pytest
 from wcode_magic.core import catalog
 from wcode_magic.core import session as wm_session
 from wcode_magic.core.errors import ConfigurationError
-from wcode_magic.core.settings import WCODE_BASE_URL
+from wcode_magic.core.settings import SESSION, WCODE_BASE_URL
 from wcode_magic.notebook import commands, run
 from wcode_magic.notebook.run import CellError
 
@@ -107,32 +107,33 @@ def test_auto_without_a_key_then_use_wcode(session, local_url, monkeypatch):
 
 def test_a_wcode_model_chosen_per_call_leaves_the_bundled_local_server(session, local_url):
     session.update(base_url=local_url, model="local/ngram")
-    assert run.route("deepseek-r1") == WCODE_BASE_URL
-    assert run.route("local/ngram") is None  # already there
-    assert run.route("some-org/unlisted-model") is None  # unknown: the session's server may know it
+    assert SESSION.route("deepseek-r1") == WCODE_BASE_URL
+    assert SESSION.route("local/ngram") is None  # already there
+    assert SESSION.route("some-org/unlisted-model") is None  # unknown: the session's server may know it
     call = run.prepare(None, run.flags.parse("-m r1"), "q", conversation=False)
-    assert call.kwargs["base_url"] == WCODE_BASE_URL and call.model == "deepseek-r1"
+    assert "base_url" not in call.kwargs and call.model == "deepseek-r1"  # the client routes it, as for wm.chat
+    assert SESSION.resolve_base_url(None, call.model) == WCODE_BASE_URL
 
 
 def test_a_wcode_base_url_override_is_where_routed_wcode_calls_go(session, local_url, monkeypatch):
     monkeypatch.setenv("WCODE_BASE_URL", "http://127.0.0.1:9/v1/")
     session.update(base_url=local_url)
-    assert run.route("qwen3-8b") == "http://127.0.0.1:9/v1"
+    assert SESSION.route("qwen3-8b") == "http://127.0.0.1:9/v1"
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000/v1", "http://localhost:11434/v1", "https://proxy.example/v1"])
 def test_a_server_the_user_configured_gets_wcode_models_as_asked(session, url):
     session.update(base_url=url)
-    assert run.route("deepseek-r1") is None
+    assert SESSION.route("deepseek-r1") is None
 
 
 def test_a_local_model_goes_to_the_bundled_server_unless_the_session_is_on_this_machine(session, local_url):
     session.update(base_url="https://proxy.example/v1")
-    assert run.route("local/ngram") == local_url
+    assert SESSION.route("local/ngram") == local_url
     session.update(base_url="http://127.0.0.1:8000/v1")  # perhaps `wcode-magic serve` in another process
-    assert run.route("local/ngram") is None
+    assert SESSION.route("local/ngram") is None
     session.update(base_url=None)
-    assert run.route("local/ngram") is None  # the client picks the local server by model anyway
+    assert SESSION.route("local/ngram") is None  # the client picks the local server by model anyway
 
 
 @pytest.mark.parametrize("url", ["http://a..b/v1", "http://[::1/v1", "ftp://example.com/v1", "not a url"])

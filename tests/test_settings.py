@@ -101,7 +101,9 @@ def test_the_refusal_names_the_setting_the_value_and_the_range(session):
     with pytest.raises(InvalidParameterError) as info:
         SESSION.update(gap_timeout=0.05)
     assert info.value.param == "gap_timeout" and info.value.value == 0.05
-    assert info.value.message == "gap_timeout=0.05 is not allowed: gap_timeout takes a number of seconds from 0.1 to 3600."
+    assert (
+        info.value.message == "gap_timeout=0.05 is not allowed: gap_timeout takes a number of seconds from 0.1 to 3600."
+    )
 
 
 def test_unknown_names_are_refused_with_the_nearest_one(session):

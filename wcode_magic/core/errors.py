@@ -39,6 +39,11 @@ def _caller_stacklevel() -> int:
     return level
 
 
+def error_line(error: WcodeError) -> str:
+    """How a failure reads, in the magics and the panel alike: its kind, then what to do next."""
+    return f"{type(error).__name__}: {error.message}"
+
+
 class WcodeError(Exception):
     """Base of every error wcode_magic raises on purpose: a message a user can act on, never a bug."""
 

@@ -25,6 +25,14 @@ def last() -> Response | None:
     return _last[0] if _last else None
 
 
+def is_bundled_local(url: str | None) -> bool:
+    """True when ``url`` is this process's bundled local server (``wm.use_local()``, ``%wcode use local``)."""
+    from .. import local
+
+    running = local.base_url()
+    return bool(url) and running is not None and url.rstrip("/") == running.rstrip("/")
+
+
 def use_local(model: str = catalog.DEFAULT_LOCAL_MODEL) -> str:
     """Point the session at the bundled local model (started on 127.0.0.1 if needed); returns its base URL."""
     from .. import local

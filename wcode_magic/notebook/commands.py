@@ -21,7 +21,7 @@ from ..core.errors import InvalidParameterError
 from ..core.keys import clear_key, key_file, key_source, save_key, stored_key
 from ..core.settings import SESSION, SETTINGS
 from . import flags
-from .run import CellError, is_bundled_local
+from .run import CellError
 
 _CELL_SETTINGS = [(name, spec) for name, spec in SETTINGS.items() if spec.cell]
 
@@ -65,7 +65,9 @@ def use(args: list[str]) -> str:
     if entry is not None and entry.local:
         url = session.use_local(entry.id)
         return f"Using the bundled local model {entry.id} at {url} (word statistics, not an LLM)."
-    if entry is not None and is_bundled_local(SESSION.base_url):  # the bundled server cannot serve a wcode model
+    if entry is not None and session.is_bundled_local(
+        SESSION.base_url
+    ):  # the bundled server cannot serve a wcode model
         url = session.use_wcode(entry.id)
         return f"Using wcode.net ({url}), model {SESSION.model}."
     SESSION.update(model=catalog.resolve(name))

@@ -22,8 +22,9 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..core import catalog
-from ..core.errors import InvalidParameterError, WcodeError, WcodeWarning
+from ..core.errors import InvalidParameterError, WcodeError, WcodeWarning, error_line
 from ..core.params import PARAMS
+from ..core.session import is_bundled_local
 from ..core.settings import SESSION, SETTINGS, Settings, configure
 from ..core.stream import Event
 from . import codegen
@@ -82,8 +83,6 @@ def status_line(state: str, response: Response | None, pieces: int, now: float |
 def error_text(error: BaseException) -> str:
     """The words shown for a failure: the magics' own line for a WcodeError; anything else is a bug and says so."""
     if isinstance(error, WcodeError):
-        from .run import error_line
-
         return error_line(error)
     return f"{type(error).__name__}: {error} (this is a bug in wcode-magic; please report it)"
 
@@ -425,12 +424,11 @@ class Panel:
         conversation has turns, which neither form sends.
         """
         from ..core.conversations import CONVERSATIONS
-        from .run import is_bundled_local, route
 
         text = self.prompt.value if prompt is None else prompt
         model = self.model_id()
         magics = CONVERSATIONS.find()
-        base_url = route(model) or self.session.base_url
+        base_url = self.session.route(model) or self.session.base_url
         return codegen.show(
             text or "Your prompt here",
             model=model,
@@ -472,7 +470,6 @@ class Panel:
 
     async def _run(self, prompt: str, extra_body: dict[str, Any] | None) -> None:
         from ..core.client import achat
-        from .run import route
 
         turn = {"role": "user", "content": prompt}
         model = self.model_id()
@@ -481,7 +478,6 @@ class Panel:
             await achat(
                 [*self.messages, turn],
                 model=model,
-                base_url=route(model),
                 on_event=self._on_event,
                 headers=self.headers,
                 extra_body=extra_body,

@@ -62,24 +62,6 @@ def make_view(shell: Any, fmt: str) -> View:
     return NotebookView(fmt) if is_rich(shell) else TerminalView()
 
 
-def is_bundled_local(url: str | None) -> bool:
-    """True when ``url`` is this process's bundled local server (``wm.use_local()``, ``%wcode use local``)."""
-    from .. import local
-
-    running = local.base_url()
-    return bool(url) and running is not None and url.rstrip("/") == running.rstrip("/")
-
-
-def route(model_id: str) -> str | None:
-    """The server for one call when the session's own cannot serve its model; None means the session's.
-
-    The one rule, shared with wm.chat/achat/compare/batch, is ``Settings.route`` (see its docstring): a
-    ``local/*`` model goes to the bundled server while the session points off this machine, and a wcode catalog
-    model goes to wcode.net while the session points at this process's bundled local server.
-    """
-    return SESSION.route(model_id)
-
-
 def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: bool) -> Call:
     """Resolve the model, fill the prompt's placeholders and pick the conversation; nothing is sent yet."""
     prompt = text.strip("\n")
@@ -103,7 +85,6 @@ def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: 
         "model": model,
         "system": system,
         "stream": options.stream,
-        "base_url": route(model),
         "headers": options.headers or None,
         "extra_body": options.extra_body or None,
         **options.params,
@@ -248,12 +229,7 @@ def failed(shell: Any, call: Call, view: View, error: errors.WcodeError, seen: R
         view.finish(partial)
     else:
         view.finish(None, note=f"{call.model} · failed")
-    raise CellError(error_line(error))
-
-
-def error_line(error: errors.WcodeError) -> str:
-    """How a failure reads, in the magics and the panel alike: its kind, then what to do next."""
-    return f"{type(error).__name__}: {error.message}"
+    raise CellError(errors.error_line(error))
 
 
 # -- entry points ----------------------------------------------------------------------------------------------
@@ -273,7 +249,7 @@ def _prepare_cell(shell: Any, magic: str, line: str, cell: str | None) -> tuple[
         raise CellError(f"%%{magic.split('-')[0]}: {e}") from None
     try:
         call = prepare(shell, options, text, conversation=magic == "chat")
-    except errors.InvalidParameterError as e:  # a session base_url that is no URL, found by route()
+    except errors.InvalidParameterError as e:  # a placeholder that cannot be filled, a bad model name
         raise CellError(f"%%{magic.split('-')[0]}: {e.message}") from None
     return call, make_view(shell, options.format)
 
