@@ -9,6 +9,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from .core import hooks
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it. No module of the package may be named like an export: importing
@@ -87,6 +89,45 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+# -- the composition root: what the layers above the spine add to every call, wired here and nowhere else ------
+def _remember(response: Response) -> None:
+    """``wm.last()``."""
+    from .core import session
+
+    session.remember(response)
+
+
+def _count_and_log(response: Response) -> None:
+    """The session's usage totals (``%wcode usage``) and the history database (``wm.history()``)."""
+    from .analysis import history, usage
+
+    usage.add(response)
+    history.record(response)
+
+
+def _tokens(response: Response) -> Any:
+    from .analysis.frames import tokens
+
+    return tokens(response)
+
+
+def _alternatives(response: Response) -> Any:
+    from .analysis.frames import alternatives
+
+    return alternatives(response)
+
+
+def _show_tokens(response: Response, **kw: Any) -> Any:
+    from .analysis.render import show_tokens
+
+    return show_tokens(response, **kw)
+
+
+hooks.after_call(_remember)
+hooks.after_call(_count_and_log)
+hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx
 from httpx_sse import EventSource
 
-from . import catalog, errors, params, session
+from . import catalog, errors, hooks, params
 from .keys import Secret
 from .response import Response
 from .settings import KEY_URL, SESSION, SETTINGS, is_wcode
@@ -32,37 +32,9 @@ from .stream import DONE, SHAPE_ERRORS, Event, loads
 
 T = TypeVar("T")
 OnEvent = Callable[[Event], None]
-Observer = Callable[[Response], None]
 
 DRAIN_S = 1.0  # how long to wait for the end of a body after [DONE] before closing the connection instead
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-_observers: list[Observer] = []
-
-
-def add_observer(fn: Observer) -> None:
-    """Call ``fn(response)`` after every call ends, complete or not (history, usage totals, ``wm.last()``)."""
-    if fn not in _observers:
-        _observers.append(fn)
-
-
-add_observer(session.remember)
-
-
-def _log_exchange(response: Response) -> None:
-    """Observer: every exchange (wm.chat, magics, panel) goes to the history log and the session usage totals."""
-    from ..analysis import usage
-    from ..analysis.history import record
-
-    usage.add(response)
-    record(response)
-
-
-add_observer(_log_exchange)
-
-
-def _notify(response: Response) -> None:
-    for fn in list(_observers):
-        fn(response)
 
 
 # -- pure policy ------------------------------------------------------------------------------------------
@@ -615,13 +587,13 @@ async def achat(
     try:
         await _asend(call)
     except asyncio.CancelledError:
-        _notify(call.stopped())
+        hooks.call_ended(call.stopped())
         raise
     except errors.WcodeError as e:
         call.failed(e)
-        _notify(call.response)
+        hooks.call_ended(call.response)
         raise
-    _notify(call.response)
+    hooks.call_ended(call.response)
     return call.response
 
 
@@ -743,15 +715,15 @@ def chat(
     try:
         _send(call)
     except KeyboardInterrupt:
-        _notify(call.stopped())
+        hooks.call_ended(call.stopped())
         raise errors.StoppedError(
             "Stopped; the partial answer is kept in `.partial` (and `wm.last()`).", partial=call.response
         ) from None
     except errors.WcodeError as e:
         call.failed(e)
-        _notify(call.response)
+        hooks.call_ended(call.response)
         raise
-    _notify(call.response)
+    hooks.call_ended(call.response)
     return call.response
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog
+from . import catalog, hooks
 from .logprobs import LogprobColumns, normalize_entry, normalize_in_place
 from .stream import SEGMENTS, Event, ThinkSplitter, chunk_events, loads, logprobs_state
 
@@ -361,21 +361,15 @@ class Response:
         parts.append(f"\n\n<sub>{self.footer()}</sub>")
         return "\n".join(parts)
 
-    # -- analysis (frames.py, render.py; pandas imported only when asked) ----------------------------------
+    # -- analysis (analysis/frames.py, render.py, wired in by the package root; pandas imported only when asked)
     def tokens(self) -> Any:
         """One row per generated token: text, offsets, logprob, prob, rank, margin, entropy (frames.tokens)."""
-        from ..analysis.frames import tokens
-
-        return tokens(self)
+        return hooks.provided("tokens")(self)
 
     def alternatives(self) -> Any:
         """One row per (position, alternative), the sampled token always included (frames.alternatives)."""
-        from ..analysis.frames import alternatives
-
-        return alternatives(self)
+        return hooks.provided("alternatives")(self)
 
     def show_tokens(self, color_by: str = "prob", top: int = 5) -> Any:
         """The answer as HTML, each token coloured by ``color_by``, its top alternatives on hover."""
-        from ..analysis.render import show_tokens
-
-        return show_tokens(self, color_by=color_by, top=top)
+        return hooks.provided("show_tokens")(self, color_by=color_by, top=top)

@@ -1,0 +1,54 @@
+"""Where the layers above the spine plug into it, so the spine imports none of them.
+
+Two kinds of plug, both filled by the package root (``wcode_magic/__init__.py``), the one composition root:
+
+- ``after_call``: observers called with every Response when its call ends, complete or not (the history log,
+  the usage totals, ``wm.last()``), as httpx's ``event_hooks`` are. An observer that raises is logged and skipped:
+  book-keeping never costs the answer.
+- ``provide``/``provided``: what a ``Response`` method hands over to the analysis layer (``r.tokens()``,
+  ``r.alternatives()``, ``r.show_tokens()``): the spine names the job, the root names who does it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .response import Response
+
+Observer = Callable[["Response"], None]
+
+log = logging.getLogger("wcode_magic")
+_observers: list[Observer] = []
+_provided: dict[str, Callable[..., Any]] = {}
+
+
+def after_call(fn: Observer) -> Observer:
+    """Call ``fn(response)`` after every call ends; registering the same function twice keeps one."""
+    if fn not in _observers:
+        _observers.append(fn)
+    return fn
+
+
+def call_ended(response: Response) -> None:
+    """The client's one notification: every observer, in the order they were registered."""
+    for fn in list(_observers):
+        try:
+            fn(response)
+        except Exception:  # an observer's bug must not turn a received answer into an error
+            log.exception("observer %s failed", getattr(fn, "__qualname__", fn))
+
+
+def provide(**jobs: Callable[..., Any]) -> None:
+    """Name who does each job a Response hands over (``provide(tokens=frames.tokens)``)."""
+    _provided.update(jobs)
+
+
+def provided(job: str) -> Callable[..., Any]:
+    """The function registered for ``job``; a clear error when the package root did not register one."""
+    try:
+        return _provided[job]
+    except KeyError:
+        raise LookupError(f"nothing provides {job!r}: import wcode_magic (the package root wires it)") from None
