@@ -232,7 +232,7 @@ def _segment_columns(cols: LogprobColumns, target: str | None) -> tuple[dict[str
     # the long table: each position's list, then the sampled token when the provider left it out
     miss_idx = np.flatnonzero(missing)
     if len(miss_idx):
-        shift = np.cumsum(missing) - missing  # rows inserted before each position
+        shift: np.ndarray = np.cumsum(missing) - missing  # rows inserted before each position
         size = total + len(miss_idx)
         dest = np.arange(total) + shift[pos]
         ins = starts[miss_idx] + counts[miss_idx] + shift[miss_idx]

@@ -179,8 +179,8 @@ def show_tokens(response: Response, color_by: str = "prob", top: int = 5) -> Tok
 
     parts = [head]
     for pos, (body, cls) in enumerate(zip(bodies, classes, strict=True)):
-        title = titles.get(pos)
-        attr = f' title="{title}"' if title is not None else ""
+        hover = titles.get(pos)
+        attr = f' title="{hover}"' if hover is not None else ""
         parts.append(f"<span class=b{cls}{attr}>{body}</span>")
     notes = []
     if shown < total:

@@ -209,7 +209,7 @@ async def _run_async(cells: list[Cell], call: Mapping[str, Any], concurrency: in
 
 
 # -- the table --------------------------------------------------------------------------------------------------
-def _common_prefix(seqs: list[Sequence[Any]]) -> int | None:
+def _common_prefix(seqs: Sequence[Sequence[Any]]) -> int | None:
     """Length of the prefix all sequences share, or None when they are all identical (no divergence)."""
     if len(seqs) < 2 or all(s == seqs[0] for s in seqs[1:]):
         return None
@@ -327,7 +327,7 @@ def _compare_cells(
                 raise _bad(name, fixed[name], f"{name} is already swept; do not also fix it")
             axes[name] = listed
     call, params = _split(fixed)
-    cells = []
+    cells: list[Cell] = []
     names = list(axes)
     for combo in itertools.product(*axes.values()):
         for run in range(n):
@@ -422,7 +422,7 @@ def _batch_cells(
     _check_count("concurrency", concurrency, MAX_CONCURRENCY)
     pairs, indexed = _items(prompts, column)
     call, params = _split(fixed)
-    cells = []
+    cells: list[Cell] = []
     for position, (label, prompt) in enumerate(pairs):
         shown = prompt if isinstance(prompt, str) else _last_user_text(prompt)
         for run in range(n):

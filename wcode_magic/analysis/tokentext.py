@@ -14,6 +14,7 @@ import codecs
 import re
 from collections.abc import Sequence
 from itertools import accumulate
+from typing import cast
 
 _ESCAPED = re.compile(r"(?:bytes:)?((?:\\x[0-9a-fA-F]{2})+)")
 _ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})")
@@ -39,16 +40,15 @@ def texts_from(tokens: Sequence[str | None], raws: Sequence[Sequence[int] | None
     decode to U+FFFD (never an exception); an unfinished character at the very end goes to the last token as
     U+FFFD. A missing token string counts as "".
     """
-    if None in tokens:
-        tokens = [t or "" for t in tokens]
-    if _whole_characters(tokens, raws):
-        return list(tokens)
+    texts = [t or "" for t in tokens] if None in tokens else cast("Sequence[str]", tokens)
+    if _whole_characters(texts, raws):
+        return list(texts)
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     decode = decoder.decode
     out: list[str] = []
     append = out.append
     pending = False  # whether the decoder holds part of a character
-    for token, raw in zip(tokens, raws, strict=True):
+    for token, raw in zip(texts, raws, strict=True):
         if (
             not pending
             and (raw is None or (token.isascii() and len(raw) == len(token)))

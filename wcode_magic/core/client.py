@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import email.utils
 import random
@@ -811,7 +812,7 @@ class _LoopThread:
 
     def run(self, coro: Awaitable[T], on_interrupt: Callable[[], BaseException | None] | None = None) -> T:
         """Run ``coro`` to the end; on KeyboardInterrupt cancel it and raise what ``on_interrupt`` gives."""
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop())  # type: ignore[arg-type]
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop())  # type: ignore[arg-type]
         try:
             return future.result()
         except KeyboardInterrupt:

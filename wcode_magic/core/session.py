@@ -30,7 +30,7 @@ def is_bundled_local(url: str | None) -> bool:
     from .. import local
 
     running = local.base_url()
-    return bool(url) and running is not None and url.rstrip("/") == running.rstrip("/")
+    return url is not None and running is not None and url.rstrip("/") == running.rstrip("/")
 
 
 def use_local(model: str = catalog.DEFAULT_LOCAL_MODEL) -> str:

@@ -88,7 +88,7 @@ class Setting:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not number or (self.kind == "count" and isinstance(value, float) and not value.is_integer()):
             raise spec.refuse(value)
-        if not math.isfinite(value) or not (self.min <= value <= self.max):  # type: ignore[operator]
+        if not math.isfinite(value) or not (self.min <= value <= self.max):
             raise spec.refuse(value)
         return float(value) if self.kind == "seconds" else int(value)
 

@@ -34,14 +34,14 @@ def loads(data: str | bytes) -> Any:
 
 
 EventKind = Literal[
-    "reasoning", "content", "logprobs", "usage", "finish", "error", "meta", "reasoning_details", "tool_call"
+    "start", "reasoning", "content", "logprobs", "usage", "finish", "error", "meta", "reasoning_details", "tool_call"
 ]
 
 
 class Event(NamedTuple):
     """One thing a chunk said. ``value`` depends on ``kind``:
 
-    reasoning/content: the text piece; logprobs: ``(segment, [entries])``; usage: the usage dict;
+    start: the Response about to be filled (the client's, before anything is sent); reasoning/content: the text piece; logprobs: ``(segment, [entries])``; usage: the usage dict;
     finish: ``(finish_reason, native_finish_reason)``; error: the error object; meta: ``{id, model, created,
     extra top-level keys}``; reasoning_details: the list as sent; tool_call: one ``delta.tool_calls`` item.
     """

@@ -160,7 +160,7 @@ class Generation:
             yield Token(self.model.vocab[token_id], token_id, 0.0, ([token_id], [0.0]))
         history = History(self.model.size, self.prompt_ids + opening)
         paragraph = self.model.paragraph_id
-        context = (paragraph, paragraph, *opening)[-2:]
+        context: tuple[int, int] = (paragraph, paragraph, *opening)[-2:]  # type: ignore[assignment]
         enough = (3 * budget + 3) // 4
         for count in range(len(opening) + 1, budget + 1):
             token = self._next(context, history, None)

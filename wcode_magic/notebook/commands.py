@@ -206,8 +206,8 @@ def reset(args: list[str]) -> str:
         raise Misuse("%wcode reset takes at most one conversation name (or --all).")
     if args == ["--all"]:
         names = CONVERSATIONS.names()
-        for name in names:
-            CONVERSATIONS.reset(name)
+        for each in names:
+            CONVERSATIONS.reset(each)
         return f"Forgot {len(names)} conversation(s)."
     name = args[0] if args else None
     had = CONVERSATIONS.reset(name)

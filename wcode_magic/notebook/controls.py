@@ -95,6 +95,7 @@ def from_widget(p: Param, wvalue: Any) -> Any:
     Raises InvalidParameterError (naming the parameter, the value and the range) for text that does not parse.
     """
     kind = widget_kind(p)
+    value: Any
     if kind == "float_slider":
         value = round(float(wvalue), _decimals(p.step))  # sliders send 0.30000000000000004
     elif kind in ("int_slider", "checkbox", "dropdown"):
@@ -175,8 +176,8 @@ class Control:
         elif self.kind == "int_slider":
             self.widget = w.IntSlider(
                 value=p.default,
-                min=int(p.min),
-                max=int(p.max),
+                min=int(p.min),  # type: ignore[arg-type]
+                max=int(p.max),  # type: ignore[arg-type]
                 step=int(p.step or 1),
                 continuous_update=False,
                 **common,

@@ -20,13 +20,13 @@ The text is scanned in one pass, so a substituted value that itself contains bra
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _FIELD = re.compile(rf"\{{(?P<name>{_NAME})(?:!(?P<conv>[rsa]))?(?::(?P<spec>[^{{}}]*))?\}}")  # {name.attr!r:spec}
 _PLAIN = re.compile(r"[^{}]+")
-_CONVERSIONS = {"r": repr, "s": str, "a": ascii}
+_CONVERSIONS: dict[str, Callable[[object], str]] = {"r": repr, "s": str, "a": ascii}
 _MISSING = object()
 
 

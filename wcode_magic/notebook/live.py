@@ -41,7 +41,9 @@ def _close_fences(text: str) -> str:
 
 def code_blocks(text: str) -> tuple[str, str]:
     """(language, code) of the fenced blocks in an answer joined; the whole text when there is no fence."""
-    lang, blocks, inside, current = "", [], False, []
+    lang, inside = "", False
+    blocks: list[str] = []
+    current: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("```"):
@@ -213,6 +215,8 @@ class PlainText(str):
 
 class CodeText(str):
     """The answer's code as a ``str`` (``exec``-able, ``set_next_input``-able) that displays as a code block."""
+
+    language: str
 
     def __new__(cls, code: str, language: str = "") -> CodeText:
         obj = super().__new__(cls, code)

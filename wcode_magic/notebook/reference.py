@@ -160,14 +160,19 @@ def render(text: str) -> str:
             begin, end = (MARK.format(name=name, edge=e) for e in ("begin", "end"))
             raise ValueError(f"README has no {name!r} section: put {begin} and {end} on lines of their own.")
         body = make() + "\n"
-        text = span.sub(lambda m, body=body: m.group(1) + body + m.group(3), text, count=1)
+        text = span.sub(lambda m, body=body: f"{m.group(1)}{body}{m.group(3)}", text, count=1)  # type: ignore[misc]
     return text
 
 
 def stale(text: str) -> list[str]:
     """The names of the sections whose text differs from what the code generates now."""
     fresh = render(text)
-    return [name for name in SECTIONS if _span(name).search(text).group(2) != _span(name).search(fresh).group(2)]
+    return [name for name in SECTIONS if _body(name, text) != _body(name, fresh)]
+
+
+def _body(name: str, text: str) -> str:
+    found = _span(name).search(text)
+    return "" if found is None else found.group(2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

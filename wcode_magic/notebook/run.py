@@ -76,6 +76,7 @@ def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: 
         conv = CONVERSATIONS.get(options.name)
         if options.system is not None:
             conv.system = options.system
+        messages: str | list[dict[str, Any]]
         system, messages = conv.system, conv.request(prompt)
     else:
         system, messages = options.system, prompt
