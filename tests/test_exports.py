@@ -55,3 +55,39 @@ def test_no_export_is_named_like_a_submodule():
     modules = {m.name for m in pkgutil.iter_modules(wcode_magic.__path__)}
     assert not (set(_EXPORTS) & modules), set(_EXPORTS) & modules
     assert set(_SUBMODULES) <= modules
+
+
+def _type_checking_names() -> set[str]:
+    """The names the ``if TYPE_CHECKING:`` block of wcode_magic/__init__.py imports (what type checkers see)."""
+    import ast
+
+    tree = ast.parse(open(wcode_magic.__file__, encoding="utf-8").read())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    return {a.asname or a.name for n in block.body if isinstance(n, ast.ImportFrom) for a in n.names}
+
+
+def test_every_public_name_is_visible_to_type_checkers_and_resolves():
+    from wcode_magic import _EXPORTS, _SUBMODULES
+
+    public = set(_EXPORTS) | set(_SUBMODULES)
+    assert _type_checking_names() == public
+    assert set(wcode_magic.__all__) == public | {"__version__", "load_ipython_extension"}
+    for name in wcode_magic.__all__:
+        assert getattr(wcode_magic, name) is not None, name
+
+
+def test_what_users_catch_or_receive_is_exported():
+    """Raised at users (ConfigurationError) or handed to their callbacks (Event in on_event): importable."""
+    from wcode_magic import ConfigurationError, Event, Settings, WcodeError
+    from wcode_magic.core.stream import Event as StreamEvent
+
+    assert issubclass(ConfigurationError, WcodeError) and Event is StreamEvent
+    assert isinstance(wcode_magic.SESSION, Settings)
+
+
+def test_a_misspelt_name_is_an_attribute_error_with_the_nearest_name():
+    with pytest.raises(AttributeError, match="did you mean 'chat'"):
+        wcode_magic.chta  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'frames'"):
+        wcode_magic.frames  # noqa: B018  (a module of the analysis layer, not a public name)
+    assert not hasattr(wcode_magic, "xyzzy")

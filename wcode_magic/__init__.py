@@ -13,19 +13,22 @@ from .core import hooks
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it. No module of the package may be named like an export: importing
-# ``wcode_magic.<name>`` sets the package attribute to the module, so ``wm.<name>`` would then be the module.
+# public name -> module that defines it. Layer packages (core, analysis, notebook, local) hold the modules, so a
+# module's name can no longer shadow an export (``wm.panel`` is the function, whatever was imported before).
 _EXPORTS: dict[str, str] = {
     "chat": "core.client",
     "achat": "core.client",
     "configure": "core.settings",
     "SESSION": "core.settings",
+    "Settings": "core.settings",
     "models": "core.catalog",
     "Response": "core.response",
     "Usage": "core.response",
+    "Event": "core.stream",
     "PARAMS": "core.params",
     "WcodeError": "core.errors",
     "WcodeWarning": "core.errors",
+    "ConfigurationError": "core.errors",
     "AuthenticationError": "core.errors",
     "InsufficientCreditError": "core.errors",
     "RateLimitError": "core.errors",
@@ -40,26 +43,31 @@ _EXPORTS: dict[str, str] = {
     "auto": "core.session",
     "last": "core.session",
     "history": "analysis.history",
-    "panel": "notebook.panel",
     "frame": "analysis.frames",
+    "label_probs": "analysis.frames",
     "compare": "analysis.sweeps",
     "batch": "analysis.sweeps",
     "acompare": "analysis.sweeps",
     "abatch": "analysis.sweeps",
-    "label_probs": "analysis.frames",
     "plot_confidence": "analysis.plots",
+    "panel": "notebook.panel",
 }
 _SUBMODULES = ("local",)
 
-__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+__all__ = ["__version__", "load_ipython_extension", *sorted([*_EXPORTS, *_SUBMODULES])]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_exports.py keeps the two in step)
     from . import local
+    from .analysis.frames import frame, label_probs
+    from .analysis.history import history
+    from .analysis.plots import plot_confidence
+    from .analysis.sweeps import abatch, acompare, batch, compare
     from .core.catalog import models
     from .core.client import achat, chat
     from .core.errors import (
         APIConnectionError,
         AuthenticationError,
+        ConfigurationError,
         InsufficientCreditError,
         InvalidParameterError,
         NotFoundError,
@@ -73,7 +81,9 @@ if TYPE_CHECKING:
     from .core.params import PARAMS
     from .core.response import Response, Usage
     from .core.session import auto, last, use_local, use_wcode
-    from .core.settings import SESSION, configure
+    from .core.settings import SESSION, Settings, configure
+    from .core.stream import Event
+    from .notebook.panel import panel
 
 
 def __getattr__(name: str) -> Any:
@@ -81,7 +91,11 @@ def __getattr__(name: str) -> Any:
         return import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'wcode_magic' has no attribute {name!r}")
+        import difflib
+
+        close = difflib.get_close_matches(name, __all__, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else " (dir(wcode_magic) lists the public names)"
+        raise AttributeError(f"module 'wcode_magic' has no attribute {name!r}{hint}")
     value = getattr(import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
