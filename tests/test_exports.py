@@ -12,6 +12,7 @@ import pkgutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -61,7 +62,7 @@ def _type_checking_names() -> set[str]:
     """The names the ``if TYPE_CHECKING:`` block of wcode_magic/__init__.py imports (what type checkers see)."""
     import ast
 
-    tree = ast.parse(open(wcode_magic.__file__, encoding="utf-8").read())
+    tree = ast.parse(Path(wcode_magic.__file__).read_text(encoding="utf-8"))
     block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
     return {a.asname or a.name for n in block.body if isinstance(n, ast.ImportFrom) for a in n.names}
 
