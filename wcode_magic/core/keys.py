@@ -6,11 +6,15 @@ and reads it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import secrets
 import stat
+import warnings
 from pathlib import Path
 
-from .errors import InvalidParameterError
+from .errors import ConfigurationError, InvalidParameterError, WcodeWarning
 
 
 def clean_key(value: str, name: str = "api_key") -> str:
@@ -95,44 +99,121 @@ def key_file() -> Path:
     return config_dir() / "key"
 
 
+def _not_safe(st: os.stat_result) -> str | None:
+    """Why a file or directory with this status cannot be trusted with the key (as ssh's StrictModes judges), or
+    None: another user who owns it or may write to it can read the key or swap in their own."""
+    if st.st_uid != os.geteuid():
+        return f"is owned by another user (uid {st.st_uid})"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is writable by other users (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _trusted_dir(path: Path, *, create: bool) -> None:
+    """Check (and when ``create``, make with mode 0700) the key file's directory; ConfigurationError if it is
+    not the user's own or others may write to it. Its parents are the user's business, as for ssh's ~/.ssh."""
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # created meanwhile: checked below like any existing one
+            os.mkdir(path, 0o700)  # the umask can only take bits away, so never more than 0700
+    st = os.stat(path)
+    why = "is not a directory" if not stat.S_ISDIR(st.st_mode) else _not_safe(st)
+    if why is not None:
+        raise ConfigurationError(
+            f"The key's directory {path} {why}: another user could read the key or swap in theirs, so it is "
+            f"not used. Make it yours alone (chmod 700 {path}) or point WCODE_CONFIG_DIR at a directory only you "
+            "can write."
+        )
+
+
 def save_key(key: str) -> Path:
-    """Store the key for later sessions in a file only the user can read (mode 0600)."""
+    """Store the key for later sessions in a file only the user can read (mode 0600).
+
+    The directory is made 0700 and must be the user's own and not writable by others. The key goes to a new
+    temporary file (``O_EXCL | O_NOFOLLOW``: a planted link is never followed) which is then renamed over
+    ``key``: a rename replaces a link at that name instead of writing through it, and a reader never sees half a
+    key.
+    """
     key = clean_key(key, "the key")
     path = key_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.strip())
-    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    _trusted_dir(path.parent, create=True)
+    tmp = path.with_name(f".key.{secrets.token_hex(8)}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), stat.S_IRUSR | stat.S_IWUSR)
+            f.write(key)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return path
 
 
 def clear_key() -> bool:
-    """Remove the stored key; True if there was one."""
+    """Remove the stored key; True if there was one (a link at its place is removed, never followed)."""
     path = key_file()
-    if path.exists():
+    try:
         path.unlink()
-        return True
-    return False
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _read_key_file(path: Path) -> str | None:
+    """The key file's text, or None when there is none; ConfigurationError when it cannot be trusted.
+
+    Opened with ``O_NOFOLLOW`` and judged by the open file's own status (no window between check and read). A
+    file readable by others is used with a warning, as ssh does for a key with loose permissions.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise ConfigurationError(
+            f"The key file {path} is a symbolic link: it is not followed, since it could point at another "
+            "user's key. Remove it and store the key again with %wcode key."
+        ) from None
+    with os.fdopen(fd) as f:
+        st = os.fstat(f.fileno())
+        why = "is not a regular file" if not stat.S_ISREG(st.st_mode) else _not_safe(st)
+        if why is not None:
+            raise ConfigurationError(
+                f"The key file {path} {why}: another user could read it or swap in their key, so it is not "
+                "used. Remove it and store the key again with %wcode key."
+            )
+        _trusted_dir(path.parent, create=False)
+        if st.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+            warnings.warn(
+                f"The key file {path} is readable by other users (mode {stat.S_IMODE(st.st_mode):04o}); "
+                f"make it private: chmod 600 {path}",
+                WcodeWarning,
+                stacklevel=3,
+            )
+        return f.read()
 
 
 def stored_key() -> Secret | None:
-    """The key from ``WCODE_API_KEY`` or, failing that, the key file."""
+    """The key from ``WCODE_API_KEY`` or, failing that, the key file (checked as ``_read_key_file`` says)."""
     env = os.environ.get("WCODE_API_KEY", "").strip()
     if env:
         return Secret(env, "WCODE_API_KEY")
     path = key_file()
-    if path.exists():
-        text = path.read_text().strip()
-        if text:
-            return Secret(text, f"the key in {path}")
-    return None
+    text = (_read_key_file(path) or "").strip()
+    return Secret(text, f"the key in {path}") if text else None
 
 
 def key_source() -> str | None:
     """Where the stored key comes from, for ``%wcode config`` (never the key itself)."""
     if os.environ.get("WCODE_API_KEY", "").strip():
         return "WCODE_API_KEY"
-    if key_file().exists():
+    if os.path.lexists(key_file()):
         return str(key_file())
     return None
