@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import os
 import secrets
 import stat
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, InvalidParameterError, WcodeWarning
 
@@ -83,6 +85,43 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+# Where a key may go, in one sentence: ``Settings.key_for`` follows it, the errors quote it, README states it.
+KEY_RULE = (
+    "A key goes only to the server it was given for, and only over https unless that server is on this machine: "
+    "a key passed to a call goes to that call's server, a key given to configure goes to the base_url configured "
+    "with it (given without one, to the next base_url configured, and until then to the default server, "
+    "WCODE_BASE_URL or wcode.net), and the stored key (WCODE_API_KEY or %wcode key) goes only to wcode.net."
+)
+
+
+def is_loopback(base_url: str) -> bool:
+    """Whether ``base_url`` names this machine (``localhost``, 127.0.0.0/8, ``::1``): traffic to it never
+    crosses a network, so plain http cannot expose what it carries."""
+    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always this machine
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def check_key_transport(base_url: str) -> None:
+    """Refuse, before anything is sent, to send a key to ``base_url`` over plain http off this machine: any proxy
+    or router on the way could read the Authorization header (one logged it)."""
+    if urlsplit(base_url).scheme.lower() == "https" or is_loopback(base_url):
+        return
+    raise InvalidParameterError(
+        f"base_url={base_url!r} is not allowed with an API key: it is plain http to another machine, so the key "
+        "would cross the network unencrypted, readable by any proxy on the way. Use its https:// address, or a "
+        f"server on this machine (127.0.0.1, ::1, localhost). {KEY_RULE}",
+        param="base_url",
+        value=base_url,
+    )
 
 
 def config_dir() -> Path:
