@@ -13,7 +13,9 @@ import os
 import secrets
 import stat
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, InvalidParameterError, WcodeWarning
@@ -67,7 +69,7 @@ class Secret:
         characters ('EMPTY', 'x') are placeholders for servers that check none, and replacing them would garble
         the message."""
         v = self._value
-        if len(v) < 8:
+        if len(v) < 8 or v[:8] not in text:  # the common case, one search: every echo masked below holds v[:8]
             return text
         text = text.replace(v, self.masked())
         for n in range(len(v) - 1, 7, -1):  # an echo cut off inside the key
@@ -122,6 +124,20 @@ def check_key_transport(base_url: str) -> None:
         param="base_url",
         value=base_url,
     )
+
+
+def scrub_all(value: Any, secrets: Iterable[Secret]) -> Any:
+    """``value`` (text, or JSON made of dicts and lists) with every one of ``secrets`` masked wherever it appears
+    (``Secret.scrub``); for what is stored or shown of a request or an answer."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = secret.scrub(value)
+        return value
+    if isinstance(value, dict):
+        return {k: scrub_all(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_all(v, secrets) for v in value]
+    return value
 
 
 def config_dir() -> Path:

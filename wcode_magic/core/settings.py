@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import catalog, params
-from .errors import ConfigurationError, InvalidParameterError
+from .errors import ConfigurationError, InvalidParameterError, WcodeError
 from .keys import Secret, check_key_transport, stored_key
 
 WCODE_BASE_URL = "https://wcode.net/api/gpt/v1"  # seeds/*: "base_url 替换为 https://wcode.net/api/gpt/v1"
@@ -257,6 +257,16 @@ class Settings:
         if key is not None:
             check_key_transport(base_url)
         return key
+
+    def known_keys(self) -> tuple[Secret, ...]:
+        """Every key this session could send (configured, ``WCODE_API_KEY``, the key file): what a prompt's
+        placeholders must not fill in and what is masked in a stored answer. A key file that cannot be used
+        is left out here; the call that needs it says why."""
+        try:
+            stored = stored_key()
+        except WcodeError:
+            stored = None
+        return tuple(k for k in (self.api_key, stored) if k is not None)
 
     def key_home(self) -> str:
         """The server the configured key is for (see ``KEY_RULE``): the one it was configured with, else the
