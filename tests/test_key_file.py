@@ -158,3 +158,19 @@ def test_the_environment_key_wins_without_reading_the_file(cfg, monkeypatch):
 
 def test_no_file_means_no_key(cfg):
     assert keys.stored_key() is None and keys.key_source() is None and not keys.clear_key()
+
+
+def test_the_commands_say_what_is_wrong_instead_of_raising(cfg, session, monkeypatch):
+    from wcode_magic.core.settings import SESSION
+    from wcode_magic.notebook import commands
+    from wcode_magic.notebook.run import CellError
+
+    SESSION.api_key = None
+    keys.save_key(KEY)
+    os.chmod(cfg, 0o777)
+    shown = commands.dispatch("config")
+    assert "unusable" in shown and "writable by other users" in shown and KEY not in shown
+    monkeypatch.setattr("getpass.getpass", lambda prompt: "sk-new-key-dddddddddddddddd")
+    with pytest.raises(CellError, match="writable by other users") as e:
+        commands.dispatch("key")
+    assert "sk-new-key" not in e.value.message and (cfg / "key").read_text() == KEY
