@@ -264,8 +264,9 @@ def test_a_configured_key_stays_with_its_server(replay, session, monkeypatch, lo
     ask(replay, "ark_r1")  # ... is not sent to another one
     assert "authorization" not in replay.headers[-1]
     wm.configure(base_url=None, api_key="sk-test-NO-SERVER-3333")  # configured with no server: the default one
-    assert session.key_for(replay.base_url, None).reveal() == "sk-test-NO-SERVER-3333"
     assert session.key_for(WCODE_BASE_URL, None).reveal() == "sk-test-NO-SERVER-3333"
+    ask(replay, "ark_r1", base_url=replay.base_url)  # a per-call server is not the key's home (issue 17.3)
+    assert "authorization" not in replay.headers[-1]
     assert "sent to https://wcode.net/api/gpt/v1 only" in commands.dispatch("config")
     wm.use_local()  # not a configure: the key still waits for its server, and does not go to the local one
     assert session.key_for(session.base_url, None) is None

@@ -224,6 +224,22 @@ def sse_chunks(raw: bytes) -> list[dict]:
     return out
 
 
+def echo_key_stream(headers) -> bytes:
+    """An SSE answer quoting the request's bearer token: whole in the reasoning and its details, split over three
+    chunks in the answer, and cut off after its first 12 characters at the end (issue 17, item 4)."""
+    token = headers.get("authorization", "").removeprefix("Bearer ")
+    third = len(token) // 3
+    deltas = [
+        {"reasoning": f"The key is {token}.", "reasoning_details": [{"type": "reasoning.text", "text": token}]},
+        {"content": f"Your key: {token[:third]}"},
+        {"content": token[third : 2 * third]},
+        {"content": f"{token[2 * third :]} and again {token[:12]}"},
+    ]
+    chunks = [{"id": "echo", "model": "m", "choices": [{"index": 0, "delta": d}]} for d in deltas]
+    chunks.append({"id": "echo", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
+
+
 class ReplayServer:
     """A starlette app on 127.0.0.1 that answers each request with the fixture named in ``X-Replay``.
 
@@ -277,6 +293,8 @@ class ReplayServer:
                     headers=extra,
                 )
             name = request.headers.get("x-replay", "")
+            if name == "echo-key-stream":  # a server that echoes the bearer token in pieces across chunks
+                return Response(echo_key_stream(request.headers), media_type="text/event-stream")
             if name in JSON_FIXTURES:
                 return JSONResponse(JSON_FIXTURES[name])
             if name in RAW_FIXTURES:

@@ -26,7 +26,7 @@ import httpx
 from httpx_sse import EventSource
 
 from . import catalog, errors, hooks, params
-from .keys import Secret
+from .keys import Secret, scrub_all
 from .response import Response
 from .settings import KEY_URL, SESSION, SETTINGS, is_wcode
 from .stream import DONE, SHAPE_ERRORS, Event, loads
@@ -288,7 +288,9 @@ class _Call:
         )
         self.timeout = httpx.Timeout(self.gap, connect=SESSION.connect_timeout)
         self.on_event = on_event
-        self.response = Response(self.body, base_url=self.base_url)
+        known = tuple(dict.fromkeys((self.key, *SESSION.known_keys()) if self.key else SESSION.known_keys()))
+        # what is kept (history, wm.last(), the notebook's output) never holds a key, whoever put it there
+        self.response = Response(scrub_all(self.body, known), base_url=self.base_url, secrets=known)
         self.attempt = 0
         self.done = False
         self.emit([Event("start", self.response)])
@@ -439,24 +441,13 @@ class _Call:
         return self.response
 
 
-def _scrubbed(value: Any, key: Secret) -> Any:
-    """``value`` (text, or JSON made of dicts and lists) with the key masked wherever it appears."""
-    if isinstance(value, str):
-        return key.scrub(value)
-    if isinstance(value, dict):
-        return {k: _scrubbed(v, key) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrubbed(v, key) for v in value]
-    return value
-
-
 def _scrub_error(e: errors.WcodeError, response: Response, key: Secret) -> None:
     """Mask the key in an error's message and body and in the Response's error, before anyone sees them."""
     e.message = key.scrub(e.message)
-    e.args = tuple(_scrubbed(a, key) for a in e.args)
-    e.body = _scrubbed(e.body, key)
+    e.args = tuple(scrub_all(a, [key]) for a in e.args)
+    e.body = scrub_all(e.body, [key])
     if response.error is not None:
-        response.error = _scrubbed(response.error, key)
+        response.error = scrub_all(response.error, [key])
 
 
 # Failures before a response arrived, safe to retry: no answer was produced (WriteError: the body was not sent).

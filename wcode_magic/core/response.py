@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import catalog, hooks
+from .keys import Secret, scrub_all
 from .logprobs import LogprobColumns, normalize_entry, normalize_in_place
 from .stream import SEGMENTS, Event, ThinkSplitter, chunk_events, loads, logprobs_state
 
@@ -66,8 +67,17 @@ class Usage:
 class Response:
     """One answer: text, reasoning, logprobs, usage, cost and timings, complete or not."""
 
-    def __init__(self, request: dict[str, Any], *, base_url: str = "", started: float | None = None) -> None:
+    def __init__(
+        self,
+        request: dict[str, Any],
+        *,
+        base_url: str = "",
+        started: float | None = None,
+        secrets: Sequence[Secret] = (),
+    ) -> None:
         self.request = request
+        # keys masked in what the server sends back, as it is read: an echo split over chunks is whole only here
+        self._secrets = tuple(secrets)
         self.base_url = base_url
         self.id: str | None = None
         self.model: str = request.get("model", "")
@@ -181,6 +191,11 @@ class Response:
         out = self._splitter.flush()
         for ev in out:
             self._apply(ev)
+        if self._secrets:  # the rest of what is kept; text and reasoning are masked as they are joined
+            self.reasoning_details = scrub_all(self.reasoning_details, self._secrets)
+            self.tool_calls = scrub_all(self.tool_calls, self._secrets)
+            self.error = scrub_all(self.error, self._secrets)
+            self._extra = scrub_all(self._extra, self._secrets)
         self.complete = complete and self.error is None
         self.stopped = stopped
         self.latency_s = time.perf_counter() - self.started
@@ -190,7 +205,7 @@ class Response:
     def _join(self, name: str, pieces: list[str]) -> str:
         cached = self._joined.get(name)
         if cached is None or cached[0] != len(pieces):
-            cached = (len(pieces), "".join(pieces))
+            cached = (len(pieces), scrub_all("".join(pieces), self._secrets))
             self._joined[name] = cached
         return cached[1]
 

@@ -70,7 +70,7 @@ def auto() -> str:
     """
     try:
         key = stored_key()
-    except InvalidParameterError as e:
+    except (InvalidParameterError, ConfigurationError) as e:
         use_local()
         return (
             f"The stored key cannot be used ({e.message}): using the bundled local model ({SESSION.model}) on "

@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import catalog, params
-from .errors import InvalidParameterError
-from .keys import Secret, stored_key
+from .errors import InvalidParameterError, WcodeError
+from .keys import Secret, check_key_transport, stored_key
 from .setting import Setting, setting
 
 WCODE_BASE_URL = "https://wcode.net/api/gpt/v1"  # seeds/*: "base_url 替换为 https://wcode.net/api/gpt/v1"
@@ -225,38 +225,40 @@ class Settings:
         return None
 
     def key_for(self, base_url: str, api_key: str | Secret | None) -> Secret | None:
-        """The key to send to ``base_url``.
+        """The key to send to ``base_url``, by ``keys.KEY_RULE``; InvalidParameterError naming ``base_url`` when
+        that key would go over plain http to another machine.
 
-        An explicit key goes wherever the caller sends it. A key given to ``configure`` goes only to the server
-        it was configured with (``api_key_server``): switching the session to another server (``use_wcode``,
-        ``use_local``, ``auto``, a second ``configure(base_url=...)``) leaves it behind, and switching back picks
-        it up again. A key configured while no base_url was set belongs to the first server then given to
-        ``configure`` (the two-step setup: key, then URL); until then it goes wherever the session sends requests
-        while it has no base_url, and to the default server (``WCODE_BASE_URL`` or wcode.net). The stored key
-        (environment or key file) goes only to the wcode host, so pointing the session at some other server
-        never leaks it.
+        Switching the session to another server (``use_wcode``, ``use_local``, ``auto``, a second
+        ``configure(base_url=...)``) leaves a configured key behind, and switching back picks it up again; a
+        per-call ``base_url`` other than the key's own server never gets it.
         """
         if api_key is not None:
-            return SETTINGS["api_key"].check(api_key)
-        if self.api_key is not None and self._owns_key(base_url.rstrip("/")):
-            return self.api_key
-        if is_wcode(base_url):
-            return stored_key()
-        return None
+            key: Secret | None = SETTINGS["api_key"].check(api_key)
+        elif self.api_key is not None and base_url.rstrip("/") == self.key_home():
+            key = self.api_key
+        else:
+            key = stored_key() if is_wcode(base_url) else None
+        if key is not None:
+            check_key_transport(base_url)
+        return key
+
+    def known_keys(self) -> tuple[Secret, ...]:
+        """Every key this session could send (configured, ``WCODE_API_KEY``, the key file): what a prompt's
+        placeholders must not fill in and what is masked in a stored answer. A key file that cannot be used
+        is left out here; the call that needs it says why."""
+        try:
+            stored = stored_key()
+        except WcodeError:
+            stored = None
+        return tuple(k for k in (self.api_key, stored) if k is not None)
 
     def key_home(self) -> str:
-        """The server the configured key is for (see ``key_for``): the one it was configured with, else the
+        """The server the configured key is for (see ``KEY_RULE``): the one it was configured with, else the
         default server."""
         if self.api_key_server is not None:
             return self.api_key_server
         env = os.environ.get("WCODE_BASE_URL", "").strip().rstrip("/")
         return env or WCODE_BASE_URL
-
-    def _owns_key(self, base_url: str) -> bool:
-        """Whether the configured key belongs to ``base_url`` (see ``key_for``)."""
-        if self.api_key_server is None and not self.base_url:
-            return True
-        return base_url == self.key_home()
 
 
 SETTINGS: dict[str, Setting] = {

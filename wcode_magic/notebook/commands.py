@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core import catalog, params, session
 from ..core.conversations import CONVERSATIONS
-from ..core.errors import InvalidParameterError
+from ..core.errors import ConfigurationError, InvalidParameterError
 from ..core.keys import clear_key, key_file, key_source, save_key, stored_key
 from ..core.settings import SESSION, SETTINGS
 from . import flags
@@ -132,7 +132,7 @@ def _stored_key_or_problem() -> str | None:
     """The stored key as config shows it (masked, with its source), what is wrong with it, or None."""
     try:
         key = stored_key()
-    except InvalidParameterError as e:  # the message never holds the key
+    except (InvalidParameterError, ConfigurationError) as e:  # the message never holds the key
         return f"unusable: {e.message}"
     return None if key is None else f"{key.masked()} from {key_source()}, sent to wcode.net only"
 
@@ -175,7 +175,10 @@ def key(args: list[str]) -> str:
     entered = getpass.getpass("wcode.net API key (input hidden): ").strip()
     if not entered:
         return "No key entered; nothing changed."
-    path = save_key(entered)
+    try:
+        path = save_key(entered)
+    except ConfigurationError as e:  # a directory another user owns or may write to: say which, store nothing
+        raise CellError(f"%wcode key: {e.message}") from None
     return f"Key saved to {path} (readable only by you); it is sent to wcode.net only."
 
 

@@ -15,13 +15,19 @@ would succeed, and "leave it as written" where it would fail:
   example (``{"greeting": "Hi {{name}}"}`` stays as written). A brace that never closes stays as written.
 
 The text is scanned in one pass, so a substituted value that itself contains braces is never expanded again.
+
+A placeholder whose value holds an API key the session knows (``{os.environ}``, a config object) is refused,
+naming the placeholder: the prompt goes to the server and into the history, and a key must reach neither.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from ..core.errors import InvalidParameterError
+from ..core.keys import Secret
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _FIELD = re.compile(rf"\{{(?P<name>{_NAME})(?:!(?P<conv>[rsa]))?(?::(?P<spec>[^{{}}]*))?\}}")  # {name.attr!r:spec}
@@ -44,17 +50,27 @@ def lookup(dotted: str, namespace: Mapping[str, Any]) -> Any:
     return value
 
 
-def _fill(m: re.Match[str], namespace: Mapping[str, Any]) -> str:
-    """One ``{name...}`` field filled, or as written when the name is unknown or the spec does not fit."""
+def _fill(m: re.Match[str], namespace: Mapping[str, Any], secrets: Sequence[Secret]) -> str:
+    """One ``{name...}`` field filled, or as written when the name is unknown or the spec does not fit;
+    InvalidParameterError when the filled text would hold one of ``secrets``."""
     value = lookup(m.group("name"), namespace)
     if value is _MISSING:
         return m.group(0)
     try:
         if m.group("conv"):
             value = _CONVERSIONS[m.group("conv")](value)
-        return format(value, m.group("spec") or "")
+        filled = format(value, m.group("spec") or "")
     except Exception:  # e.g. a format spec that does not fit the value: leave the field as written
         return m.group(0)
+    if any(secret.scrub(filled) != filled for secret in secrets):
+        raise InvalidParameterError(
+            f"The placeholder {m.group(0)} was not filled: its value holds your API key, which would be sent to "
+            "the server and kept in the history. Nothing was sent. Put only the values you mean in the prompt, "
+            "or send it as written with --no-interpolate.",
+            param="prompt",
+            value=m.group(0),
+        )
+    return filled
 
 
 def _block_end(text: str, start: int) -> int | None:
@@ -71,8 +87,10 @@ def _block_end(text: str, start: int) -> int | None:
     return None
 
 
-def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
-    """``text`` with known ``{name}``/``{name.attr}`` fields filled, ``{{``/``}}`` unescaped; the rest unchanged."""
+def interpolate(text: str, namespace: Mapping[str, Any], secrets: Sequence[Secret] = ()) -> str:
+    """``text`` with known ``{name}``/``{name.attr}`` fields filled, ``{{``/``}}`` unescaped; the rest unchanged.
+
+    InvalidParameterError, naming the placeholder, when a value would bring one of ``secrets`` into the text."""
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -91,7 +109,7 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
             continue
         field = _FIELD.match(text, i)
         if field:
-            out.append(_fill(field, namespace))
+            out.append(_fill(field, namespace, secrets))
             i = field.end()
             continue
         end = _block_end(text, i)
@@ -100,18 +118,18 @@ def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
             i += 1
             continue
         # a dict literal, JSON or code block: its braces are structure, only known fields inside are filled
-        out.append(_fill_block(text[i:end], namespace))
+        out.append(_fill_block(text[i:end], namespace, secrets))
         i = end
     return "".join(out)
 
 
-def _fill_block(block: str, namespace: Mapping[str, Any]) -> str:
+def _fill_block(block: str, namespace: Mapping[str, Any], secrets: Sequence[Secret]) -> str:
     """Known ``{name}`` fields in a brace block filled; a doubled ``{{name}}`` (template syntax) is not a field."""
 
     def fill(m: re.Match[str]) -> str:
         start, end = m.start(), m.end()
         if start > 0 and block[start - 1] == "{" and end < len(block) and block[end] == "}":
             return m.group(0)
-        return _fill(m, namespace)
+        return _fill(m, namespace, secrets)
 
     return _FIELD.sub(fill, block)

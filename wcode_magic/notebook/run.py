@@ -66,7 +66,7 @@ def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: 
     """Resolve the model, fill the prompt's placeholders and pick the conversation; nothing is sent yet."""
     prompt = text.strip("\n")
     if options.interpolate and shell is not None:
-        prompt = interpolate(prompt, shell.user_ns)
+        prompt = interpolate(prompt, shell.user_ns, SESSION.known_keys())
     if not prompt.strip():
         raise CellError("The prompt is empty: write it in the cell below the %%chat line.")
     conv: Conversation | None = None
