@@ -119,6 +119,7 @@ _SETTING_CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "system": _check_text,
     "gap_timeout": lambda v, n: check_seconds(v, n),
     "connect_timeout": lambda v, n: check_seconds(v, n),
+    "deadline": lambda v, n: check_seconds(v, n, none_ok=True),
     "max_retries": _check_retries,
     "retry_cap_s": lambda v, n: check_seconds(v, n, zero_ok=True),
     "history": _check_bool,
@@ -142,6 +143,10 @@ class Settings:
     params: dict[str, Any] = field(default_factory=dict)
     gap_timeout: float = 60.0
     connect_timeout: float = 10.0
+    # seconds for a whole call, streamed or not (None: no limit). The gap timeout restarts with every byte, so
+    # keep-alive comments, a trickle or an endless stream would otherwise never end. 600 s is what a non-streamed
+    # call already waits for its answer, and covers a long reasoning answer (~10k tokens at 20 tokens/s).
+    deadline: float | None = 600.0
     max_retries: int = 3
     retry_cap_s: float = 60.0
     history: bool = True
@@ -179,7 +184,7 @@ class Settings:
             elif name == "api_key":
                 self.api_key = None if value is None else (value if isinstance(value, Secret) else Secret(value))
                 self._notify(name, None)
-            elif name in ("gap_timeout", "connect_timeout", "max_retries", "retry_cap_s", "history"):
+            elif name in ("gap_timeout", "connect_timeout", "deadline", "max_retries", "retry_cap_s", "history"):
                 setattr(self, name, value)
                 self._notify(name, value)
             else:
