@@ -421,6 +421,14 @@ class _Call:
                 )
         return False
 
+    def no_answer(self) -> errors.ServerError:
+        """Nothing came back at all (not even headers) within the read timeout: the gap, or a shorter deadline."""
+        if self.deadline is not None and self.deadline <= self.gap:
+            return errors.ServerError(
+                f"No answer from {self.base_url} within the call's deadline of {_seconds(self.deadline)} s."
+            )
+        return errors.ServerError(f"No answer from {self.base_url} within {self.gap:.0f} s.")
+
     def check_deadline(self) -> None:
         """Raise the deadline's StreamError once the call has run past it (called whenever bytes arrive)."""
         if self.ends_at is not None and time.monotonic() > self.ends_at:
@@ -759,7 +767,7 @@ async def _asend(call: _Call) -> None:
             await asyncio.sleep(call.connect_retry(e))
             continue
         except httpx.TimeoutException:
-            raise errors.ServerError(f"No answer from {call.base_url} within {call.gap:.0f} s.") from None
+            raise call.no_answer() from None
         except httpx.RequestError as e:  # a proxy or protocol failure no retry will mend
             raise call.unreachable(e) from None
         try:
@@ -898,7 +906,7 @@ def _send(call: _Call) -> None:
             time.sleep(call.connect_retry(e))
             continue
         except httpx.TimeoutException:
-            raise errors.ServerError(f"No answer from {call.base_url} within {call.gap:.0f} s.") from None
+            raise call.no_answer() from None
         except httpx.RequestError as e:  # a proxy or protocol failure no retry will mend
             raise call.unreachable(e) from None
         try:
