@@ -332,6 +332,38 @@ def test_interrupt_before_any_answer_says_nothing_was_kept(k: Kernel) -> None:
     )
 
 
+def test_interrupt_of_top_level_await_stops_within_a_second(k: Kernel) -> None:
+    """``await wm.achat(...)`` / ``await wm.acompare(...)`` during a stalled read: the interrupt lands at once (not
+    after the gap timeout), achat ends in StoppedError with the partial in wm.last(), acompare returns its table."""
+    import time
+
+    stalled = "headers={'X-Wcode-Fault': 'stall_after=20, stall_s=60'}, max_tokens=3000"
+    cells = {
+        "achat": f"r = await wm.achat('tell a long story', model='local/ngram', {stalled})",
+        "acompare": f"df = await wm.acompare('a story', models=['local/ngram'], n=2, progress=False, {stalled})",
+    }
+    for name, cell in cells.items():
+        k.ok("wm.configure(gap_timeout=60)")
+        at: list[float] = []
+
+        def after_two_seconds(run, at=at) -> bool:
+            if not at:
+                at.append(time.monotonic())
+            if time.monotonic() - at[0] > 2.0:
+                at.append(time.monotonic())
+                return True
+            return False
+
+        run = k.run(cell, interrupt_when=after_two_seconds, timeout=30)
+        assert time.monotonic() - at[-1] < 1.5, name  # stopped within about a second, not the 60 s gap
+        assert k.value("wm.last().status") == "stopped" and k.value("len(wm.last().text)") > 0, name
+        if name == "achat":
+            assert run.status == "error" and run.error["ename"] == "StoppedError", run.error
+        else:
+            assert run.status == "ok", run.error  # the table of what finished (nothing here), flagged interrupted
+            assert k.value("df.attrs['interrupted']") is True
+
+
 def test_subcommands(k: Kernel) -> None:
     models = k.ok("%wcode models")
     assert "deepseek/deepseek-chat-v3.1" in models.result["text/plain"]

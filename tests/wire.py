@@ -203,12 +203,68 @@ WRONG_SHAPES = [
     '{"choices":[{"delta":"hi"}]}',
     '{"choices":[{"delta":{"content":5}}]}',
     '{"choices":[{"delta":{"reasoning":["x"]}}]}',
-    '{"choices":[{"delta":{"content":"a"}}],"usage":"n/a"}',
     '{"choices":[{"delta":{"content":"a"},"logprobs":{"content":"x"}}]}',
 ]
 for _i, _shape in enumerate(WRONG_SHAPES):
     SSE_FIXTURES[f"wrong_shape_{_i}"] = _sse('{"id":"w","choices":[{"index":0,"delta":{"content":"before "}}]}', _shape)
     RAW_FIXTURES[f"wrong_shape_whole_{_i}"] = ("application/json", _shape.encode())
+
+
+# Usage objects whose counts are no counts (item 5): the answer is complete, the counts unknown, a warning says so.
+ODD_USAGES = [
+    '"n/a"',
+    '{"prompt_tokens":"12","completion_tokens":"3","total_tokens":"15"}',
+    '{"prompt_tokens":[12],"completion_tokens":{"n":3},"total_tokens":15}',
+    '{"prompt_tokens":12,"completion_tokens":' + "9" * 40 + ',"total_tokens":' + "9" * 40 + "}",
+    '{"prompt_tokens":18446744073709551615,"completion_tokens":-3,"total_tokens":true}',
+    '{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8,"completion_tokens_details":[39]}',
+]
+_ANSWER = '{"id":"o","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"The answer"}}]}'
+for _i, _usage in enumerate(ODD_USAGES):
+    SSE_FIXTURES[f"odd_usage_{_i}"] = _sse(
+        _ANSWER,
+        '{"id":"o","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":' + _usage + "}",
+    )
+    RAW_FIXTURES[f"odd_usage_whole_{_i}"] = (
+        "application/json",
+        (
+            '{"id":"o","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant",'
+            '"content":"The answer"},"finish_reason":"stop"}],"usage":' + _usage + "}"
+        ).encode(),
+    )
+
+
+def _deep(levels: int) -> str:
+    return '{"a":' * levels + "1" + "}" * levels
+
+
+# JSON nested deeper than any chat completion, after the answer began (item 5): too deep for the standard library
+# (orjson refuses it, json would raise RecursionError), and deep enough to break whatever later copies it.
+DEEP = {
+    "deep_extra_100000": '{"id":"o","model":"m","x":'
+    + _deep(100000)
+    + ',"choices":[{"index":0,"delta":{"content":"!"}}]}',
+    "deep_extra_900": '{"id":"o","model":"m","x":' + _deep(900) + ',"choices":[{"index":0,"delta":{"content":"!"}}]}',
+    "deep_usage_500": '{"id":"o","model":"m","choices":[],"usage":{"prompt_tokens":1,"x":' + _deep(500) + "}}",
+    "deep_error_500": '{"id":"o","model":"m","error":{"message":"x","metadata":' + _deep(500) + "},"
+    '"choices":[{"index":0,"delta":{},"finish_reason":"error"}]}',
+    "deep_details_900": '{"id":"o","model":"m","choices":[{"index":0,"delta":{"reasoning_details":['
+    + _deep(900)
+    + "]}}]}",
+}
+for _name, _chunk in DEEP.items():
+    SSE_FIXTURES[_name] = _sse(_ANSWER, _chunk)
+    RAW_FIXTURES[_name + "_whole"] = ("application/json", _chunk.replace('"delta"', '"message"').encode())
+
+# finish_reason "error" with no error object: the server failed, whatever it sent before (item 5)
+SSE_FIXTURES["finish_error_bare"] = _sse(
+    _ANSWER, '{"id":"o","model":"m","choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}'
+)
+RAW_FIXTURES["finish_error_bare_whole"] = (
+    "application/json",
+    b'{"id":"o","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant",'
+    b'"content":"The answer"},"finish_reason":"error"}]}',
+)
 
 
 def sse_chunks(raw: bytes) -> list[dict]:

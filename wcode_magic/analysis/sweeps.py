@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 MAX_CONCURRENCY = 64  # the client's connection pool: more would only queue inside httpx
 # achat's own keywords; everything else in **fixed is a request parameter checked against params.PARAMS
-CALL_KEYWORDS = frozenset({"system", "stream", "base_url", "api_key", "timeout", "headers", "extra_body", "on_event"})
+CALL_KEYWORDS = frozenset(
+    {"system", "stream", "base_url", "api_key", "timeout", "deadline", "headers", "extra_body", "on_event"}
+)
 RESULT_COLUMNS = (
     "text",
     "reasoning",

@@ -35,7 +35,24 @@ T = TypeVar("T")
 OnEvent = Callable[[Event], None]
 
 DRAIN_S = 1.0  # how long to wait for the end of a body after [DONE] before closing the connection instead
+TICK_S = 0.1  # how often an async call in the main thread wakes its loop, so a kernel interrupt lands at once
+# A stream is stopped once its answer chunks pass OVERRUN x max_tokens + OVERRUN_SLACK. A server that honours
+# max_tokens sends at most max_tokens answer chunks (each carries at least one token); twice that is far past any
+# counting difference (a token split over two chunks, tags of an inline think block), and the slack keeps tiny
+# max_tokens from tripping it. Reasoning is not counted: DeepSeek's max_tokens leaves the thinking out.
+OVERRUN = 2
+OVERRUN_SLACK = 16
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class _SessionDefault:
+    """``deadline``'s default: the session's (``None`` is taken: it means no limit)."""
+
+    def __repr__(self) -> str:
+        return "<the session's deadline>"
+
+
+SESSION_DEFAULT: Any = _SessionDefault()
 
 
 # -- pure policy ------------------------------------------------------------------------------------------
@@ -267,6 +284,7 @@ class _Call:
         headers: Mapping[str, str] | None,
         extra_body: Mapping[str, Any] | None,
         call_params: Mapping[str, Any],
+        deadline: Any = SESSION_DEFAULT,
     ) -> None:
         self.body = build_request(
             prompt_or_messages,
@@ -286,7 +304,14 @@ class _Call:
         self.gap = (
             timeout if timeout is not None else (SESSION.gap_timeout if stream else max(SESSION.gap_timeout, 600.0))
         )
-        self.timeout = httpx.Timeout(self.gap, connect=SESSION.connect_timeout)
+        self.deadline = SESSION.deadline if deadline is SESSION_DEFAULT else SETTINGS["deadline"].check(deadline)
+        # a silence is cut at the gap or the deadline, whichever is sooner (a sync read cannot be cut mid-way)
+        read = self.gap if self.deadline is None else min(self.gap, self.deadline)
+        self.timeout = httpx.Timeout(read, connect=SESSION.connect_timeout)
+        self.ends_at = None if self.deadline is None else time.monotonic() + self.deadline
+        max_tokens = self.body.get("max_tokens")
+        self.answer_cap = OVERRUN * max_tokens + OVERRUN_SLACK if isinstance(max_tokens, int) else None
+        self.answer_chunks = 0
         self.on_event = on_event
         known = tuple(dict.fromkeys((self.key, *SESSION.known_keys()) if self.key else SESSION.known_keys()))
         # what is kept (history, wm.last(), the notebook's output) never holds a key, whoever put it there
@@ -348,12 +373,40 @@ class _Call:
             raise self.broken(f"an event arrived that is not a JSON object: {data[:80]!r}")
         try:
             events = self.response.feed(chunk, raw=data)
-        except SHAPE_ERRORS:
-            raise self.broken(f"a malformed event arrived (not a chat completion chunk): {data[:80]!r}") from None
+        except SHAPE_ERRORS as e:
+            raise self.broken(f"a malformed event arrived (not a chat completion chunk: {e}): {data[:80]!r}") from None
         self.emit(events)
         if self.response.error is not None:
             raise self.broken(f"the server reported an error mid-stream: {error_message(chunk)}")
+        if self.response.finish_reason == "error":
+            raise self.broken("the server ended the answer with finish_reason 'error' and gave no reason")
+        if self.answer_cap is not None:
+            self.answer_chunks += any(ev.kind == "content" for ev in events)
+            if self.answer_chunks > self.answer_cap:
+                raise self.broken(
+                    f"the answer ran far past max_tokens={self.body['max_tokens']} ({self.answer_chunks} pieces "
+                    "so far), so the server is not ending it"
+                )
         return False
+
+    def no_answer(self) -> errors.ServerError:
+        """Nothing came back at all (not even headers) within the read timeout: the gap, or a shorter deadline."""
+        if self.deadline is not None and self.deadline <= self.gap:
+            return errors.ServerError(
+                f"No answer from {self.base_url} within the call's deadline of {_seconds(self.deadline)} s."
+            )
+        return errors.ServerError(f"No answer from {self.base_url} within {self.gap:.0f} s.")
+
+    def check_deadline(self) -> None:
+        """Raise the deadline's StreamError once the call has run past it (called whenever bytes arrive)."""
+        if self.ends_at is not None and time.monotonic() > self.ends_at:
+            raise self.past_deadline()
+
+    def past_deadline(self) -> errors.StreamError:
+        return self.broken(
+            f"the call ran past its deadline of {_seconds(self.deadline or 0)} s (a longer one: "
+            "`wm.configure(deadline=...)`, None for no limit)"
+        )
 
     def whole(self, raw: bytes) -> None:
         """A non-streamed answer (or a server that ignored ``stream: true``) folds like one big chunk."""
@@ -372,7 +425,7 @@ class _Call:
             )
         try:
             events = self.response.feed(data)
-        except SHAPE_ERRORS:
+        except SHAPE_ERRORS:  # RecursionError too: JSON nested deeper than any answer
             self.response.finish(complete=False)
             raise errors.StreamError(
                 f"The server's answer is malformed (not a chat completion): {raw[:200]!r}. Run again to retry.",
@@ -385,10 +438,28 @@ class _Call:
                 f"The server reported an error: {_sentence(error_message(data))} Run again to retry.",
                 partial=self.response,
             )
+        if self.response.finish_reason == "error":
+            raise errors.ServerError(
+                "The server ended the answer with finish_reason 'error' and gave no reason. Run again to retry.",
+                partial=self.response,
+            )
+
+    def redirected(self, http: httpx.Response) -> errors.ConfigurationError:
+        """A 3xx: say where the server points instead of following it (the key would go along to that address)."""
+        location = http.headers.get("location", "")
+        target = str(http.url.join(location))[:200] if location else "an address it did not give"
+        return errors.ConfigurationError(
+            f"HTTP {http.status_code}: {self.base_url} redirects to {target}. Redirects are not followed, so the "
+            "API key never goes to another address: if that address is right, use it as base_url "
+            "(`wm.configure(base_url=...)`).",
+            status=http.status_code,
+        )
 
     def cut_off(self, e: httpx.RequestError) -> errors.WcodeError:
         """A whole (non-streamed) body whose reading failed part way: nothing of it can be used."""
-        if isinstance(e, httpx.TimeoutException):
+        if isinstance(e, httpx.TimeoutException) and self.ends_at is not None and time.monotonic() >= self.ends_at:
+            why = f"the call ran past its deadline of {_seconds(self.deadline or 0)} s"
+        elif isinstance(e, httpx.TimeoutException):
             why = f"nothing more arrived for {self.gap:.0f} s"
         else:
             why = f"the connection dropped ({type(e).__name__})"
@@ -412,6 +483,8 @@ class _Call:
         return errors.StreamError(f"{_sentence(f'The stream broke: {why}')}{kept} Run again to retry.", partial=r)
 
     def stalled(self) -> errors.StreamError:
+        if self.ends_at is not None and time.monotonic() >= self.ends_at:
+            return self.past_deadline()
         return self.broken(f"no data arrived for {self.gap:.0f} s (the stream stalled)")
 
     def dropped(self, e: Exception) -> errors.StreamError:
@@ -467,14 +540,18 @@ class _EndWithBlankLine:
     """The response body plus one last blank line, so httpx-sse dispatches an event cut off by the end of the
     stream (``data: [DONE]`` with no blank line after it: protocol.md) instead of silently dropping it."""
 
-    def __init__(self, http: httpx.Response) -> None:
+    def __init__(self, http: httpx.Response, call: _Call) -> None:
         self.headers = http.headers
         self._http = http
+        self._call = call
         self._texts: Iterator[str] = iter(())
 
     def iter_text(self) -> Iterator[str]:
+        """The body's text; past the call's deadline it raises, however the bytes come (keep-alives, a trickle)."""
         self._texts = self._http.iter_text()
-        yield from self._texts
+        for text in self._texts:
+            self._call.check_deadline()
+            yield text
         yield "\n\n"
 
     def rest(self) -> Iterator[str]:
@@ -483,6 +560,7 @@ class _EndWithBlankLine:
 
     async def aiter_text(self) -> AsyncIterator[str]:
         async for text in self._http.aiter_text():
+            self._call.check_deadline()
             yield text
         yield "\n\n"
 
@@ -551,6 +629,7 @@ async def achat(
     api_key: str | None = None,
     on_event: OnEvent | None = None,
     timeout: float | None = None,
+    deadline: float | None = SESSION_DEFAULT,
     headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     **call_params: Any,
@@ -559,9 +638,11 @@ async def achat(
 
     ``on_event`` first receives ``Event("start", response)`` (so a caller holds the partial Response even if
     it is cancelled), then every reasoning/content/logprobs/usage/finish event as it arrives. ``timeout`` is
-    the gap allowed between stream reads (the whole wait for a non-streamed answer). Parameters are
-    validated before anything is sent. Failures after the first token raise StreamError carrying
-    ``.partial``; a cancelled call re-raises CancelledError with the Response marked stopped.
+    the gap allowed between stream reads (the whole wait for a non-streamed answer); ``deadline`` the seconds
+    for the whole call (default: the session's ``deadline``; None: no limit). Parameters are validated before
+    anything is sent. Failures after the first token, the deadline included, raise StreamError carrying
+    ``.partial``. A kernel interrupt of ``await wm.achat(...)`` in a cell raises StoppedError with ``.partial``,
+    as ``wm.chat`` does; any other cancellation re-raises CancelledError, the Response marked stopped either way.
     """
     call = _Call(
         prompt_or_messages,
@@ -575,11 +656,16 @@ async def achat(
         headers=headers,
         extra_body=extra_body,
         call_params=call_params,
+        deadline=deadline,
     )
     try:
-        await _asend(call)
+        await _within_deadline(call)
     except asyncio.CancelledError:
         hooks.call_ended(call.stopped())
+        if _is_cell_task():
+            raise errors.StoppedError(
+                "Stopped; the partial answer is kept in `.partial` (and `wm.last()`).", partial=call.response
+            ) from None
         raise
     except errors.WcodeError as e:
         call.failed(e)
@@ -589,9 +675,48 @@ async def achat(
     return call.response
 
 
+async def _within_deadline(call: _Call) -> None:
+    """``_asend`` in its own task, stopped at the call's deadline, whatever the server sends meanwhile.
+
+    In the main thread the wait wakes every TICK_S: ipykernel turns a kernel interrupt into the cancellation of
+    the cell's task only when its loop wakes up, and a stalled read alone would not wake it until the gap timeout.
+    A cancellation of this call cancels the task and waits (briefly) for its connection to close.
+    """
+    task = asyncio.ensure_future(_asend(call))
+    tick = TICK_S if threading.current_thread() is threading.main_thread() else None
+    try:
+        while not task.done():
+            left = None if call.ends_at is None else call.ends_at - time.monotonic()
+            if left is not None and left <= 0:
+                task.cancel()
+                await asyncio.wait({task}, timeout=DRAIN_S)
+                if not task.done() or task.cancelled():  # it may have ended just now: then its own outcome
+                    raise call.past_deadline()
+                break
+            waits = [w for w in (tick, left) if w is not None]
+            await asyncio.wait({task}, timeout=min(waits) if waits else None)
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait({task}, timeout=DRAIN_S)
+        raise
+    task.result()
+
+
+def _is_cell_task() -> bool:
+    """Whether the running task is a notebook cell's own (top-level await): its cancellation is a kernel interrupt.
+
+    ipykernel runs such a cell as a task of ``InteractiveShell.run_cell_async`` and cancels it on an interrupt; it
+    is nobody else's to cancel. Any other task keeps asyncio's contract: cancelled, it ends in CancelledError.
+    """
+    task = asyncio.current_task()
+    code = getattr(task.get_coro(), "cr_code", None) if task is not None else None
+    return code is not None and code.co_name == "run_cell_async"
+
+
 async def _asend(call: _Call) -> None:
     client = await _async_client(call.base_url, call.key)
     while True:
+        call.check_deadline()
         request = client.build_request("POST", call.url, json=call.body, headers=call.headers, timeout=call.timeout)
         try:
             http = await client.send(request, stream=True)
@@ -599,7 +724,7 @@ async def _asend(call: _Call) -> None:
             await asyncio.sleep(call.connect_retry(e))
             continue
         except httpx.TimeoutException:
-            raise errors.ServerError(f"No answer from {call.base_url} within {call.gap:.0f} s.") from None
+            raise call.no_answer() from None
         except httpx.RequestError as e:  # a proxy or protocol failure no retry will mend
             raise call.unreachable(e) from None
         try:
@@ -611,10 +736,12 @@ async def _asend(call: _Call) -> None:
                 continue
             if http.status_code >= 400:
                 raise call.status_failure(http, await _aread(http, call))
+            if http.is_redirect:
+                raise call.redirected(http)
             if not _is_sse(http):
                 call.whole(await _aread(http, call))
                 return
-            events = EventSource(_EndWithBlankLine(http)).aiter_sse()  # type: ignore[arg-type]
+            events = EventSource(_EndWithBlankLine(http, call)).aiter_sse()  # type: ignore[arg-type]
             try:
                 async for sse in events:
                     if call.event(sse.data):
@@ -632,10 +759,14 @@ async def _asend(call: _Call) -> None:
 
 async def _aread(http: httpx.Response, call: _Call) -> bytes:
     """The whole body; a connection that drops or stalls while it is read raises StreamError, not httpx's."""
+    parts = []
     try:
-        return await http.aread()
+        async for part in http.aiter_bytes():
+            call.check_deadline()
+            parts.append(part)
     except httpx.RequestError as e:
         raise call.cut_off(e) from None
+    return b"".join(parts)
 
 
 async def _drain(events: AsyncIterator[Any]) -> None:
@@ -682,6 +813,7 @@ def chat(
     api_key: str | None = None,
     on_event: OnEvent | None = None,
     timeout: float | None = None,
+    deadline: float | None = SESSION_DEFAULT,
     headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     **call_params: Any,
@@ -703,6 +835,7 @@ def chat(
         headers=headers,
         extra_body=extra_body,
         call_params=call_params,
+        deadline=deadline,
     )
     try:
         _send(call)
@@ -722,6 +855,7 @@ def chat(
 def _send(call: _Call) -> None:
     client = _sync_client(call.base_url, call.key)
     while True:
+        call.check_deadline()
         request = client.build_request("POST", call.url, json=call.body, headers=call.headers, timeout=call.timeout)
         try:
             http = client.send(request, stream=True)
@@ -729,7 +863,7 @@ def _send(call: _Call) -> None:
             time.sleep(call.connect_retry(e))
             continue
         except httpx.TimeoutException:
-            raise errors.ServerError(f"No answer from {call.base_url} within {call.gap:.0f} s.") from None
+            raise call.no_answer() from None
         except httpx.RequestError as e:  # a proxy or protocol failure no retry will mend
             raise call.unreachable(e) from None
         try:
@@ -741,10 +875,12 @@ def _send(call: _Call) -> None:
                 continue
             if http.status_code >= 400:
                 raise call.status_failure(http, _read(http, call))
+            if http.is_redirect:
+                raise call.redirected(http)
             if not _is_sse(http):
                 call.whole(_read(http, call))
                 return
-            body = _EndWithBlankLine(http)
+            body = _EndWithBlankLine(http, call)
             events = EventSource(body).iter_sse()  # type: ignore[arg-type]  # kept: closing it closes the connection
             try:
                 for sse in events:
@@ -763,10 +899,14 @@ def _send(call: _Call) -> None:
 
 def _read(http: httpx.Response, call: _Call) -> bytes:
     """``_aread`` for the sync transport."""
+    parts = []
     try:
-        return http.read()
+        for part in http.iter_bytes():
+            call.check_deadline()
+            parts.append(part)
     except httpx.RequestError as e:
         raise call.cut_off(e) from None
+    return b"".join(parts)
 
 
 def _drain_sync(http: httpx.Response, body: _EndWithBlankLine) -> None:

@@ -3,8 +3,8 @@
 Two kinds of plug, both filled by the package root (``wcode_magic/__init__.py``), the one composition root:
 
 - ``after_call``: observers called with every Response when its call ends, complete or not (the history log,
-  the usage totals, ``wm.last()``), as httpx's ``event_hooks`` are. An observer that raises is logged and skipped:
-  book-keeping never costs the answer.
+  the usage totals, ``wm.last()``), as httpx's ``event_hooks`` are. An observer that raises is a warning (and a
+  log record), never an error: book-keeping never costs an answer that has already arrived.
 - ``provide``/``provided``: what a ``Response`` method hands over to the analysis layer (``r.tokens()``,
   ``r.alternatives()``, ``r.show_tokens()``): the spine names the job, the root names who does it.
 """
@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from .errors import warn_user
 
 if TYPE_CHECKING:
     from .response import Response
@@ -37,8 +39,10 @@ def call_ended(response: Response) -> None:
     for fn in list(_observers):
         try:
             fn(response)
-        except Exception:  # an observer's bug must not turn a received answer into an error
-            log.exception("observer %s failed", getattr(fn, "__qualname__", fn))
+        except Exception as e:  # an observer's bug must not turn a received answer into an error
+            name = getattr(fn, "__qualname__", fn)
+            log.warning("observer %s failed", name, exc_info=True)
+            warn_user(f"Could not note this answer in {name} ({type(e).__name__}: {e}).")
 
 
 def provide(**jobs: Callable[..., Any]) -> None:

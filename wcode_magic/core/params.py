@@ -448,7 +448,18 @@ SAMPLING_IGNORED_BY_REASONERS = ("temperature", "top_p", "frequency_penalty", "p
 
 
 # wm.chat's / wm.achat's own keywords: not request parameters, but what a misspelt keyword most often meant.
-CHAT_KEYWORDS = ("model", "system", "stream", "base_url", "api_key", "on_event", "timeout", "headers", "extra_body")
+CHAT_KEYWORDS = (
+    "model",
+    "system",
+    "stream",
+    "base_url",
+    "api_key",
+    "on_event",
+    "timeout",
+    "deadline",
+    "headers",
+    "extra_body",
+)
 
 
 def suggest(name: str, also: tuple[str, ...] = ()) -> str:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import catalog, hooks
+from .errors import warn_user
 from .keys import Secret, scrub_all
 from .logprobs import LogprobColumns, normalize_entry, normalize_in_place
-from .stream import SEGMENTS, Event, ThinkSplitter, chunk_events, loads, logprobs_state
+from .stream import SEGMENTS, Event, ThinkSplitter, check_depth, chunk_events, loads, logprobs_state
 
 
 @contextmanager
@@ -32,29 +33,63 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _short(value: Any) -> str:
+    """A server's value for a message: its repr, cut to 40 characters (a huge number or list stays readable)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 _UNKNOWN_ENTRY: dict[str, Any] = {"token": None, "logprob": None, "bytes": None, "top_logprobs": []}
+
+
+MAX_COUNT = 2**53  # far above any real token count, and still exact as a float price and an SQLite INTEGER
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _count(value: Any) -> int | None:
+    """A token count as sent, or None when it is none: a non-negative integer below MAX_COUNT (``12.0`` too)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_COUNT:
+        return None
+    return value
 
 
 @dataclass
 class Usage:
-    """Token counts as the server reported them; None where it did not say (never a guessed zero)."""
+    """Token counts as the server reported them; None where it did not say (never a guessed zero).
+
+    A count the server sent that is no count (a string, a list, a negative or astronomically large number) is
+    None as well, and named in ``odd``: it would otherwise fail later, in the cost, the footer, the usage totals
+    or the history, after the answer itself had arrived. ``raw`` keeps the object as sent.
+    """
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
     reasoning_tokens: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    odd: list[str] = field(default_factory=list, repr=False)
 
     @classmethod
-    def from_wire(cls, usage: dict[str, Any]) -> Usage:
-        details = usage.get("completion_tokens_details") or {}
-        return cls(
-            prompt_tokens=usage.get("prompt_tokens"),
-            completion_tokens=usage.get("completion_tokens"),
-            total_tokens=usage.get("total_tokens"),
-            reasoning_tokens=details.get("reasoning_tokens"),
-            raw=usage,
-        )
+    def from_wire(cls, usage: Any) -> Usage:
+        if not isinstance(usage, dict):
+            return cls(odd=[f"usage={_short(usage)} (not an object)"])
+        odd: list[str] = []
+        counts: dict[str, int | None] = {}
+        for name in _COUNTS:
+            counts[name] = _count(usage.get(name))
+            if counts[name] is None and usage.get(name) is not None:
+                odd.append(f"{name}={_short(usage[name])}")
+        details = usage.get("completion_tokens_details")
+        reasoning = None
+        if isinstance(details, dict):
+            reasoning = _count(details.get("reasoning_tokens"))
+            if reasoning is None and details.get("reasoning_tokens") is not None:
+                odd.append(f"reasoning_tokens={_short(details['reasoning_tokens'])}")
+        elif details is not None:
+            odd.append(f"completion_tokens_details={_short(details)}")
+        return cls(**counts, reasoning_tokens=reasoning, raw=usage, odd=odd)
 
     @property
     def answer_tokens(self) -> int | None:
@@ -158,21 +193,27 @@ class Response:
                 self.ttft_s = time.perf_counter() - self.started
             (self._content if kind == "content" else self._reasoning).append(value)
         elif kind == "usage":
-            self.usage = Usage.from_wire(value)
+            self.usage = Usage.from_wire(check_depth(value, "usage"))
+            if self.usage.odd:
+                warn_user(
+                    f"The server sent token counts that are not counts ({', '.join(self.usage.odd)}); they are "
+                    "left unknown (None), and so is the cost. The answer itself is unaffected."
+                )
         elif kind == "finish":
             self.finish_reason, native = value
             self.native_finish_reason = native or self.native_finish_reason
         elif kind == "meta":
+            check_depth(value, "the chunk")
             self.id = value.get("id", self.id)
             self.model = value.get("model") or self.model
             self.created = value.get("created", self.created)
             self._extra.update({k: v for k, v in value.items() if k not in ("id", "model", "created")})
         elif kind == "error":
-            self.error = value
+            self.error = check_depth(value, "the error") if isinstance(value, dict) else {"message": str(value)[:500]}
         elif kind == "reasoning_details":
-            self.reasoning_details.extend(value)
+            self.reasoning_details.extend(check_depth(value, "reasoning_details"))
         elif kind == "tool_call":
-            self._add_tool_call(value)
+            self._add_tool_call(check_depth(value, "a tool call"))
 
     def _add_tool_call(self, part: dict[str, Any]) -> None:
         index = part.get("index", len(self.tool_calls))
@@ -196,7 +237,8 @@ class Response:
             self.tool_calls = scrub_all(self.tool_calls, self._secrets)
             self.error = scrub_all(self.error, self._secrets)
             self._extra = scrub_all(self._extra, self._secrets)
-        self.complete = complete and self.error is None
+        # finish_reason "error" without an error object (protocol.md: the server's own failure) is no answer either
+        self.complete = complete and self.error is None and self.finish_reason != "error"
         self.stopped = stopped
         self.latency_s = time.perf_counter() - self.started
         return out

@@ -106,6 +106,15 @@ class Settings:
     )
     history: bool = setting(True, "bool", "Keep every exchange in the history database (wm.history()).")
     params: dict[str, Any] = field(default_factory=dict)
+    deadline: float | None = setting(
+        600.0,
+        "seconds",
+        "Longest a whole call may take, streamed or not (None: no limit); the gap timeout restarts with every byte, "
+        "so keep-alives, a trickle or an endless stream would otherwise never end.",
+        min=0.1,
+        max=86400,
+        none_ok=True,
+    )
     # the server ``api_key`` was configured with (its base_url then; None: the default server); it goes only there
     api_key_server: str | None = None
     _listeners: list[Callable[[str, Any], None]] = field(default_factory=list, repr=False)

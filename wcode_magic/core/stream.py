@@ -25,12 +25,41 @@ def loads(data: str | bytes) -> Any:
 
     Python servers write ``NaN`` / ``-Infinity`` for a -inf logprob and some send lone surrogates in byte-level
     tokens; orjson rejects both, the standard library reads them, so those documents get a second try there.
-    A document neither can read raises ``ValueError`` as before.
+    A document neither can read raises ``ValueError`` as before, and so does one nested deeper than the standard
+    library's recursion allows (orjson stops at 1024 levels; ``json`` would raise ``RecursionError``).
     """
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply to read") from None
+
+
+MAX_DEPTH = 32  # a chat completion nests ~12 levels deep (choices, logprobs, top_logprobs, bytes): 32 is generous
+
+
+def check_depth(value: Any, what: str) -> Any:
+    """``value`` unchanged, or ValueError when it nests deeper than MAX_DEPTH.
+
+    A server's free-form objects (top-level extras, usage, an error, reasoning_details, tool calls) are kept and
+    later compared, copied, written to the history and sent back in the next turn; nested hundreds of levels deep
+    (orjson reads up to 1024) each of those would fail with ``RecursionError`` after the answer arrived. Checked
+    without recursion, only where such an object is kept, so the per-chunk text path pays nothing.
+    """
+    level: list[Any] = [value]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for item in level
+            if isinstance(item, (dict, list))
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return value
+    raise ValueError(f"{what} is nested more than {MAX_DEPTH} levels deep")
 
 
 EventKind = Literal[
@@ -52,7 +81,7 @@ class Event(NamedTuple):
 
 DONE = "[DONE]"
 # what reading a JSON object of the wrong shape raises, here or while the Response folds it
-SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError)
 SEGMENTS = ("content", "refusal", "reasoning")  # the logprob lists a choice may carry
 _META_SKIP = frozenset({"choices", "usage", "object", "error"})
 
@@ -100,6 +129,8 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
                     out.append(Event("logprobs", (segment, entries)))
         finish = choice.get("finish_reason")
         if finish:
+            if finish.__class__ is not str:
+                raise TypeError(f"finish_reason is {type(finish).__name__}, not text")
             out.append(Event("finish", (finish, choice.get("native_finish_reason"))))
     error = chunk.get("error")
     if error:

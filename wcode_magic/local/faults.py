@@ -15,9 +15,18 @@ Grammar (items separated by commas, spaces ignored, names case-insensitive)::
               | "stall_s=" SECONDS          length of the stall (default 3600)
               | "malformed_after=" N        after N answer tokens: send ``data: {not json``, then go on
               | "keepalive"                 ``: OPENROUTER PROCESSING`` first, ``: keep-alive`` between events
+              | "flood_after=" N            after N answer tokens: ``: keep-alive`` every 50 ms, forever
+              | "trickle_after=" N          after N answer tokens: a ``data:`` line that never ends, one byte
+                                            every 50 ms
+              | "endless"                   the answer never ends: tokens go on past max_tokens, ~200 a second
+              | "redirect=" REDIRECT        answer REDIRECT with ``Location:`` /v1/moved/chat/completions (which
+                                            does not exist: a client that follows it gets 404)
               | "delay_ms=" MS              wait MS milliseconds before answering at all
               | "think_inline"              local/ngram only: reasoning inline in content as <think>...</think>
     STATUS   := 401 | 402 | 403 | 404 | 408 | 422 | 429 | 500 | 502 | 503
+    REDIRECT := 301 | 302 | 303 | 307 | 308
+
+Not streamed, ``flood_after``, ``trickle_after`` and ``endless`` send a body that never ends (a space every 50 ms).
 
 An ``*_after`` fault whose answer ends before N tokens fires at the end of the answer instead, so a test always
 sees it. Example: ``X-Wcode-Fault: status=429, retry_after=1, times=2``.
@@ -31,7 +40,8 @@ from dataclasses import dataclass, fields
 HEADER = "x-wcode-fault"
 KEY_HEADER = "x-wcode-fault-key"
 STATUSES = frozenset({401, 402, 403, 404, 408, 422, 429, 500, 502, 503})
-_FLAGS = frozenset({"retry_after_date", "keepalive", "think_inline"})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_FLAGS = frozenset({"retry_after_date", "keepalive", "think_inline", "endless"})
 _SECONDS = frozenset({"retry_after", "stall_s", "delay_ms"})
 
 
@@ -53,14 +63,32 @@ class Faults:
     stall_s: float = 3600.0
     malformed_after: int | None = None
     keepalive: bool = False
+    flood_after: int | None = None
+    trickle_after: int | None = None
+    endless: bool = False
+    redirect: int | None = None
     delay_ms: float = 0.0
     think_inline: bool = False
 
     @property
     def affects_stream(self) -> bool:
         """Whether anything happens after the response has started."""
-        return self.keepalive or any(
-            n is not None for n in (self.error_after, self.drop_after, self.stall_after, self.malformed_after)
+        return self.keepalive or self.endless or any(n is not None for n in self._after)
+
+    @property
+    def never_ends(self) -> bool:
+        """Whether the body never ends (a keep-alive flood, a trickle, an endless answer)."""
+        return self.endless or self.flood_after is not None or self.trickle_after is not None
+
+    @property
+    def _after(self) -> tuple[int | None, ...]:
+        return (
+            self.error_after,
+            self.drop_after,
+            self.stall_after,
+            self.malformed_after,
+            self.flood_after,
+            self.trickle_after,
         )
 
 
@@ -82,6 +110,8 @@ def parse_faults(header: str) -> Faults:
     faults = Faults(**values)  # type: ignore[arg-type]
     if faults.status is not None and faults.status not in STATUSES:
         raise FaultSyntaxError(f"status must be one of {sorted(STATUSES)}, not {faults.status}")
+    if faults.redirect is not None and faults.redirect not in REDIRECTS:
+        raise FaultSyntaxError(f"redirect must be one of {sorted(REDIRECTS)}, not {faults.redirect}")
     return faults
 
 

@@ -141,6 +141,9 @@ async def chat_completions(request: Request) -> Response:
         key = request.headers.get(KEY_HEADER, "")
         if faults.status is not None and request.app.state.ledger.should_fail(faults, header, key):
             return _fault_status(faults)
+        if faults.redirect is not None:
+            moved = request.url.replace(path="/v1/moved/chat/completions", query="")
+            return Response(status_code=faults.redirect, headers={"Location": str(moved)})
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
@@ -248,10 +251,15 @@ def _stream_events(answer: _Answer, faults: Faults | None) -> Iterator[Any]:
     plan = _FaultPlan(faults, encoder) if faults and faults.affects_stream else None
     if plan:
         yield from plan.due(0)
-    for sent, token in enumerate(answer.answer(), start=1):
+    tokens: Iterator[Token] = answer.answer()
+    if faults and faults.endless:
+        tokens = _endless(tokens)
+    for sent, token in enumerate(tokens, start=1):
         if keepalive:
             yield wire.KEEPALIVE
         yield encoder.content(token)
+        if faults and faults.endless and sent % 16 == 0:
+            yield _Stall(0.08)  # ~200 tokens a second: endless, without taking a core
         if plan:
             yield from plan.due(sent)
             if plan.ended:
@@ -280,6 +288,8 @@ class _FaultPlan:
                 ("stall", faults.stall_after),
                 ("error", faults.error_after),
                 ("drop", faults.drop_after),
+                ("flood", faults.flood_after),
+                ("trickle", faults.trickle_after),
             )
             if n is not None
         )
@@ -295,9 +305,30 @@ class _FaultPlan:
             elif kind == "error":
                 self.ended = True
                 yield self.encoder.error(502, "Provider disconnected unexpectedly")
+            elif kind == "flood":
+                yield from _forever(wire.KEEPALIVE)
+            elif kind == "trickle":
+                yield "data: {"
+                yield from _forever(" ")
             else:
                 self.ended = True
                 yield _DROP
+
+
+def _endless(tokens: Iterator[Token]) -> Iterator[Token]:
+    """The answer's tokens, then its last one again and again, paced: an answer that never ends."""
+    last = _tag(" ")
+    for last in tokens:
+        yield last
+    while True:
+        yield last
+
+
+def _forever(text: str) -> Iterator[Any]:
+    """``text`` every 50 ms, forever (until the client leaves)."""
+    while True:
+        yield text
+        yield _Stall(0.05)
 
 
 async def _batched(events: Iterator[Any]) -> AsyncIterator[bytes]:
@@ -328,6 +359,8 @@ async def _batched(events: Iterator[Any]) -> AsyncIterator[bytes]:
 
 async def _complete(answer: _Answer, faults: Faults | None) -> Response:
     """A non-streamed answer; the ``*_after`` faults map to their whole-response equivalents."""
+    if faults and faults.never_ends:
+        return StreamingResponse(_forever_bytes(b" "), media_type="application/json")
     reasoning = "".join(t.text for t in answer.reasoning())
     tokens = list(answer.answer())
     chat = answer.chat
@@ -358,6 +391,13 @@ async def _complete(answer: _Answer, faults: Faults | None) -> Response:
     if faults and faults.keepalive:
         body = b"\n\n" + body
     return Response(body, media_type="application/json")
+
+
+async def _forever_bytes(data: bytes) -> AsyncIterator[bytes]:
+    """A body that never ends: ``data`` every 50 ms (JSON allows whitespace before the value)."""
+    while True:
+        yield data
+        await asyncio.sleep(0.05)
 
 
 class _DroppedResponse(Response):
