@@ -143,7 +143,7 @@ def _validate(cells: list[Cell], call: Mapping[str, Any]) -> None:
     check_headers(call.get("headers"))
     seen: set[str] = set()
     for cell in cells:
-        key = repr(sorted(cell.params.items(), key=lambda kv: kv[0]))
+        key = repr((cell.prompt, sorted(cell.params.items(), key=lambda kv: kv[0])))  # batch: prompts differ
         if key in seen:
             continue
         seen.add(key)
