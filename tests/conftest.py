@@ -46,6 +46,16 @@ def local_url():
     return local.start(test_mode=True)
 
 
+@pytest.fixture(scope="session")
+def counted_local():
+    """A fresh bundled local model server of its own (test mode) that counts every request it receives."""
+    from wire import CountingServer
+
+    server = CountingServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(params=["sync", "async"])
 def transport(request):
     """Run a test through both transports: wm.chat (httpx.Client) and wm.achat (httpx.AsyncClient); ``wire.ask``

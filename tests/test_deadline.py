@@ -61,7 +61,10 @@ def test_answers_within_their_limits_are_untouched(local_url, session, transport
 
 @pytest.mark.parametrize("bad", [-1, 0, "10", float("nan"), float("inf"), True, [5]])
 def test_a_bad_deadline_is_refused_before_anything_is_sent(local_url, session, bad):
-    with pytest.raises(errors.InvalidParameterError, match=r"deadline=.* is not allowed: deadline takes a number of seconds from 0.1 to 86400, or None"):
+    with pytest.raises(
+        errors.InvalidParameterError,
+        match=r"deadline=.* is not allowed: deadline takes a number of seconds from 0.1 to 86400, or None",
+    ):
         wm.configure(deadline=bad)
     last = wm.last()
     with pytest.raises(errors.InvalidParameterError, match="deadline") as info:

@@ -82,6 +82,10 @@ def test_format_insert_headers_extra_body() -> None:
         ("--max-tokens 0", "max_tokens=0 is not allowed: max_tokens takes an integer >= 1."),
         ("--temperature", "Argument --temperature: expected one argument."),
         ("-o 1x", "-o/--out '1x' is not a Python variable name."),
+        ("-o class", "-o/--out 'class' is a Python keyword, not a variable name: pick another, e.g. class_."),
+        ("-o None", "-o/--out 'None' is a Python keyword, not a variable name"),
+        ("--out lambda", "-o/--out 'lambda' is a Python keyword, not a variable name"),
+        ("-o a-b", "-o/--out 'a-b' is not a Python variable name."),
         ("--header nocolon", "--header 'nocolon' is not allowed: --header takes NAME:VALUE."),
         ("--insert --format json", "--insert puts code into a new cell"),
     ],
@@ -154,3 +158,9 @@ def test_help_is_generated_from_declarations() -> None:
     for p in params.PARAMS.values():
         assert p.flag in text
     assert params.PARAMS["top_logprobs"].allowed.split()[0] in text
+
+
+@pytest.mark.parametrize("name", ["match", "case", "type", "_", "r1", "ответ"])
+def test_out_takes_any_identifier_that_is_not_a_keyword(name: str) -> None:
+    # soft keywords are ordinary names outside their statements: `match = ...` works
+    assert flags.parse(f"-o {name}").out == name

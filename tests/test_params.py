@@ -180,3 +180,71 @@ def test_a_misspelt_keyword_suggests_the_callers_own_keywords():
     for typo, meant in (("modle", "model"), ("sytem", "system"), ("base_ulr", "base_url"), ("on_evnt", "on_event")):
         with pytest.raises(InvalidParameterError, match=f"Did you mean '{meant}'"):
             params.validate({typo: 1}, also=params.CHAT_KEYWORDS)
+
+
+# -- what JSON can carry (core/sendable.py): the pure check behind every parameter and the whole body ------------
+def _nested(levels: int) -> object:
+    value: object = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ({"a": float("nan")}, ['x["a"]=nan', "NaN or Infinity"]),
+        ([1, (2, float("-inf"))], ["x[1][1]=-inf"]),
+        ({"k": {"\udc80": 1}}, ['x["k"]', "lone surrogate", "character 0"]),
+        ({"t": "ok \ud83d"}, ['x["t"]', "lone surrogate '\\ud83d' at character 3"]),
+        ({"n": 2**63}, ['x["n"]=9223372036854775808', "64 bits"]),
+        ({"n": -(2**63) - 1}, ["64 bits"]),
+        ({"s": {1}}, ['x["s"]={1}', "not set"]),
+        ({"o": object()}, ['x["o"]=<object object', "not object"]),
+        ({(1, 2): "tuple key"}, ["x=", "keys are strings", "not tuple"]),
+        ({float("inf"): 1}, ["NaN or Infinity, not even as a key"]),
+        (_nested(101), ["x[0][0][0]...", "deeper than 100"]),
+    ],
+)
+def test_check_json_names_the_place_and_the_problem(value, words):
+    from wcode_magic.core.sendable import check_json
+
+    with pytest.raises(InvalidParameterError) as info:
+        check_json(value, "x")
+    assert info.value.param == "x"
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _nested(100),
+        {"a": (1, 2.5, None, True), 3: "int key", 2.5: "float key", None: "null key"},
+        {"big": 2**63 - 1, "small": -(2**63), "emoji": "😀", "cjk": "笔记", "zero width": "\u200b"},
+        [{"same": [1]}] * 3,  # shared, not self-referencing
+    ],
+)
+def test_check_json_passes_what_json_sends(value):
+    from wcode_magic.core.sendable import check_json
+
+    check_json(value, "x")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("tools", [{"type": "function", "function": {"name": "f", "strict": float("nan")}}], ['tools[0]["function"]']),
+        ("tool_choice", {"type": "function", "function": {"name": "f\ud800"}}, ["tool_choice", "lone surrogate"]),
+        ("response_format", {"type": "json_object", "x": [float("inf")]}, ['response_format["x"][0]=inf']),
+        ("stop", "end\udfff", ["stop", "lone surrogate"]),
+        ("seed", 10**20, ["seed=100000000000000000000", "64 bits"]),
+        ("top_k", 2**70, ["top_k=", "64 bits"]),
+    ],
+)
+def test_a_parameter_that_json_cannot_carry_is_refused_when_checked(name, value, words):
+    with pytest.raises(InvalidParameterError) as info:
+        params.PARAMS[name].check(value)
+    assert info.value.param == name
+    for word in words:
+        assert word in str(info.value)

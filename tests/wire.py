@@ -361,25 +361,50 @@ class ReplayServer:
         return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
 
     def start(self) -> str:
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        config = uvicorn.Config(self._app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        threading.Thread(target=self._server.run, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("replay server did not start")
-            time.sleep(0.01)
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self._server, self.base_url = serve(self._app())
         return self.base_url
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+
+
+def serve(app):
+    """Serve an ASGI app on a free port of 127.0.0.1 in a daemon thread: (the uvicorn Server, its ``/v1`` URL)."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", interface="asgi3")
+    server = uvicorn.Server(config)
+    threading.Thread(target=server.run, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    return server, f"http://127.0.0.1:{port}/v1"
+
+
+class CountingServer:
+    """The bundled local model server (test mode) behind a counter of every HTTP request that reaches it, whatever
+    its path or body: a test can assert that a refused call sent nothing at all."""
+
+    def __init__(self) -> None:
+        from wcode_magic.local.server import create_app
+
+        self.count = 0
+        self._app = create_app(test_mode=True)
+        self._server, self.base_url = serve(self._counted)
+
+    async def _counted(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            self.count += 1
+        await self._app(scope, receive, send)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
 
 
 TRANSPORT = ["sync"]  # set by conftest's ``transport`` fixture

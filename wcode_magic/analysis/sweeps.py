@@ -21,19 +21,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core import client
 from ..core.errors import InvalidParameterError, WcodeError, warn_user
 from ..core.response import Response
+from ..core.sendable import check_headers
 
 if TYPE_CHECKING:
     import pandas as pd
 
 MAX_CONCURRENCY = 64  # the client's connection pool: more would only queue inside httpx
+# Runs in one sweep. Axes multiply, so a slip (range(1000) where range(10) was meant, on two axes) asks for
+# millions of cells, which are built in memory before the first request; 10,000 is already hours of requests at
+# the default concurrency of 8 (and a bill on wcode.net), and every run keeps its Response in the table.
+MAX_RUNS = 10_000
 # achat's own keywords; everything else in **fixed is a request parameter checked against params.PARAMS
 CALL_KEYWORDS = frozenset(
     {"system", "stream", "base_url", "api_key", "timeout", "deadline", "headers", "extra_body", "on_event"}
@@ -92,10 +98,39 @@ def _axis(name: str, values: Any) -> list[Any] | None:
         return None
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         return [values]
-    out = list(values)
+    out = _bounded(name, values)
     if not out:
         raise _bad(name, values, "give at least one value (or leave it out)")
     return out
+
+
+def _bounded(name: str, values: Iterable[Any]) -> list[Any]:
+    """``list(values)``, refused before it is built when it would hold more than MAX_RUNS values (a huge range
+    or an endless generator would exhaust memory first)."""
+    if isinstance(values, Sized):
+        many, out = f"{len(values):,}", None if len(values) > MAX_RUNS else list(values)
+    else:
+        many, out = f"more than {MAX_RUNS:,}", list(itertools.islice(values, MAX_RUNS + 1))
+    if out is None or len(out) > MAX_RUNS:
+        raise InvalidParameterError(
+            f"{name} has {many} values, more than a sweep may run ({MAX_RUNS:,} runs): sweep fewer values, or "
+            "split the sweep into several calls.",
+            param=name,
+        )
+    return out
+
+
+def _check_total(what: str, sizes: Mapping[str, int]) -> None:
+    """Refuse a sweep of more than MAX_RUNS runs before its cells are built, saying how the count came about."""
+    total = math.prod(sizes.values())
+    if total > MAX_RUNS:
+        factors = " x ".join(f"{size:,} {name}" for name, size in sizes.items())
+        raise InvalidParameterError(
+            f"{what} would make {total:,} runs ({factors}), more than the {MAX_RUNS:,} one sweep may run: sweep "
+            "fewer values or fewer repeats (n), or split it into several calls.",
+            param=what,
+            value=total,
+        )
 
 
 def _split(fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -107,9 +142,10 @@ def _split(fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _validate(cells: list[Cell], call: Mapping[str, Any]) -> None:
     """Build every distinct request body once, so a bad value raises before the first request leaves."""
+    check_headers(call.get("headers"))
     seen: set[str] = set()
     for cell in cells:
-        key = repr(sorted(cell.params.items(), key=lambda kv: kv[0]))
+        key = repr((cell.prompt, sorted(cell.params.items(), key=lambda kv: kv[0])))  # batch: prompts differ
         if key in seen:
             continue
         seen.add(key)
@@ -328,6 +364,7 @@ def _compare_cells(
             if name in fixed:
                 raise _bad(name, fixed[name], f"{name} is already swept; do not also fix it")
             axes[name] = listed
+    _check_total("compare", {**{name: len(values) for name, values in axes.items()}, "n": n})
     call, params = _split(fixed)
     cells: list[Cell] = []
     names = list(axes)
@@ -400,7 +437,7 @@ def _items(prompts: Any, column: str | None) -> tuple[list[tuple[Any, Prompt]], 
     if hasattr(prompts, "items") and hasattr(prompts, "index"):  # a Series
         pairs, indexed = list(prompts.items()), True
     elif isinstance(prompts, Iterable):
-        pairs, indexed = list(enumerate(prompts)), False
+        pairs, indexed = list(enumerate(_bounded("prompts", prompts))), False
     else:
         raise _bad("prompts", prompts, "give a list, Series or DataFrame of prompts")
     if not pairs:
@@ -423,6 +460,7 @@ def _batch_cells(
     _check_count("n", n, None)
     _check_count("concurrency", concurrency, MAX_CONCURRENCY)
     pairs, indexed = _items(prompts, column)
+    _check_total("batch", {"prompts": len(pairs), "n": n})
     call, params = _split(fixed)
     cells: list[Cell] = []
     for position, (label, prompt) in enumerate(pairs):

@@ -28,6 +28,7 @@ from httpx_sse import EventSource
 from . import catalog, errors, hooks, params
 from .keys import Secret, scrub_all
 from .response import Response
+from .sendable import check_headers, check_json
 from .settings import KEY_URL, SESSION, SETTINGS, is_wcode
 from .stream import DONE, SHAPE_ERRORS, Event, loads
 
@@ -197,6 +198,12 @@ def status_error(
 def build_messages(prompt_or_messages: str | list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
     """A prompt becomes one user turn; a message list is sent as given, with ``system`` put first if new."""
     if isinstance(prompt_or_messages, str):
+        if not prompt_or_messages.strip():
+            raise errors.InvalidParameterError(
+                f"The prompt {prompt_or_messages!r} is empty: give the text to send, or a list of messages.",
+                param="prompt",
+                value=prompt_or_messages,
+            )
         messages: list[dict[str, Any]] = [{"role": "user", "content": prompt_or_messages}]
     else:
         _check_messages(prompt_or_messages)
@@ -250,20 +257,68 @@ def build_request(
     extra_body: Mapping[str, Any] | None,
     call_params: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The JSON body to send: session defaults under this call's parameters, all validated before sending."""
+    """The JSON body to send: session defaults under this call's parameters, all validated before sending.
+
+    Every part is also checked to be sendable JSON (``_check_sendable``), so what httpx would fail to encode is
+    an InvalidParameterError naming the part, not a ValueError or UnicodeEncodeError from inside httpx.
+    """
+    _check_call_values(model, stream, extra_body)
     model_id = SESSION.resolve_model(model)
     merged = {**SESSION.params, **call_params}
+    system = system if system is not None else SESSION.system
+    checked = params.validate(merged, catalog.lookup(model_id), also=params.CHAT_KEYWORDS)
     body: dict[str, Any] = {
         "model": model_id,
-        "messages": build_messages(prompt_or_messages, system if system is not None else SESSION.system),
-        **params.validate(merged, catalog.lookup(model_id), also=params.CHAT_KEYWORDS),
+        "messages": build_messages(prompt_or_messages, system),
+        **checked,
         "stream": stream,
     }
+    _check_sendable(
+        {"model": model_id, _prompt_name(prompt_or_messages): prompt_or_messages, "system": system, **checked},
+        extra_body,
+    )
     if stream:
         body["stream_options"] = {"include_usage": True}  # required on the Ark path, harmless elsewhere
     if extra_body:
         body.update(extra_body)
     return body
+
+
+def _check_call_values(model: Any, stream: Any, extra_body: Any) -> None:
+    """The call's own keywords that are part of the body: a model id, a bool, an object of extra fields."""
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise errors.InvalidParameterError(
+            f"model={model!r} is not allowed: model takes a model id such as {catalog.DEFAULT_MODEL!r} "
+            "(`wm.models()` lists known ones), or None for the session's model.",
+            param="model",
+            value=model,
+        )
+    if not isinstance(stream, bool):
+        raise errors.InvalidParameterError(
+            f"stream={stream!r} is not allowed: stream takes True or False.", param="stream", value=stream
+        )
+    if extra_body is not None and not (
+        isinstance(extra_body, Mapping) and all(isinstance(k, str) and k for k in extra_body)
+    ):
+        raise errors.InvalidParameterError(
+            f"extra_body={_short(extra_body)} is not allowed: extra_body takes a dict of top-level body fields "
+            'to add, such as {"top_k": 20} (non-empty string keys), or None.',
+            param="extra_body",
+            value=extra_body,
+        )
+
+
+def _prompt_name(prompt_or_messages: Any) -> str:
+    return "prompt" if isinstance(prompt_or_messages, str) else "messages"
+
+
+def _check_sendable(parts: Mapping[str, Any], extra_body: Mapping[str, Any] | None) -> None:
+    """The whole body, part by part as the user gave it, checked to be JSON a server can read (NaN, lone
+    surrogates, 64-bit integers, nesting): one place, so an error names the part and the path inside it."""
+    for name, value in parts.items():
+        check_json(value, name)
+    if extra_body:
+        check_json(dict(extra_body), "extra_body")
 
 
 # -- what both transports share ---------------------------------------------------------------------------
@@ -299,7 +354,7 @@ class _Call:
         self.key = SESSION.key_for(self.base_url, api_key)
         if self.key is None and is_wcode(self.base_url):  # say so now, not after retries or a 401
             raise errors.AuthenticationError(f"No API key for wcode.net. {SET_KEY}")
-        self.headers = dict(headers or {})
+        self.headers = check_headers(headers)
         timeout = None if timeout is None else SETTINGS["gap_timeout"].check(timeout, "timeout")
         self.gap = (
             timeout if timeout is not None else (SESSION.gap_timeout if stream else max(SESSION.gap_timeout, 600.0))

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from .catalog import Model
 from .errors import InvalidParameterError, warn_user
+from .sendable import check_json
 
 Kind = Literal["float", "int", "bool", "enum", "stop", "object", "array", "choice", "reasoning"]
 
@@ -68,16 +69,21 @@ class Param:
         return 'true/false, or an object like {"enabled": true, "effort": "high", "max_tokens": 2000, "exclude": false}'
 
     def check(self, value: Any) -> Any:
-        """Return the value as it will be sent, or raise InvalidParameterError naming value and range."""
+        """Return the value as it will be sent, or raise InvalidParameterError naming value and range.
+
+        Also checked: that the value can be sent as JSON at all (``sendable.check_json``), so ``%wcode set`` or
+        ``configure`` cannot store a value that would break every later call."""
         checker = _CHECKERS[self.kind]
         try:
-            return checker(self, value)
+            checked = checker(self, value)
         except _Bad:
             raise InvalidParameterError(
                 f"{self.name}={value!r} is not allowed: {self.name} takes {self.allowed}.",
                 param=self.name,
                 value=value,
             ) from None
+        check_json(checked, self.name)  # the right shape may still hide a NaN or a lone surrogate deep inside
+        return checked
 
     def parse(self, text: str) -> Any:
         """Turn what a user typed (a magic flag, ``%wcode set``, a panel text box) into a checked value."""

@@ -34,8 +34,8 @@ def check_base_url(value: Any, name: str = "base_url") -> str:
         ok = _parses(text)  # type: ignore[arg-type]
     if not ok:
         raise InvalidParameterError(
-            f"{name}={value!r} is not allowed: {name} takes an http:// or https:// URL such as "
-            f"{WCODE_BASE_URL!r} or 'http://127.0.0.1:8000/v1'.",
+            f"{name}={value!r} is not allowed: {name} takes an http:// or https:// URL (its port, if any, from 1 "
+            f"to 65535) such as {WCODE_BASE_URL!r} or 'http://127.0.0.1:8000/v1'.",
             param=name,
             value=value,
         )
@@ -50,7 +50,8 @@ def _parses(text: str) -> bool:
 
     try:
         parts = urlsplit(text)
-        parts.port  # noqa: B018  (raises on a port that is no number)
+        if parts.port == 0:  # raises on a port that is no number or above 65535; 0 is no port to connect to
+            return False
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             return False
         host = httpx.URL(text).host

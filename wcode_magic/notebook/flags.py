@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import keyword
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -215,8 +216,12 @@ def _check_format(value: str) -> str:
 
 
 def _check_out(name: str | None) -> str | None:
+    """A name the Response can be assigned to: an identifier, and not a keyword (``-o class`` would be stored in
+    the namespace under a name no code can read back)."""
     if name is not None and not name.isidentifier():
         raise FlagError(f"-o/--out {name!r} is not a Python variable name.")
+    if name is not None and keyword.iskeyword(name):
+        raise FlagError(f"-o/--out {name!r} is a Python keyword, not a variable name: pick another, e.g. {name}_.")
     return name
 
 
