@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Exit status 1 if the chat or any notebook failed, 130 after Ctrl-C."""
+    """Exit status 1 if the chat or any notebook failed or no notebook ran (a demo that showed nothing did not
+    work: a script or CI checking the status must see that), 130 after Ctrl-C."""
     from . import demo
 
     ok = True
@@ -98,7 +99,7 @@ def _demo(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted.")
         return 130
-    return 0 if ok and all(r.ok for r in runs) else 1
+    return 0 if ok and runs and all(r.ok for r in runs) else 1
 
 
 def _serve(args: argparse.Namespace) -> int:
