@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -97,3 +98,19 @@ def test_serve_answers_the_loopback_names_its_host_and_allowed_names_only():
         url = URL.search(line).group() + "/models"
         for host, status in (("localhost", 200), ("127.0.0.1", 200), ("lan-box:80", 200), ("evil.example", 400)):
             assert httpx.get(url, headers={"Host": host}, timeout=10).status_code == status, host
+
+
+def test_ctrl_c_ends_an_answer_still_streaming_quietly():
+    """A stalled stream (test mode) would hold a graceful shutdown for its whole stall; Ctrl-C ends it at once."""
+    with serving("--port", "0", "--test-mode") as (process, line):
+        url = URL.search(line).group() + "/chat/completions"
+        payload = {"model": "local/ngram", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+        headers = {"X-Wcode-Fault": "stall_after=2,stall_s=60"}
+        with httpx.stream("POST", url, json=payload, headers=headers, timeout=90) as response:
+            next(response.iter_raw())  # the stream has started: it is in flight
+            started = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - started < 30  # the stall would have lasted 60 s
+    assert process.returncode == 0 and stderr == "", stderr
+    assert stdout.strip() == "wcode-magic local model: stopped."

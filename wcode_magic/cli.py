@@ -12,7 +12,9 @@ executes the notebooks (``make demo``; the work is in ``wcode_magic.demo``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import errno
+import logging
 import signal
 import socket
 import sys
@@ -25,6 +27,7 @@ from . import __version__
 from .demo import DEFAULT_NOTEBOOKS, DEFAULT_OUT
 
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+_SHUTDOWN_GRACE_S = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,8 +182,19 @@ def _run(sock: socket.socket, allowed_hosts: list[str], test_mode: bool, on_read
 
     default_model()  # train before announcing the URL, so the first request is as fast as the rest
     app = create_app(test_mode=test_mode, allowed_hosts=allowed_hosts)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off")
+    # Ctrl-C ends answers still streaming after a second (a stalled test stream would otherwise hold it for its
+    # whole stall); the cancelled answers are no error of anybody's, so uvicorn's log of them is left out
+    logging.getLogger("uvicorn.error").addFilter(_quiet_shutdown)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=_SHUTDOWN_GRACE_S)
     ReadyServer(config).run(sockets=[sock])
+
+
+def _quiet_shutdown(record: logging.LogRecord) -> bool:
+    """False for uvicorn's records about the answers it cancels at the end of the shutdown grace."""
+    if record.getMessage().endswith("timeout graceful shutdown exceeded"):
+        return False
+    error = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(error, asyncio.CancelledError) or isinstance(error.__context__, asyncio.CancelledError))
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
