@@ -6,11 +6,16 @@ PYTHON ?= python3
 
 .PHONY: demo test lint bench
 
+# One line says what the first run does while pip works quietly. pip's -q keeps its errors (and make stops on
+# them); setuptools' "Editable installation" box (a warning about folders named like the package, printed by every
+# editable mode) is filtered by its message alone, so any other warning still shows.
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
-	touch $@
+	@echo "Installing wcode-magic and its notebook and test tools into $(VENV) (about 2 minutes; again only when pyproject.toml changes)..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e ".[test]"
+	@touch $@
+	@echo "Installed into $(VENV)."
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/wcode-magic demo

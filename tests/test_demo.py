@@ -111,10 +111,12 @@ def test_save_runs_offline_even_with_a_key_and_keeps_a_failed_notebook(tmp_path)
     assert json.loads((tmp_path / "copies" / "failing.ipynb").read_text())["cells"][1]["outputs"]
 
 
-def test_no_notebooks_directory_is_skipped_with_a_hint(tmp_path):
-    done = _demo(tmp_path, "--no-chat", "--notebooks", "missing")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "No notebooks in missing/: skipping them (give another place with --notebooks DIR)." in done.stdout
+@pytest.mark.parametrize(("chat", "where"), [("--no-chat", "missing"), ("--no-chat", "empty"), ("--local", "missing")])
+def test_no_notebooks_is_a_failure_with_a_hint(tmp_path, chat, where):
+    (tmp_path / "empty").mkdir()
+    done = _demo(tmp_path, chat, "--notebooks", where)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"No notebooks in {where}/: none executed (give their place with --notebooks DIR)." in done.stdout
     assert not (tmp_path / "build").exists()
 
 

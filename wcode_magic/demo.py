@@ -179,12 +179,13 @@ def run_notebooks(
 
     Executed copies go to ``out_dir``; with ``save`` the notebooks themselves are rewritten (offline, see the
     module docstring), except after a failure: then the copy goes to ``out_dir`` and the notebook keeps its
-    outputs. ``local`` runs offline without saving. A missing directory is reported, not an error.
+    outputs. ``local`` runs offline without saving. A missing or empty directory is reported and nothing runs
+    (the command's exit status then says the demo did not run).
     """
     out = out or sys.stdout
     paths = sorted(directory.glob("*.ipynb")) if directory.is_dir() else []
     if not paths:
-        print(f"No notebooks in {directory}/: skipping them (give another place with --notebooks DIR).", file=out)
+        print(f"No notebooks in {directory}/: none executed (give their place with --notebooks DIR).", file=out)
         return []
     try:
         import nbclient  # noqa: F401  (a test extra: say how to get it rather than fail with a traceback)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..local import MAX_STOP_STRINGS, MAX_TOP_LOGPROBS  # the local server enforces the same limits
 from .catalog import Model
 from .errors import InvalidParameterError, warn_user
 from .sendable import check_json
@@ -59,7 +60,7 @@ class Param:
         if self.kind == "enum":
             return " | ".join(self.choices)
         if self.kind == "stop":
-            return "a string or a list of up to 4 strings"
+            return f"a string or a list of up to {MAX_STOP_STRINGS} strings"
         if self.kind == "object":
             return _OBJECT_TAKES.get(self.name, "a JSON object")
         if self.kind == "array":
@@ -168,7 +169,7 @@ def _check_enum(p: Param, v: Any) -> str:
 def _check_stop(p: Param, v: Any) -> str | list[str]:
     if isinstance(v, str) and v:
         return v
-    if isinstance(v, (list, tuple)) and 1 <= len(v) <= 4 and all(isinstance(s, str) and s for s in v):
+    if isinstance(v, (list, tuple)) and 1 <= len(v) <= MAX_STOP_STRINGS and all(isinstance(s, str) and s for s in v):
         return list(v)
     raise _Bad
 
@@ -376,11 +377,11 @@ PARAMS: dict[str, Param] = {
         Param(
             "top_logprobs",
             "int",
-            "How many most likely alternatives (0 to 20) to return at each position; needs logprobs.",
+            f"How many most likely alternatives (0 to {MAX_TOP_LOGPROBS}) to return at each position; needs logprobs.",
             "top_logprobs 是一个介于 0 和 20 之间的整数,指定在每个 token 位置要返回的最可能 token 的数量。如果使用此参数,则必须将 logprobs 设置为 true。",
             default=0,
             min=0,
-            max=20,
+            max=MAX_TOP_LOGPROBS,
             step=1,
             group="logprobs",
         ),

@@ -16,13 +16,30 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["CONTEXT_TOKENS", "MODEL_IDS", "base_url", "start", "stop"]
+__all__ = [
+    "CONTEXT_TOKENS",
+    "LOOPBACK_HOSTS",
+    "MAX_STOP_STRINGS",
+    "MAX_TOP_LOGPROBS",
+    "MODEL_IDS",
+    "base_url",
+    "bind",
+    "start",
+    "stop",
+]
 
 MODEL_IDS = ("local/ngram", "local/ngram-thinking", "local/ngram-thinking-rc")
 # The context length of the local models: prompt tokens + max_tokens may not exceed it (the server answers 400).
 # A trigram model only ever looks at the last two tokens, so this is not what the model can use but what the
 # server accepts; the catalog reads the same constant, so the two cannot disagree.
 CONTEXT_TOKENS = 1_000_000
+# Request limits the server enforces and the client's parameter checks import (core/params.py), so a request the
+# client lets through is one the server accepts, and the server refuses what a hand-made request gets wrong.
+MAX_STOP_STRINGS = 4  # OpenAI's limit; the seed pages' stop array
+MAX_TOP_LOGPROBS = 20  # the seed pages' top_logprobs range, 0..20
+# The names the server answers to in the Host header (more with serve's --host/--allow-host): a web page whose
+# own name was rebound to 127.0.0.1 sends its name, not these, so it cannot reach the model through the browser.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 TEST_MODE_ENV = "WCODE_LOCAL_TEST_MODE"
 _STARTUP_TIMEOUT_S = 15.0
 
@@ -53,8 +70,8 @@ def start(*, port: int | None = None, test_mode: bool | None = None) -> str:
         from .server import create_app
 
         default_model()  # train now (~0.1 s), not during the first request
-        sock = _bind(port or 0)
-        app = create_app(test_mode=test_mode)
+        sock = bind("127.0.0.1", port or 0)
+        app = create_app(test_mode=test_mode, allowed_hosts=LOOPBACK_HOSTS)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="wcode-local", daemon=True)
@@ -84,13 +101,26 @@ def base_url() -> str | None:
     return _base_url
 
 
-def _bind(port: int) -> socket.socket:
-    """Bind before starting uvicorn, so the port is known and cannot be taken in between."""
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host`` (a name or an IPv4/IPv6 address) and ``port`` (0: a free one).
+
+    Bound before uvicorn starts, so the port is known and cannot be taken in between. Raises ``OSError``
+    (``socket.gaierror`` for a name that does not resolve, ``EADDRINUSE`` for a busy port) and ``ValueError`` for
+    a port outside 0..65535 (checked here: getaddrinfo silently wraps 70000 to 4464); ``wcode-magic serve`` turns
+    each into one line.
+    """
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is outside 0..65535")
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)[0]
     # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on accepted sockets whose proto says TCP;
     # without it every answer on a kept-alive connection waited ~40 ms for the client's delayed ACK
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
     sock.set_inheritable(True)
     return sock
 

@@ -21,10 +21,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from . import CONTEXT_TOKENS
+from . import CONTEXT_TOKENS, MAX_STOP_STRINGS, MAX_TOP_LOGPROBS
 from .generate import GenerationRequest
 from .ngram import NgramModel, count_tokens
-from .sampling import MAX_TOP_LOGPROBS, SamplingParams
+from .sampling import SamplingParams
 
 # Model id -> the delta field carrying reasoning (None: the model never thinks).
 MODELS: dict[str, str | None] = {
@@ -237,12 +237,20 @@ def _max_tokens(body: dict[str, Any], prompt_tokens: int) -> int:
 
 
 def _stop(stop: Any) -> tuple[str, ...]:
+    """One to :data:`MAX_STOP_STRINGS` non-empty strings, as the client checks (an empty string would match anywhere)."""
     if stop is None:
         return ()
     stops = [stop] if isinstance(stop, str) else stop
-    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-        raise RequestError("stop must be a string or a list of strings", "stop")
-    return tuple(s for s in stops if s)
+    if (
+        not isinstance(stops, list)
+        or not 1 <= len(stops) <= MAX_STOP_STRINGS
+        or not all(isinstance(s, str) and s for s in stops)
+    ):
+        raise RequestError(
+            f"stop must be a non-empty string or a list of 1 to {MAX_STOP_STRINGS} non-empty strings, not {stop!r}",
+            "stop",
+        )
+    return tuple(stops)
 
 
 def _seed(seed: Any) -> int | None:
@@ -261,14 +269,19 @@ def _reasoning_budget(body: dict[str, Any]) -> int:
     reasoning = body.get("reasoning") or {}
     if not isinstance(reasoning, dict):
         raise RequestError("reasoning must be an object", "reasoning")
+    try:  # the client's checks of the reasoning object (core/params.py), so a hand-made request meets the same
+        for switch in ("enabled", "exclude"):
+            _boolean(reasoning, switch, False)
+        budget = reasoning.get("max_tokens")
+        if budget is not None:
+            budget = int(_number(reasoning, "max_tokens", 1, CONTEXT_TOKENS, True, 0))
+    except RequestError as error:
+        raise RequestError(f"reasoning.{error.message}", "reasoning") from None
     thinking = body.get("thinking") or {}
     if reasoning.get("enabled") is False or (isinstance(thinking, dict) and thinking.get("type") == "disabled"):
         return 0
-    if reasoning.get("max_tokens") is not None:
-        try:
-            return int(_number(reasoning, "max_tokens", 0, CONTEXT_TOKENS, True, 0))
-        except RequestError as error:
-            raise RequestError(f"reasoning.{error.message}", "reasoning") from None
+    if budget is not None:
+        return budget
     effort = reasoning.get("effort", "medium")
     if effort not in EFFORT_BUDGETS:
         raise RequestError(f"reasoning.effort must be one of {', '.join(EFFORT_BUDGETS)}", "reasoning")

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import MAX_TOP_LOGPROBS
 from .ngram import NgramModel, default_model
-from .sampling import MAX_TOP_LOGPROBS, Distribution, History, SamplingParams, shape, top_entries
+from .sampling import Distribution, History, SamplingParams, shape, top_entries
 
 MIN_ANSWER_TOKENS = 8
 REASONING_OPENING = ("Let", " me", " think", " about")

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MAX_TOP_LOGPROBS = 20
 _NUCLEUS_THRESHOLD = 1e-3
 
 

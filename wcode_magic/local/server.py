@@ -3,9 +3,11 @@
 It never checks the API key. In test mode the ``X-Wcode-Fault`` header (see :mod:`.faults`) injects failures; outside
 test mode the header is ignored, so a stray header cannot break a classroom demo.
 
-Streams are generated lazily in the event loop and sent in small batches: at most :data:`FLUSH_EVENTS` events or
-:data:`FLUSH_SECONDS` of generation per ASGI send, so the first tokens arrive at once and long streams are not
-slowed by one send per token. After each batch the loop yields, so other requests and disconnects are served.
+Requests pass :mod:`.door` first (Host and Content-Type), so a web page in the user's browser cannot use the
+model. Generation runs in worker threads, never in the event loop: a long whole answer computed in the loop kept
+every other request (the kernel's own) waiting for it. Streams are generated lazily and sent in small batches: at
+most :data:`FLUSH_EVENTS` events or :data:`FLUSH_SECONDS` of generation per ASGI send (the first event alone), so
+the first tokens arrive at once and long streams are not slowed by one send (or one thread hop) per token.
 """
 
 from __future__ import annotations
@@ -16,20 +18,22 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import CONTEXT_TOKENS, wire
+from . import CONTEXT_TOKENS, LOOPBACK_HOSTS, wire
 from .chat import MODELS, ChatRequest, RequestError, parse_chat_request
+from .door import Door
 from .faults import HEADER, KEY_HEADER, Faults, FaultSyntaxError, TimesLedger, parse_faults
 from .generate import Generation, Token
 from .ngram import NgramModel, default_model
@@ -93,16 +97,20 @@ class _Stall:
 
 
 _DROP = object()
+_END = object()
 
 
-def create_app(*, test_mode: bool = False) -> Starlette:
-    """The ASGI app. ``app.state.test_mode`` may be switched on later (``local.start(test_mode=True)`` does)."""
+def create_app(*, test_mode: bool = False, allowed_hosts: Iterable[str] = LOOPBACK_HOSTS) -> Starlette:
+    """The ASGI app, answering requests whose Host is one of ``allowed_hosts`` (any port).
+
+    ``app.state.test_mode`` may be switched on later (``local.start(test_mode=True)`` does).
+    """
     app = Starlette(
         routes=[
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         ],
-        middleware=[Middleware(_QuietDisconnects)],
+        middleware=[Middleware(Door, allowed_hosts=allowed_hosts), Middleware(_QuietDisconnects)],
     )
     app.state.test_mode = test_mode
     app.state.ledger = TimesLedger()
@@ -144,21 +152,26 @@ async def chat_completions(request: Request) -> Response:
         if faults.redirect is not None:
             moved = request.url.replace(path="/v1/moved/chat/completions", query="")
             return Response(status_code=faults.redirect, headers={"Location": str(moved)})
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        return _error(RequestError("the request body is not valid JSON"))
-    model = default_model()
-    try:
-        chat = parse_chat_request(body, model)
+    raw = await request.body()
+    try:  # decoding and counting a long prompt is work too: off the loop
+        answer = await run_in_threadpool(_prepare, raw, bool(faults and faults.think_inline))
     except RequestError as error:
         return _error(error)
-    inline = bool(faults and faults.think_inline and chat.reasoning_field is None)
-    answer = _Answer(chat, model, inline)
-    if chat.stream:
+    if answer.chat.stream:
         events = _stream_events(answer, faults)
         return StreamingResponse(_batched(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
     return await _complete(answer, faults)
+
+
+def _prepare(raw: bytes, think_inline: bool) -> _Answer:
+    """Decode and validate the body (raise :class:`RequestError`); the answer, ready to generate."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError("the request body is not valid JSON") from None
+    model = default_model()
+    chat = parse_chat_request(body, model)
+    return _Answer(chat, model, inline_reasoning=think_inline and chat.reasoning_field is None)
 
 
 def _error(error: RequestError) -> JSONResponse:
@@ -332,38 +345,40 @@ def _forever(text: str) -> Iterator[Any]:
 
 
 async def _batched(events: Iterator[Any]) -> AsyncIterator[bytes]:
-    """Join events into ASGI sends of up to FLUSH_EVENTS events or FLUSH_SECONDS; perform fault actions."""
+    """ASGI sends of the events, each batch generated in a worker thread; performs the fault actions."""
+    limit = 1  # the first event alone: the client sees the stream start at once
+    while True:
+        text, action = await run_in_threadpool(_next_batch, events, limit)
+        limit = FLUSH_EVENTS
+        if text:
+            yield text.encode()
+        if action is _END:
+            return
+        if action is _DROP:
+            raise InjectedDrop("connection dropped by X-Wcode-Fault")
+        if isinstance(action, _Stall):
+            await asyncio.sleep(action.seconds)
+
+
+def _next_batch(events: Iterator[Any], limit: int) -> tuple[str, Any]:
+    """Up to ``limit`` SSE events or FLUSH_SECONDS of generation, joined, and what ended the batch: None (it is
+    full), a fault action (:class:`_Stall`, ``_DROP``) or ``_END``."""
     batch: list[str] = []
     deadline = time.perf_counter() + FLUSH_SECONDS
-    first = True
     for event in events:
-        if type(event) is str:
-            batch.append(event)
-            if first or len(batch) >= FLUSH_EVENTS or time.perf_counter() >= deadline:
-                yield "".join(batch).encode()
-                batch.clear()
-                first = False
-                await asyncio.sleep(0)
-                deadline = time.perf_counter() + FLUSH_SECONDS
-            continue
-        if batch:
-            yield "".join(batch).encode()
-            batch.clear()
-        if event is _DROP:
-            raise InjectedDrop("connection dropped by X-Wcode-Fault")
-        await asyncio.sleep(event.seconds)
-        deadline = time.perf_counter() + FLUSH_SECONDS
-    if batch:
-        yield "".join(batch).encode()
+        if type(event) is not str:
+            return "".join(batch), event
+        batch.append(event)
+        if len(batch) >= limit or time.perf_counter() >= deadline:
+            return "".join(batch), None
+    return "".join(batch), _END
 
 
 async def _complete(answer: _Answer, faults: Faults | None) -> Response:
     """A non-streamed answer; the ``*_after`` faults map to their whole-response equivalents."""
     if faults and faults.never_ends:
         return StreamingResponse(_forever_bytes(b" "), media_type="application/json")
-    reasoning = "".join(t.text for t in answer.reasoning())
-    tokens = list(answer.answer())
-    chat = answer.chat
+    body = await run_in_threadpool(_whole_body, answer)
     if faults and faults.stall_after is not None:
         await asyncio.sleep(faults.stall_s)
     if faults and faults.error_after is not None:
@@ -371,8 +386,22 @@ async def _complete(answer: _Answer, faults: Faults | None) -> Response:
             {"error": {"code": 502, "message": "Provider disconnected unexpectedly", "type": "server_error"}},
             status_code=502,
         )
+    if faults and faults.drop_after is not None:
+        return _DroppedResponse(body)
+    if faults and faults.malformed_after is not None:
+        body = b"{not json"
+    if faults and faults.keepalive:
+        body = b"\n\n" + body
+    return Response(body, media_type="application/json")
+
+
+def _whole_body(answer: _Answer) -> bytes:
+    """The whole answer's JSON body: generation and encoding, both in a worker thread."""
+    chat = answer.chat
+    reasoning = "".join(t.text for t in answer.reasoning())
+    tokens = list(answer.answer())
     entries = [wire.logprob_entry(t, answer.model.vocab) for t in tokens] if chat.logprobs else None
-    body = wire.dumps(
+    return wire.dumps(
         wire.completion_body(
             chat,
             answer.id,
@@ -384,13 +413,6 @@ async def _complete(answer: _Answer, faults: Faults | None) -> Response:
             usage_value=answer.usage(),
         )
     )
-    if faults and faults.drop_after is not None:
-        return _DroppedResponse(body)
-    if faults and faults.malformed_after is not None:
-        body = b"{not json"
-    if faults and faults.keepalive:
-        body = b"\n\n" + body
-    return Response(body, media_type="application/json")
 
 
 async def _forever_bytes(data: bytes) -> AsyncIterator[bytes]:

@@ -1,6 +1,6 @@
 """Live views of a streaming Response: a display handle updated in place in a notebook, plain text in a terminal.
 
-The driver (``wcode_magic.run``) calls ``begin`` before sending, ``update`` on every tick while the stream runs
+The driver (``wcode_magic.notebook.run``) calls ``begin`` before sending, ``update`` on every tick while the stream runs
 (from the cell's own thread, never from the HTTP worker: output from another thread can land in the wrong
 cell), and ``finish`` once at the end. The notebook view re-renders at most ~15 times a second
 (``Throttle``; re-sending a growing Markdown answer per token is quadratic and front-ends drop bursts) and its
