@@ -115,3 +115,13 @@ def test_utf8_split_inside_a_character_and_a_leading_bom():
     raw = "\ufeffdata: 嗯，用户😀\n\n".encode()
     assert datas(*cuts(raw, 1)) == ["嗯，用户😀"]
     assert datas(b"data: \xff\n\n") == ["\ufffd"]  # undecodable bytes are replaced, as the standard says
+
+
+def test_one_event_per_read_as_servers_write_them():
+    """Whole events read one at a time (the decoder's quick path) give what the same bytes give in one read,
+    also when a read before left something pending: a field, half a line, a \r."""
+    events = [b"data: a\n\n", b"data: b\n\n", b"event: ping\n", b"data: c\n\n", b"data: d\n\n", b"data: e", b"\n\n"]
+    events += [b"data: f\r", b"data: g\n\n", b"id: 9\n\n", b"data: h\n\n", b"data: x\ny\n\n", b"data: [DONE]\n\n"]
+    assert decode(*events) == decode(b"".join(events))
+    assert [e.data for e in decode(*events)] == ["a", "b", "c", "d", "e", "f\ng", "h", "x", "[DONE]"]
+    assert decode(*events)[2].event == "ping" and decode(*events)[-1].id == "9"

@@ -27,6 +27,9 @@ class ServerSentEvent(NamedTuple):
     retry: int | None = None
 
 
+_new = tuple.__new__  # builds an event without the Python-level __new__ NamedTuple adds (one frame per event)
+
+
 class SSEDecoder:
     """Incremental event-stream decoder: ``feed(chunk) -> [events]`` for each read, then ``finish()`` at EOF."""
 
@@ -41,6 +44,17 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """The events that ``chunk`` completes (often one: servers write one event per read)."""
+        if (
+            chunk[:6] == b"data: "
+            and chunk.find(b"\n", 6) == len(chunk) - 2
+            and chunk[-1:] == b"\n"
+            and not (self._tail or self._data or self._event or self._after_cr)
+            and self._started
+            and b"\r" not in chunk
+        ):  # the common read, one whole ``data: ...\n\n`` event and nothing pending: skip the line machinery
+            return [
+                _new(ServerSentEvent, (chunk[6:-2].decode("utf-8", "replace"), "message", self._last_id, self._retry))
+            ]
         if not chunk:
             return []
         if not self._started:  # a byte-order mark may open the stream, even cut across reads
@@ -111,6 +125,5 @@ class SSEDecoder:
         if not data:
             return None
         text = (data[0] if len(data) == 1 else b"\n".join(data)).decode("utf-8", "replace")
-        return ServerSentEvent(
-            text, event.decode("utf-8", "replace") if event else "message", self._last_id, self._retry
-        )
+        kind = event.decode("utf-8", "replace") if event else "message"
+        return _new(ServerSentEvent, (text, kind, self._last_id, self._retry))
