@@ -26,7 +26,8 @@ def warn_user(message: str) -> None:
     warnings.warn(message, WcodeWarning, stacklevel=_caller_stacklevel())
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# the whole package (core/, analysis/, notebook/), not only this file's folder
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _caller_stacklevel() -> int:
