@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: demo test lint bench
+.PHONY: demo test test-min lint bench
 
 # One line says what the first run does while pip works quietly. pip's -q keeps its errors (and make stops on
 # them); setuptools' "Editable installation" box (a warning about folders named like the package, printed by every
@@ -23,6 +23,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# every runtime dependency at its declared lower bound, in its own venv (.venv-min): the spine and client tests
+test-min:
+	bash .ci/min_versions.sh
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/stream_throughput.py

@@ -1,6 +1,6 @@
 """Recorded wire shapes from protocol.md, and a real HTTP server on 127.0.0.1 that replays them byte for byte.
 
-The replay server lets the client's whole path (HTTP status and content-type checks, SSE framing by httpx-sse,
+The replay server lets the client's whole path (HTTP status and content-type checks, SSE framing by core/sse.py,
 chunk parsing, folding) run against exactly the bytes providers send, without the network.
 """
 
@@ -132,7 +132,24 @@ STRING_CODE_MIDSTREAM = _sse(
     done=False,
 )
 
+# The rest of the event-stream format, as some servers use it: retry/id/event fields, an event whose JSON spans
+# two data lines, a comment inside an event, `data:` without the space, and [DONE] cut off without its newline.
+FIELDS_MULTILINE = (
+    b"retry: 3000\n"
+    b"id: 1\n"
+    b"event: message\n"
+    b'data: {"id":"f","model":"m","choices":[{"index":0,\n'
+    b'data: "delta":{"role":"assistant","content":"two"}}]}\n\n'
+    b": keep-alive\n"
+    b"id: 2\n"
+    b'data:{"id":"f","model":"m","choices":[{"index":0,"delta":{"content":" lines"},"finish_reason":"stop"}],\n'
+    b": a comment inside the event\n"
+    b'data:"usage":{"prompt_tokens":2,"completion_tokens":2,"total_tokens":4}}\n\n'
+    b"data: [DONE]"
+)
+
 SSE_FIXTURES: dict[str, bytes] = {
+    "fields_multiline": FIELDS_MULTILINE,
     "openrouter_reasoning": OPENROUTER_REASONING,
     "ark_r1": ARK_R1,
     "midstream_error": MIDSTREAM_ERROR,
@@ -304,7 +321,9 @@ class ReplayServer:
     generic one; ``X-Replay-Retry-After-Ms`` adds a
     ``retry-after-ms`` header. With ``X-Replay-Times: N`` only the first N requests carrying the same
     ``X-Replay-Key`` get the status; later ones are answered with the ``X-Replay`` fixture (a retried request).
-    ``X-Replay`` may also name a ``RAW_FIXTURES`` entry (a 200 that is no completion).
+    ``X-Replay`` may also name a ``RAW_FIXTURES`` entry (a 200 that is no completion). An SSE fixture is sent with
+    its line ends rewritten as ``X-Replay-Newline`` says (``crlf`` or ``cr``) and, with ``X-Replay-Split: N``, in
+    HTTP chunks of N bytes (each read by the client on its own: cuts inside lines, ``\\r\\n`` and characters).
     Every request body is kept in ``.requests`` so tests can check what the client sent.
     """
 
@@ -326,7 +345,7 @@ class ReplayServer:
     def _app(self):
         from starlette.applications import Starlette
         from starlette.requests import Request
-        from starlette.responses import JSONResponse, Response
+        from starlette.responses import JSONResponse, Response, StreamingResponse
         from starlette.routing import Route
 
         async def completions(request: Request) -> Response:
@@ -356,7 +375,17 @@ class ReplayServer:
             if name in RAW_FIXTURES:
                 media_type, raw = RAW_FIXTURES[name]
                 return Response(raw, media_type=media_type)
-            return Response(SSE_FIXTURES[name], media_type="text/event-stream")
+            newline = {"lf": b"\n", "crlf": b"\r\n", "cr": b"\r"}[request.headers.get("x-replay-newline", "lf")]
+            raw = SSE_FIXTURES[name].replace(b"\n", newline)
+            size = int(request.headers.get("x-replay-split", "0"))
+            if not size:
+                return Response(raw, media_type="text/event-stream")
+
+            async def pieces():  # each piece its own HTTP chunk, so the client reads them apart
+                for i in range(0, len(raw), size):
+                    yield raw[i : i + size]
+
+            return StreamingResponse(pieces(), media_type="text/event-stream")
 
         return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
 

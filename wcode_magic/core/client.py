@@ -23,13 +23,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any, TypeVar
 
 import httpx
-from httpx_sse import EventSource
 
 from . import catalog, errors, hooks, params
 from .keys import Secret, scrub_all
 from .response import Response
 from .sendable import check_headers, check_json
 from .settings import KEY_URL, SESSION, SETTINGS, is_wcode
+from .sse import SSEDecoder
 from .stream import DONE, SHAPE_ERRORS, Event, loads
 
 T = TypeVar("T")
@@ -591,33 +591,33 @@ def _auth(key: Secret | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key.reveal()}"} if key else {}
 
 
-class _EndWithBlankLine:
-    """The response body plus one last blank line, so httpx-sse dispatches an event cut off by the end of the
-    stream (``data: [DONE]`` with no blank line after it: protocol.md) instead of silently dropping it."""
+def _read_events(call: _Call, reads: Iterator[bytes]) -> None:
+    """Fold the body's events into ``call`` until ``[DONE]`` (or the end of the body, then the event left
+    without a blank line after it). ``reads`` is left where it stopped, for ``_drain_sync``."""
+    decoder = SSEDecoder()
+    fold = call.event
+    for chunk in reads:
+        call.check_deadline()  # the gap timeout restarts with every byte; keep-alives or a trickle end here
+        for sse in decoder.feed(chunk):
+            if fold(sse.data):
+                return
+    for sse in decoder.finish():
+        if fold(sse.data):
+            return
 
-    def __init__(self, http: httpx.Response, call: _Call) -> None:
-        self.headers = http.headers
-        self._http = http
-        self._call = call
-        self._texts: Iterator[str] = iter(())
 
-    def iter_text(self) -> Iterator[str]:
-        """The body's text; past the call's deadline it raises, however the bytes come (keep-alives, a trickle)."""
-        self._texts = self._http.iter_text()
-        for text in self._texts:
-            self._call.check_deadline()
-            yield text
-        yield "\n\n"
-
-    def rest(self) -> Iterator[str]:
-        """The body text the event reader has not read yet (it stops at ``[DONE]``), for ``_drain_sync``."""
-        return self._texts
-
-    async def aiter_text(self) -> AsyncIterator[str]:
-        async for text in self._http.aiter_text():
-            self._call.check_deadline()
-            yield text
-        yield "\n\n"
+async def _aread_events(call: _Call, reads: AsyncIterator[bytes]) -> None:
+    """``_read_events`` for the async transport."""
+    decoder = SSEDecoder()
+    fold = call.event
+    async for chunk in reads:
+        call.check_deadline()
+        for sse in decoder.feed(chunk):
+            if fold(sse.data):
+                return
+    for sse in decoder.finish():
+        if fold(sse.data):
+            return
 
 
 def _is_sse(http: httpx.Response) -> bool:
@@ -796,17 +796,15 @@ async def _asend(call: _Call) -> None:
             if not _is_sse(http):
                 call.whole(await _aread(http, call))
                 return
-            events = EventSource(_EndWithBlankLine(http, call)).aiter_sse()  # type: ignore[arg-type]
+            reads = http.aiter_bytes()
             try:
-                async for sse in events:
-                    if call.event(sse.data):
-                        break
+                await _aread_events(call, reads)
             except httpx.ReadTimeout:
                 raise call.stalled() from None
             except httpx.RequestError as e:  # dropped, reset, undecodable: the stream broke
                 raise call.dropped(e) from None
             call.end_of_stream()
-            await _drain(events)
+            await _drain(reads)
             return
         finally:
             await http.aclose()
@@ -824,12 +822,12 @@ async def _aread(http: httpx.Response, call: _Call) -> bytes:
     return b"".join(parts)
 
 
-async def _drain(events: AsyncIterator[Any]) -> None:
+async def _drain(reads: AsyncIterator[bytes]) -> None:
     """Read what follows ``[DONE]`` (normally just the end of the body), briefly: httpx returns a connection to
     the pool only when its body was read to the end, so without this every call opens a new connection."""
 
     async def rest() -> None:
-        async for _ in events:
+        async for _ in reads:
             pass
 
     with contextlib.suppress(Exception):
@@ -935,18 +933,15 @@ def _send(call: _Call) -> None:
             if not _is_sse(http):
                 call.whole(_read(http, call))
                 return
-            body = _EndWithBlankLine(http, call)
-            events = EventSource(body).iter_sse()  # type: ignore[arg-type]  # kept: closing it closes the connection
+            reads = http.iter_bytes()
             try:
-                for sse in events:
-                    if call.event(sse.data):
-                        break
+                _read_events(call, reads)
             except httpx.ReadTimeout:
                 raise call.stalled() from None
             except httpx.RequestError as e:  # dropped, reset, undecodable: the stream broke
                 raise call.dropped(e) from None
             call.end_of_stream()
-            _drain_sync(http, body)
+            _drain_sync(http, reads)
             return
         finally:
             http.close()
@@ -964,7 +959,7 @@ def _read(http: httpx.Response, call: _Call) -> bytes:
     return b"".join(parts)
 
 
-def _drain_sync(http: httpx.Response, body: _EndWithBlankLine) -> None:
+def _drain_sync(http: httpx.Response, reads: Iterator[bytes]) -> None:
     """``_drain`` for the sync transport: read what follows ``[DONE]`` so httpx returns the connection to the pool.
 
     A blocking read cannot be cancelled, so the bound is twofold: each read waits at most DRAIN_S (httpcore reads
@@ -973,7 +968,7 @@ def _drain_sync(http: httpx.Response, body: _EndWithBlankLine) -> None:
     http.request.extensions["timeout"] = {**http.request.extensions.get("timeout", {}), "read": DRAIN_S}
     deadline = time.monotonic() + DRAIN_S
     with contextlib.suppress(Exception):
-        for _ in body.rest():
+        for _ in reads:
             if time.monotonic() > deadline:
                 return
 

@@ -80,6 +80,8 @@ class Event(NamedTuple):
 
 
 DONE = "[DONE]"
+# Event(kind, value) without the Python-level __new__ NamedTuple adds: a frame less per event on the hot path
+_event = tuple.__new__
 # what reading a JSON object of the wrong shape raises, here or while the Response folds it
 SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError)
 SEGMENTS = ("content", "refusal", "reasoning")  # the logprob lists a choice may carry
@@ -95,7 +97,7 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
     """
     out: list[Event] = []
     if "model" in chunk or "id" in chunk:
-        out.append(Event("meta", {k: v for k, v in chunk.items() if k not in _META_SKIP}))
+        out.append(_event(Event, ("meta", {k: v for k, v in chunk.items() if k not in _META_SKIP})))
     choices = chunk.get("choices")
     if choices:
         choice = choices[0]
@@ -107,7 +109,7 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
             if reasoning:
                 if reasoning.__class__ is not str:
                     raise TypeError(f"reasoning is {type(reasoning).__name__}, not text")
-                out.append(Event("reasoning", reasoning))
+                out.append(_event(Event, ("reasoning", reasoning)))
             details = delta.get("reasoning_details")
             if details:
                 out.append(Event("reasoning_details", details))
@@ -115,7 +117,7 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
             if content:
                 if content.__class__ is not str:  # joined into the answer later, where it would fail far from here
                     raise TypeError(f"content is {type(content).__name__}, not text")
-                out.append(Event("content", content))
+                out.append(_event(Event, ("content", content)))
             tool_calls = delta.get("tool_calls")
             if tool_calls:
                 out.extend(Event("tool_call", call) for call in tool_calls)
@@ -126,7 +128,7 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
                 if entries:
                     if entries.__class__ is not list:
                         raise TypeError(f"logprobs.{segment} is {type(entries).__name__}, not a list")
-                    out.append(Event("logprobs", (segment, entries)))
+                    out.append(_event(Event, ("logprobs", (segment, entries))))
         finish = choice.get("finish_reason")
         if finish:
             if finish.__class__ is not str:
