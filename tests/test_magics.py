@@ -177,7 +177,7 @@ def test_out_semicolon_and_formats(k: Kernel) -> None:
 
 
 def test_one_shot_wcode(k: Kernel) -> None:
-    before = k.value("len(wm.conversations.CONVERSATIONS.get().messages)")
+    before = k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)")
     k.ok("%wcode what is {x}?")
     assert last_request(k)["messages"] == [{"role": "user", "content": "what is 42?"}]
     k.ok("%wcode -m local/ngram --seed 3 --max-tokens 4 -- say {x}")
@@ -185,7 +185,23 @@ def test_one_shot_wcode(k: Kernel) -> None:
     assert (req["model"], req["seed"], req["messages"][-1]["content"]) == ("local/ngram", 3, "say 42")
     k.ok("%%wcode --max-tokens 4\ncell prompt")
     assert len(last_request(k)["messages"]) == 1
-    assert k.value("len(wm.conversations.CONVERSATIONS.get().messages)") == before
+    assert k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)") == before
+
+
+def test_options_then_a_prompt_need_no_separator(k: Kernel) -> None:
+    k.ok("%wcode --max-tokens 5 say hi")
+    req = last_request(k)
+    assert (req["max_tokens"], req["messages"]) == (5, [{"role": "user", "content": "say hi"}])
+    k.ok("%wcode -m local/ngram --seed 2 --max-tokens 4 use the force")  # a subcommand's word after options
+    req = last_request(k)
+    assert (req["model"], req["seed"], req["messages"][-1]["content"]) == ("local/ngram", 2, "use the force")
+    for line, expected in [
+        ("--tempreature 1 hi", "%wcode: Unknown option --tempreature. Did you mean --temperature?"),
+        ("--max-tokens 5", "%wcode: the prompt is empty"),
+    ]:
+        run = k.run(f"%wcode {line}")
+        assert one_line_error(run).startswith(expected)
+        assert len(run.of("error")) == 1 and not run.stdout and not run.stderr, "said once"
 
 
 def test_a_prompt_starting_with_a_subcommand_word(k: Kernel) -> None:
@@ -240,7 +256,7 @@ def test_broken_stream_keeps_partial(k: Kernel) -> None:
     partial = k.value("wm.last().text")
     assert partial and partial in run.last_display["text/plain"]
     assert "ERROR" in run.last_display["text/plain"]
-    assert k.value("wm.conversations.CONVERSATIONS.get().messages[-1]['content']") == partial
+    assert k.value("__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages[-1]['content']") == partial
 
 
 def test_server_down_and_local_parameter_error(k: Kernel) -> None:
@@ -270,7 +286,7 @@ def test_interrupt_keeps_partial_answer(k: Kernel) -> None:
     final = run.last_display["text/plain"]
     assert partial in final and "STOPPED" in final
     assert "<details>" in run.last_display["text/markdown"]
-    assert k.value("wm.conversations.CONVERSATIONS.get().messages[-1]['content']") == partial
+    assert k.value("__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages[-1]['content']") == partial
     rows = k.value("wm.history(1)[['status', 'text']].to_dict('records')")
     assert rows == [{"status": "stopped", "text": partial}]
     assert k.value("len(wm.history())") == rows_before + 1
@@ -279,7 +295,7 @@ def test_interrupt_keeps_partial_answer(k: Kernel) -> None:
 
 
 def test_interrupt_before_any_answer_says_nothing_was_kept(k: Kernel) -> None:
-    turns = k.value("len(wm.conversations.CONVERSATIONS.get().messages)")
+    turns = k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)")
 
     def showing(phase: str):
         return lambda run: any(phase in d.get("text/plain", "") for d in run.displays)
@@ -303,7 +319,7 @@ def test_interrupt_before_any_answer_says_nothing_was_kept(k: Kernel) -> None:
         "Stopped while thinking, before any answer; the conversation is unchanged. "
         f"The thinking so far ({thinking} characters) is in the history and wm.last()."
     )
-    assert k.value("len(wm.conversations.CONVERSATIONS.get().messages)") == turns
+    assert k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)") == turns
     # a one-off answer has no conversation to keep anything in
     run = k.run(
         "%wcode -m local/ngram --max-tokens 3000 --header 'X-Wcode-Fault: stall_after=20,stall_s=60' -- go on",

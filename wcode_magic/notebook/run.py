@@ -263,18 +263,26 @@ def _shell() -> Any:
     return get_ipython()
 
 
+def magic_name(magic: str) -> str:
+    """How the user typed it: ``%%chat``, ``%%wcode``, or the one-line ``%wcode``."""
+    return "%wcode" if magic == "wcode-line" else f"%%{magic}"
+
+
 def _prepare_cell(shell: Any, magic: str, line: str, cell: str | None) -> tuple[Call, View]:
+    name = magic_name(magic)
     try:
         if magic == "wcode-line":
             options, text = flags.parse_prompt_line(line)
         else:
             options, text = flags.parse(line), cell or ""
     except (flags.FlagError, errors.InvalidParameterError) as e:
-        raise CellError(f"%%{magic.split('-')[0]}: {e}") from None
+        raise CellError(f"{name}: {e}") from None
+    if magic == "wcode-line" and not text.strip():
+        raise CellError("%wcode: the prompt is empty: write it after the options (%wcode --max-tokens 50 Hello).")
     try:
         call = prepare(shell, options, text, conversation=magic == "chat")
     except errors.InvalidParameterError as e:  # a session base_url that is no URL, found by route()
-        raise CellError(f"%%{magic.split('-')[0]}: {e.message}") from None
+        raise CellError(f"{name}: {e.message}") from None
     return call, make_view(shell, options.format)
 
 
