@@ -23,7 +23,9 @@ def k(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("magics"))
     kernel = Kernel(tmp)
     kernel.tmp = tmp
-    kernel.ok("%load_ext wcode_magic\nimport wcode_magic as wm, os")
+    kernel.ok(
+        "%load_ext wcode_magic\nimport wcode_magic as wm, os\nfrom wcode_magic.core.conversations import CONVERSATIONS"
+    )
     kernel.ok(SPY)
     # the key is configured explicitly for the local server, so it is really sent (and must never show)
     kernel.ok("%wcode use local\nwm.configure(api_key=os.environ['WCODE_API_KEY'], max_retries=0)")
@@ -177,7 +179,7 @@ def test_out_semicolon_and_formats(k: Kernel) -> None:
 
 
 def test_one_shot_wcode(k: Kernel) -> None:
-    before = k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)")
+    before = k.value("len(CONVERSATIONS.get().messages)")
     k.ok("%wcode what is {x}?")
     assert last_request(k)["messages"] == [{"role": "user", "content": "what is 42?"}]
     k.ok("%wcode -m local/ngram --seed 3 --max-tokens 4 -- say {x}")
@@ -185,7 +187,7 @@ def test_one_shot_wcode(k: Kernel) -> None:
     assert (req["model"], req["seed"], req["messages"][-1]["content"]) == ("local/ngram", 3, "say 42")
     k.ok("%%wcode --max-tokens 4\ncell prompt")
     assert len(last_request(k)["messages"]) == 1
-    assert k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)") == before
+    assert k.value("len(CONVERSATIONS.get().messages)") == before
 
 
 def test_options_then_a_prompt_need_no_separator(k: Kernel) -> None:
@@ -256,7 +258,7 @@ def test_broken_stream_keeps_partial(k: Kernel) -> None:
     partial = k.value("wm.last().text")
     assert partial and partial in run.last_display["text/plain"]
     assert "ERROR" in run.last_display["text/plain"]
-    assert k.value("__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages[-1]['content']") == partial
+    assert k.value("CONVERSATIONS.get().messages[-1]['content']") == partial
 
 
 def test_server_down_and_local_parameter_error(k: Kernel) -> None:
@@ -286,7 +288,7 @@ def test_interrupt_keeps_partial_answer(k: Kernel) -> None:
     final = run.last_display["text/plain"]
     assert partial in final and "STOPPED" in final
     assert "<details>" in run.last_display["text/markdown"]
-    assert k.value("__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages[-1]['content']") == partial
+    assert k.value("CONVERSATIONS.get().messages[-1]['content']") == partial
     rows = k.value("wm.history(1)[['status', 'text']].to_dict('records')")
     assert rows == [{"status": "stopped", "text": partial}]
     assert k.value("len(wm.history())") == rows_before + 1
@@ -295,7 +297,7 @@ def test_interrupt_keeps_partial_answer(k: Kernel) -> None:
 
 
 def test_interrupt_before_any_answer_says_nothing_was_kept(k: Kernel) -> None:
-    turns = k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)")
+    turns = k.value("len(CONVERSATIONS.get().messages)")
 
     def showing(phase: str):
         return lambda run: any(phase in d.get("text/plain", "") for d in run.displays)
@@ -319,7 +321,7 @@ def test_interrupt_before_any_answer_says_nothing_was_kept(k: Kernel) -> None:
         "Stopped while thinking, before any answer; the conversation is unchanged. "
         f"The thinking so far ({thinking} characters) is in the history and wm.last()."
     )
-    assert k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)") == turns
+    assert k.value("len(CONVERSATIONS.get().messages)") == turns
     # a one-off answer has no conversation to keep anything in
     run = k.run(
         "%wcode -m local/ngram --max-tokens 3000 --header 'X-Wcode-Fault: stall_after=20,stall_s=60' -- go on",

@@ -36,7 +36,9 @@ def transform(lines: list[str]) -> list[str]:
         if not line.strip() or is_command(line):
             return lines
         magic, cell = "wcode-line", None
-    return [f"await __import__('wcode_magic.notebook.run', fromlist=['cell_async']).cell_async({magic!r}, {line!r}, {cell!r})\n"]
+    return [
+        f"await __import__('wcode_magic.notebook.run', fromlist=['cell_async']).cell_async({magic!r}, {line!r}, {cell!r})\n"
+    ]
 
 
 def _output(value: Any) -> Any:
