@@ -26,7 +26,7 @@ def warn_user(message: str) -> None:
     warnings.warn(message, WcodeWarning, stacklevel=_caller_stacklevel())
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # wcode_magic/, not core/
 
 
 def _caller_stacklevel() -> int:
