@@ -59,7 +59,7 @@ class Call:
 
 
 def make_view(shell: Any, fmt: str) -> View:
-    return NotebookView(fmt) if is_rich(shell) else TerminalView()
+    return NotebookView(fmt, shell=shell) if is_rich(shell) else TerminalView()
 
 
 def is_bundled_local(url: str | None) -> bool:
@@ -175,6 +175,11 @@ def finished(shell: Any, call: Call, view: View, response: Response) -> Any:
     _keep(shell, call, response)
     view.finish(response)
     fmt = call.opts.format
+    missing = response.no_answer_reason()
+    if missing and fmt == "json":  # no object to return: fail the cell, as for an answer that is not JSON
+        raise CellError(f"--format json: there is no answer to read: {missing}.")
+    if missing and fmt != "markdown":
+        return None  # the final view says why the answer is empty; an empty text or code result would not
     value: Any = response
     if fmt == "code":
         lang, code = code_blocks(response.text)
@@ -187,8 +192,7 @@ def finished(shell: Any, call: Call, view: View, response: Response) -> Any:
         value = PlainText(response.text)
     if call.opts.quiet:
         return None
-    view.clear()  # the result renders the same answer right below; do not show it twice
-    return value
+    return view.result(value)  # in a notebook: into the live output, which now shows the answer once
 
 
 def parse_json(text: str) -> Any:
