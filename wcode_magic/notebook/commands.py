@@ -266,8 +266,8 @@ def help_(args: list[str]) -> str:
     _no_args("help", args)
     lines = [
         "%%chat [options]      send the cell, continuing the conversation (%%wcode: one answer outside any)",
-        "%wcode PROMPT         one answer outside any conversation (%wcode OPTIONS -- PROMPT for options)",
-        "%wcode -- PROMPT      the same for a prompt that starts with a subcommand's word (%wcode -- help me ...)",
+        "%wcode PROMPT         one answer outside any conversation (%wcode OPTIONS PROMPT with options)",
+        "%wcode -- PROMPT      the same for a prompt that starts with a dash or a subcommand's word (%wcode -- help me ...)",
         "",
         "%wcode subcommands:",
     ]
