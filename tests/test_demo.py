@@ -75,8 +75,9 @@ def test_demo_streams_a_chat_then_executes_the_notebooks(tmp_path):
     executed = nbformat.read(tmp_path / "build/notebooks/01-good.ipynb", as_version=4)
     assert [c.execution_count for c in executed.cells] == [1, 2, 3]
     assert "answer has" in executed.cells[2].outputs[0]["text"]
-    chat = executed.cells[1].outputs[-1]
-    assert chat["output_type"] == "execute_result" and "tokens" in chat["data"]["text/markdown"]
+    chat = executed.cells[1].outputs
+    assert [o["output_type"] for o in chat] == ["display_data"], "one output: the live view, ending as the answer"
+    assert "tokens" in chat[0]["data"]["text/markdown"]
     assert "execution" not in executed.cells[0].metadata  # no timings saved
     broken = nbformat.read(tmp_path / "build/notebooks/02-failing.ipynb", as_version=4)
     assert broken.cells[1].outputs[0]["ename"] == "ZeroDivisionError" and not broken.cells[2].outputs

@@ -134,8 +134,43 @@ def test_prompt_line() -> None:
     assert prompt == "what's {x}? it's fine" and opts.quiet
     opts, prompt = flags.parse_prompt_line('-m local --seed 3 -- say "hi"')
     assert opts.model == "local" and opts.params == {"seed": 3} and prompt == 'say "hi"'
-    with pytest.raises(flags.FlagError, match=" -- "):
-        flags.parse_prompt_line("-m local say hi")
+    opts, prompt = flags.parse_prompt_line("-m local say hi")
+    assert opts.model == "local" and prompt == "say hi"
+
+
+@pytest.mark.parametrize(
+    ("line", "params", "prompt"),
+    [
+        ("--max-tokens 5 say hi", {"max_tokens": 5}, "say hi"),
+        ("--max-tokens=5 say  hi  there", {"max_tokens": 5}, "say  hi  there"),  # the prompt is verbatim
+        ("--frequency-penalty -0.5 go on", {"frequency_penalty": -0.5}, "go on"),  # a negative value is a value
+        ("--logprobs why", {"logprobs": True}, "why"),  # an optional value only when it reads as one
+        ("--logprobs 5 why", {"logprobs": True, "top_logprobs": 5}, "why"),
+        ("--logprobs false why", {"logprobs": False}, "why"),
+        ("--stop '###' --seed 3 what's {x}?", {"stop": "###", "seed": 3}, "what's {x}?"),
+        ("--think --effort low why?", {"reasoning": {"enabled": True, "effort": "low"}}, "why?"),
+        ("--seed 3 help me", {"seed": 3}, "help me"),  # a subcommand's word after options is the prompt
+        ("--seed 3 -- -1 is negative", {"seed": 3}, "-1 is negative"),  # -- still ends the options
+        ("-5 degrees, is it cold?", {}, "-5 degrees, is it cold?"),  # a number is not an option
+    ],
+)
+def test_options_then_prompt_as_any_command_line(line: str, params: dict, prompt: str) -> None:
+    opts, text = flags.parse_prompt_line(line)
+    assert (opts.params, text) == (params, prompt)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("--tempreature 1 hi", "Unknown option --tempreature. Did you mean --temperature?"),
+        ("--max-tokens 5 -x hi", "Unknown option -x."),
+        ("--temperature 9 hi", "temperature=9.0 is not allowed"),
+        ("--max-tokens", "expected one argument"),
+    ],
+)
+def test_bad_options_before_a_prompt_are_refused(line: str, message: str) -> None:
+    with pytest.raises(flags.FlagError, match=re.escape(message)):
+        flags.parse_prompt_line(line)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,9 @@ def k(tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("magics"))
     kernel = Kernel(tmp)
     kernel.tmp = tmp
-    kernel.ok("%load_ext wcode_magic\nimport wcode_magic as wm, os")
+    kernel.ok(
+        "%load_ext wcode_magic\nimport wcode_magic as wm, os\nfrom wcode_magic.core.conversations import CONVERSATIONS"
+    )
     kernel.ok(SPY)
     # the key is configured explicitly for the local server, so it is really sent (and must never show)
     kernel.ok("%wcode use local\nwm.configure(api_key=os.environ['WCODE_API_KEY'], max_retries=0)")
@@ -72,16 +74,44 @@ def test_conversation_continues_and_streams_live(k: Kernel) -> None:
     markdowns = [d.get("text/markdown", "") for d in first.displays]
     assert any("<details open>" in m for m in markdowns), "thinking streams in an open block"
     assert any("<details>" in m and "<details open>" not in m for m in markdowns), "closed once the answer starts"
-    assert first.last_display == {}, "the live view is cleared: the result shows the same answer"
+    assert first.result is None and all(first.displays), "the live output ends as the result, never emptied"
     answer = k.value("wm.last().text")
-    assert answer and answer in first.result["text/markdown"]
-    assert "tokens" in first.result["text/markdown"]  # footer
+    assert answer and answer in first.last_display["text/markdown"]
+    assert "tokens" in first.last_display["text/markdown"]  # footer
+    assert k.value("_ is wm.last()"), "the result is still the cell's result: _ and Out hold it"
     k.ok("%%chat --seed 2 --max-tokens 20\nAnd toads?")
     messages = last_request(k)["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[0]["content"] == "Tell me about frogs"
     assert messages[1]["content"] == answer
     assert messages[2]["content"] == "And toads?"
+
+
+def test_one_output_per_cell_and_earlier_warnings_stay(k: Kernel) -> None:
+    run = k.ok("%%chat --name warned -m local/ngram --think --max-tokens 8\nq")
+    assert "cannot switch its thinking" in run.stderr, "the warning is shown"
+    assert not run.of("clear_output"), "and nothing clears it away"
+    shown = run.of("display_data")
+    assert len(shown) == 1 and run.result is None, "one output: the live view, which ends as the result"
+    ids = {m["transient"]["display_id"] for m in run.of("display_data", "update_display_data")}
+    assert len(ids) == 1 and all(run.displays), "every update goes to that output, none empties it"
+    assert k.value("wm.last().text") in run.last_display["text/markdown"]
+
+
+@pytest.mark.parametrize("options", ["", ";", "--format text", "--format code", "--format json"])
+def test_an_answer_lost_to_thinking_says_why_in_the_notebook(k: Kernel, options: str) -> None:
+    run = k.run(f"%%chat --name lost -m local/ngram-thinking --max-tokens 4 {options}\nExplain rivers")
+    if options == "--format json":  # no object to return: the cell fails, saying why
+        assert one_line_error(run).startswith("--format json: there is no answer to read: the whole token budget")
+    else:
+        assert run.status == "ok"
+    assert k.value("[wm.last().text, wm.last().finish_reason]") == ["", "length"], "all spent thinking"
+    final = run.last_display
+    mimes = {"": ["text/markdown"], "--format text": ["text/plain"]}.get(options, ["text/markdown", "text/plain"])
+    for mime in mimes:
+        assert "the whole token budget (max_tokens=4) went to the thinking" in final[mime], mime
+        assert "raise max_tokens, lower the effort, or switch thinking off" in final[mime]
+        assert "(no answer text)" not in final[mime]
 
 
 def test_long_answer_few_updates_exact_final_text(k: Kernel) -> None:
@@ -154,30 +184,30 @@ def test_out_semicolon_and_formats(k: Kernel) -> None:
     quiet = k.ok("%%chat --new -o r --max-tokens 8;\nq")
     assert quiet.result is None and quiet.last_display.get("text/plain"), "the live view stays as the answer"
     assert k.value("r is wm.last() and r.status == 'done'")
-    text = k.ok("%%chat --format text --max-tokens 8\nq")
-    assert text.result == {"text/plain": k.value("wm.last().text")}
+    text = k.ok("%%chat -m local/ngram --format text --max-tokens 8\nq")
+    assert text.result is None and text.last_display == {"text/plain": k.value("wm.last().text")}
     assert all(set(d) <= {"text/plain"} for d in text.displays)
     code = k.ok("%%chat --format code --max-tokens 60\nwrite code")
     answer = k.value("wm.last().text").strip()
     assert answer
-    assert code.result == {"text/plain": answer, "text/markdown": f"```\n{answer}\n```"}
+    assert code.last_display == {"text/plain": answer, "text/markdown": f"```\n{answer}\n```"}
     assert k.value("[type(_).__name__, _ == wm.last().text.strip()]") == ["CodeText", True]  # a str, exec-able
     assert not [p for p in code.reply["payload"] if p.get("source") == "set_next_input"], "no new cell without --insert"
     code = k.ok("%%chat --format code --insert --max-tokens 60\nwrite code")
     answer = k.value("wm.last().text")
-    assert answer.strip() and code.result["text/markdown"].startswith("```")
+    assert answer.strip() and code.last_display["text/markdown"].startswith("```")
     payloads = [p for p in code.reply["payload"] if p.get("source") == "set_next_input"]
     assert payloads and payloads[0]["text"] == answer.strip()
     code = k.ok("%%chat --insert --max-tokens 60\nwrite code")  # --insert alone means --format code
     assert [p["text"] for p in code.reply["payload"] if p.get("source") == "set_next_input"] == [
         k.value("wm.last().text").strip()
     ]
-    bad_json = k.run("%%chat --format json --max-tokens 8\nq")
+    bad_json = k.run("%%chat -m local/ngram --format json --max-tokens 8\nq")
     assert "--format json: the answer is not valid JSON" in one_line_error(bad_json)
 
 
 def test_one_shot_wcode(k: Kernel) -> None:
-    before = k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)")
+    before = k.value("len(CONVERSATIONS.get().messages)")
     k.ok("%wcode what is {x}?")
     assert last_request(k)["messages"] == [{"role": "user", "content": "what is 42?"}]
     k.ok("%wcode -m local/ngram --seed 3 --max-tokens 4 -- say {x}")
@@ -185,10 +215,23 @@ def test_one_shot_wcode(k: Kernel) -> None:
     assert (req["model"], req["seed"], req["messages"][-1]["content"]) == ("local/ngram", 3, "say 42")
     k.ok("%%wcode --max-tokens 4\ncell prompt")
     assert len(last_request(k)["messages"]) == 1
-    assert (
-        k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)")
-        == before
-    )
+    assert k.value("len(CONVERSATIONS.get().messages)") == before
+
+
+def test_options_then_a_prompt_need_no_separator(k: Kernel) -> None:
+    k.ok("%wcode --max-tokens 5 say hi")
+    req = last_request(k)
+    assert (req["max_tokens"], req["messages"]) == (5, [{"role": "user", "content": "say hi"}])
+    k.ok("%wcode -m local/ngram --seed 2 --max-tokens 4 use the force")  # a subcommand's word after options
+    req = last_request(k)
+    assert (req["model"], req["seed"], req["messages"][-1]["content"]) == ("local/ngram", 2, "use the force")
+    for line, expected in [
+        ("--tempreature 1 hi", "%wcode: Unknown option --tempreature. Did you mean --temperature?"),
+        ("--max-tokens 5", "%wcode: the prompt is empty"),
+    ]:
+        run = k.run(f"%wcode {line}")
+        assert one_line_error(run).startswith(expected)
+        assert len(run.of("error")) == 1 and not run.stdout and not run.stderr, "said once"
 
 
 def test_a_prompt_starting_with_a_subcommand_word(k: Kernel) -> None:
@@ -243,12 +286,7 @@ def test_broken_stream_keeps_partial(k: Kernel) -> None:
     partial = k.value("wm.last().text")
     assert partial and partial in run.last_display["text/plain"]
     assert "ERROR" in run.last_display["text/plain"]
-    assert (
-        k.value(
-            "__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages[-1]['content']"
-        )
-        == partial
-    )
+    assert k.value("CONVERSATIONS.get().messages[-1]['content']") == partial
 
 
 def test_server_down_and_local_parameter_error(k: Kernel) -> None:
@@ -278,12 +316,7 @@ def test_interrupt_keeps_partial_answer(k: Kernel) -> None:
     final = run.last_display["text/plain"]
     assert partial in final and "STOPPED" in final
     assert "<details>" in run.last_display["text/markdown"]
-    assert (
-        k.value(
-            "__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages[-1]['content']"
-        )
-        == partial
-    )
+    assert k.value("CONVERSATIONS.get().messages[-1]['content']") == partial
     rows = k.value("wm.history(1)[['status', 'text']].to_dict('records')")
     assert rows == [{"status": "stopped", "text": partial}]
     assert k.value("len(wm.history())") == rows_before + 1
@@ -292,7 +325,7 @@ def test_interrupt_keeps_partial_answer(k: Kernel) -> None:
 
 
 def test_interrupt_before_any_answer_says_nothing_was_kept(k: Kernel) -> None:
-    turns = k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)")
+    turns = k.value("len(CONVERSATIONS.get().messages)")
 
     def showing(phase: str):
         return lambda run: any(phase in d.get("text/plain", "") for d in run.displays)
@@ -316,10 +349,7 @@ def test_interrupt_before_any_answer_says_nothing_was_kept(k: Kernel) -> None:
         "Stopped while thinking, before any answer; the conversation is unchanged. "
         f"The thinking so far ({thinking} characters) is in the history and wm.last()."
     )
-    assert (
-        k.value("len(__import__('wcode_magic.core.conversations', fromlist=['_']).CONVERSATIONS.get().messages)")
-        == turns
-    )
+    assert k.value("len(CONVERSATIONS.get().messages)") == turns
     # a one-off answer has no conversation to keep anything in
     run = k.run(
         "%wcode -m local/ngram --max-tokens 3000 --header 'X-Wcode-Fault: stall_after=20,stall_s=60' -- go on",

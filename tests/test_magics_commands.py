@@ -153,3 +153,24 @@ def test_config_says_where_a_configured_key_goes(session):
     wm_session.use_wcode()
     text = commands.dispatch("config")
     assert "sent to http://127.0.0.1:8000/v1 only" in text and "sk-test-configured" not in text
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("use local", "none needed: the bundled local model takes no key (for wcode.net models: %wcode key)"),
+        ("use local/ngram", "none needed: the bundled local model takes no key"),
+        ("set model=local/ngram-thinking", "none needed: the bundled local model takes no key"),
+        (
+            "set base_url=http://127.0.0.1:8000/v1",
+            "none sent to http://127.0.0.1:8000/v1 (if it needs one: wm.configure",
+        ),
+        ("set base_url=https://example.org/v1", "none sent to https://example.org/v1"),
+        ("use wcode", "none (set one with %wcode key, or use the local model: %wcode use local)"),
+    ],
+)
+def test_config_without_a_key_suggests_one_only_where_it_would_go(session, monkeypatch, setup, expected):
+    monkeypatch.delenv("WCODE_API_KEY", raising=False)
+    commands.dispatch(setup)
+    key_row = next(line for line in commands.dispatch("config").splitlines() if line.startswith("key "))
+    assert key_row.split(None, 1)[1].startswith(expected)

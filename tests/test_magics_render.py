@@ -11,14 +11,14 @@ from wcode_magic.core.response import Response
 from wcode_magic.notebook import flags, live, run
 
 
-def response(reasoning: str = "", text: str = "", *, finish: bool = True) -> Response:
-    r = Response({"model": "local/ngram-thinking", "messages": []})
+def response(reasoning: str = "", text: str = "", *, finish: bool = True, why: str = "stop", **request) -> Response:
+    r = Response({"model": "local/ngram-thinking", "messages": [], **request})
     if reasoning:
         r.feed({"choices": [{"index": 0, "delta": {"reasoning": reasoning}}]})
     if text:
         r.feed({"choices": [{"index": 0, "delta": {"content": text}}]})
     if finish:
-        r.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        r.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": why}]})
         r.finish(complete=True)
     return r
 
@@ -109,8 +109,9 @@ class _View:
     def finish(self, response: Response | None, note: str | None = None) -> None:
         self.finished = response
 
-    def clear(self) -> None:
-        self.cleared = True
+    def result(self, value: object) -> object:
+        self.shown = value
+        return None
 
 
 @pytest.mark.parametrize(
@@ -124,8 +125,9 @@ class _View:
 def test_results_by_format(line: str, text: str, expected: object) -> None:
     shell, view = _Shell(), _View()
     call = run.prepare(shell, flags.parse(line), "q", conversation=True)
-    value = run.finished(shell, call, view, response("", text))
-    assert value == expected and view.cleared
+    assert run.finished(shell, call, view, response("", text)) is None
+    value = view.shown  # the view shows the result in place of the live output
+    assert value == expected
     if "-o r" in line:
         assert shell.user_ns["r"].text == text
     if "--insert" in line:
@@ -137,4 +139,51 @@ def test_semicolon_returns_nothing_and_keeps_the_view() -> None:
     shell, view = _Shell(), _View()
     call = run.prepare(shell, flags.parse(";"), "q", conversation=False)
     assert run.finished(shell, call, view, response("", "a")) is None
-    assert not hasattr(view, "cleared")
+    assert not hasattr(view, "shown")
+
+
+SPENT = "the whole token budget (max_tokens=8) went to the thinking; raise max_tokens, lower the effort, or switch"
+
+
+def test_an_answer_lost_to_thinking_says_why_wherever_it_is_shown() -> None:
+    r = response("hmm, let me think", "", why="length", max_tokens=8)
+    assert r.no_answer_reason().startswith(SPENT)
+    assert SPENT in r._repr_markdown_() and "(no answer text)" not in r._repr_markdown_()
+    final = live.render_markdown(r.reasoning, "", "f", streaming=False, no_answer=r.no_answer_reason())
+    assert SPENT in final
+    assert SPENT in live.render_plain(r.reasoning, "", "f", r.no_answer_reason())
+    out = io.StringIO()
+    term = live.TerminalView(out)
+    term.begin("m")
+    term.finish(r)
+    assert f"(no answer: {SPENT}" in out.getvalue()
+    no_budget = response("", "", why="length")
+    no_budget.feed(
+        {
+            "choices": [],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 4, "completion_tokens_details": {"reasoning_tokens": 4}},
+        }
+    )
+    assert "the server's token limit went to the thinking" in no_budget.no_answer_reason()  # thinking not sent
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "text", "why"),
+    [("thought", "an answer", "length"), ("thought", "", "stop"), ("", "", "length"), ("", "", "stop")],
+)
+def test_no_reason_is_made_up_for_other_answers(reasoning: str, text: str, why: str) -> None:
+    assert response(reasoning, text, why=why, max_tokens=8).no_answer_reason() is None
+
+
+@pytest.mark.parametrize("fmt", ["--format text", "--format code"])
+def test_an_answer_lost_to_thinking_keeps_the_final_view_in_every_format(fmt: str) -> None:
+    shell, view = _Shell(), _View()
+    call = run.prepare(shell, flags.parse(fmt), "q", conversation=False)
+    assert run.finished(shell, call, view, response("thinking", "", why="length", max_tokens=8)) is None
+    assert not hasattr(view, "shown"), "the final view, which says why, stays"
+
+
+def test_an_answer_lost_to_thinking_fails_a_json_cell_saying_why() -> None:
+    call = run.prepare(_Shell(), flags.parse("--format json"), "q", conversation=False)
+    with pytest.raises(run.CellError, match=r"no answer to read: the whole token budget \(max_tokens=8\)"):
+        run.finished(_Shell(), call, _View(), response("thinking", "", why="length", max_tokens=8))

@@ -377,6 +377,23 @@ def test_send_streams_thinking_then_answer_ending_with_the_exact_text(session, l
         p.close()
 
 
+def test_an_answer_lost_to_thinking_says_why_in_the_panel(session, local_url):
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram-thinking")
+    p = Panel()
+    p.controls.controls["max_tokens"].widget.value = "4"
+    try:
+        _run(go_again(p))
+        assert (p.response.text, p.response.finish_reason) == ("", "length")
+        assert "the whole token budget (max_tokens=4) went to the thinking; raise max_tokens" in _answer(p)
+        p.controls.controls["max_tokens"].widget.value = "200"
+        _run(go_again(p))
+        assert p.response.text and _answer(p) == p.response.text  # an answer: no note
+    finally:
+        p.close()
+
+
 async def go_again(p):
     p.send("And then?")
     await p.wait()

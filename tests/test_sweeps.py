@@ -218,6 +218,9 @@ def test_in_a_real_kernel_sync_await_progress_widget_and_interrupt(tmp_path):
         assert "nest_asyncio" not in k.value("sorted(sys.modules)")
         widgets = [d for d in run.displays if "application/vnd.jupyter.widget-view+json" in d]
         assert widgets, "tqdm.auto shows a progress widget in a notebook"
+        # a saved notebook without the widget state shows the text fallback: it must end at the final count
+        assert "2/2" in widgets[-1]["text/plain"] and "0/2" in widgets[0]["text/plain"]
+        assert run.of("update_display_data"), "updated in place, not shown twice"
         run = k.ok("adf = await wm.acompare('The sea', seed=[1, 2], max_tokens=5)\nprint(len(adf))")
         assert run.stdout.strip() == "2"
         started = time.monotonic()

@@ -65,12 +65,9 @@ def empty_reason(response: Response) -> str | None:
         return None
     if not response.request.get("logprobs"):
         return "logprobs were not requested: call with logprobs=True (and top_logprobs=5 for alternatives)"
-    if not response.text and response.reasoning and response.finish_reason == "length":
-        budget = response.request.get("max_tokens")
-        return (
-            f"the answer is empty: the whole token budget (max_tokens={budget}) went to the thinking; raise "
-            "max_tokens, lower the effort, or switch thinking off"
-        )
+    no_answer = response.no_answer_reason()
+    if no_answer is not None:
+        return f"the answer is empty: {no_answer}"
     status = response.logprobs_status
     if status == "null":
         return (

@@ -163,9 +163,28 @@ def _validate(cells: list[Cell], call: Mapping[str, Any]) -> None:
 
 # -- running ----------------------------------------------------------------------------------------------------
 def _progress(total: int, desc: str, enabled: bool) -> Any:
+    """A tqdm bar; in a notebook its widget is shown through a display handle of ours (see ``_close``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="run", disable=not enabled, leave=True)
+    notebook = any(cls.__name__ == "tqdm_notebook" for cls in tqdm.__mro__)
+    if not (notebook and enabled):
+        return tqdm(total=total, desc=desc, unit="run", disable=not enabled, leave=True)
+    from IPython.display import display
+
+    bar = tqdm(total=total, desc=desc, unit="run", leave=True, display=False)
+    bar.wcode_handle = display(bar.container, display_id=True)
+    bar.displayed = True
+    return bar
+
+
+def _close(bar: Any) -> None:
+    """Close the bar. A notebook saves a widget's text/plain fallback as it was when first displayed (0/N), and
+    without the widget state that is all a saved notebook shows; re-sending the widget through its display
+    handle after the last update makes the fallback the final count (N/N)."""
+    bar.close()
+    handle = getattr(bar, "wcode_handle", None)
+    if handle is not None:
+        handle.update(bar.container)
 
 
 async def _run(
@@ -225,7 +244,7 @@ def _run_sync(cells: list[Cell], call: Mapping[str, Any], concurrency: int, desc
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        bar.close()
+        _close(bar)
     return {"outcomes": outcomes, "interrupted": interrupted}
 
 
@@ -242,7 +261,7 @@ async def _run_async(cells: list[Cell], call: Mapping[str, Any], concurrency: in
         if task is not None and hasattr(task, "uncancel"):
             task.uncancel()  # the sweep handled the cancellation by returning its finished rows
     finally:
-        bar.close()
+        _close(bar)
     return {"outcomes": outcomes, "interrupted": interrupted}
 
 

@@ -409,12 +409,23 @@ class Response:
             f"finish={self.finish_reason!r}>"
         )
 
+    def no_answer_reason(self) -> str | None:
+        """Why this Response has no answer text, in words a user can act on; None when it has some, or when there
+        is nothing to say beyond the empty text. The common case: a thinking model spent ``max_tokens`` on its
+        thinking (finish ``length``), which otherwise looks like a silent, empty answer."""
+        if self.text or self.finish_reason != "length" or not (self.reasoning or self.usage.reasoning_tokens):
+            return None
+        budget = self.request.get("max_tokens")
+        spent = f"the whole token budget (max_tokens={budget})" if budget else "the server's token limit"
+        return f"{spent} went to the thinking; raise max_tokens, lower the effort, or switch thinking off"
+
     def _repr_markdown_(self) -> str:
         parts = []
         if self.reasoning:
             quoted = self.reasoning.replace("\n", "\n> ")
             parts.append(f"<details><summary>Thinking</summary>\n\n> {quoted}\n\n</details>\n")
-        parts.append(self.text or "*(no answer text)*")
+        reason = self.no_answer_reason()
+        parts.append(self.text or (f"**No answer:** {reason}." if reason else "*(no answer text)*"))
         parts.append(f"\n\n<sub>{self.footer()}</sub>")
         return "\n".join(parts)
 

@@ -6,6 +6,12 @@ shorthands: ``-m MODEL``, ``--system TEXT``, ``--logprobs N`` (logprobs on with 
 ``--extra-body JSON`` for server-specific fields. Values are quoted so that the
 magics' shell-style parser reads them back unchanged (``--stop "###"``, ``--logit-bias '{"1": -100}'``).
 
+Every value must read back unchanged, and a magic line is one line that ``shlex`` splits and argparse reads:
+a value starting with a dash is written ``--flag=-x`` (argparse would take ``-x`` for an option), and a stop
+string that the plain form would change (line breaks, ``--``, whitespace at its ends, a leading ``[``/``{``/``"``,
+which read as JSON) is written as JSON. JSON is kept on one line: ``json.dumps`` escapes control characters but
+not U+0085, U+2028 and U+2029, at which Python's ``splitlines`` (and so IPython) breaks a cell too.
+
 The cell must send the same request, not just the same parameters: a prompt with braces gets
 ``--no-interpolate`` (the panel sends braces as written, ``%%chat`` would fill ``{name}`` and unescape ``{{``),
 and ``--new`` keeps the cell from continuing the magics' own conversation.
@@ -33,14 +39,38 @@ def quote(text: str) -> str:
     return shlex.quote(text)
 
 
-def _flag_value(value: Any) -> str:
+def fits_on_line(text: str) -> bool:
+    """Whether ``text`` can be an option's value on the magic line: no line break (any of those
+    ``str.splitlines`` breaks at, as IPython does), and not ``--``, which argparse drops even from ``--flag=--``."""
+    return "".join(text.splitlines()) == text and text != "--"
+
+
+def _json(value: Any) -> str:
+    """JSON on one line, non-ASCII kept readable."""
+    text = json.dumps(value, ensure_ascii=False)
+    for char in "\x85\u2028\u2029":  # the line breaks json.dumps leaves as they are
+        text = text.replace(char, f"\\u{ord(char):04x}")
+    return text
+
+
+def _value_text(name: str, value: Any) -> str:
+    """The text of a flag's value that ``Param.parse`` reads back as ``value`` (before shell quoting)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        return quote(json.dumps(value, ensure_ascii=False))
+        return _json(value)
     if isinstance(value, float):
         return repr(value)
-    return quote(str(value))
+    text = str(value)
+    if PARAMS[name].kind == "stop" and (not fits_on_line(text) or text != text.strip() or text[:1] in '[{"'):
+        return _json(text)  # Param.parse strips the text and reads a leading [ { " as JSON
+    return text
+
+
+def _option(flag: str, text: str) -> list[str]:
+    """``--flag VALUE``, or ``--flag=VALUE`` for a value that starts with a dash (argparse reads ``-x`` and
+    ``-1e-05`` as options)."""
+    return [f"{flag}={quote(text)}"] if text.startswith("-") else [flag, quote(text)]
 
 
 def flags(params: Mapping[str, Any]) -> list[str]:
@@ -54,7 +84,7 @@ def flags(params: Mapping[str, Any]) -> list[str]:
         if top and top > 1:
             out += ["--logprobs", str(top)]
         else:
-            out += ["--logprobs", "true"] + ([PARAMS["top_logprobs"].flag, str(top)] if top else [])
+            out += ["--logprobs", "true"] + ([PARAMS["top_logprobs"].flag, str(top)] if top is not None else [])
     else:
         if logprobs is False:
             out += [PARAMS["logprobs"].flag, "false"]
@@ -62,7 +92,7 @@ def flags(params: Mapping[str, Any]) -> list[str]:
             out += [PARAMS["top_logprobs"].flag, str(top)]
     reasoning = values.pop("reasoning", None)
     for name, value in values.items():
-        out += [PARAMS[name].flag, _flag_value(value)]
+        out += _option(PARAMS[name].flag, _value_text(name, value))
     if reasoning:
         # The magics read --think/--no-think as {"enabled": ...} and --effort E as {"enabled": true, "effort": E}.
         if reasoning == {"enabled": reasoning.get("enabled")}:
@@ -70,7 +100,7 @@ def flags(params: Mapping[str, Any]) -> list[str]:
         elif reasoning == {"enabled": True, "effort": reasoning.get("effort")}:
             out += ["--effort", reasoning["effort"]]
         else:
-            out += [PARAMS["reasoning"].flag, _flag_value(reasoning)]
+            out += [PARAMS["reasoning"].flag, quote(_json(reasoning))]
     return out
 
 
@@ -88,14 +118,14 @@ def chat_line(
     if new:
         parts.append("--new")
     if model:
-        parts += ["-m", quote(model)]
-    if system and "\n" not in system:  # a magic line cannot hold a line break; see notes()
-        parts += ["--system", quote(system)]
+        parts += _option("--model", model) if model.startswith("-") else ["-m", quote(model)]
+    if system and fits_on_line(system):  # a magic line cannot hold a line break; see notes()
+        parts += _option("--system", system)
     if no_interpolate:
         parts.append("--no-interpolate")
     parts += flags(params or {})
     if extra_body:
-        parts += ["--extra-body", _flag_value(dict(extra_body))]
+        parts += ["--extra-body", quote(_json(dict(extra_body)))]
     return " ".join(parts)
 
 
@@ -158,7 +188,7 @@ def notes(
             "the call above send only this prompt, without them (%%chat cannot replay a conversation it did not "
             "have)."
         )
-    if system and "\n" in system:
+    if system and not fits_on_line(system):
         out.append(
             "The %%chat line cannot hold a system prompt of several lines. This session already has it; "
             "in another notebook, run `wm.configure(system=...)` first."

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..core import catalog, params, session
 from ..core.conversations import CONVERSATIONS
 from ..core.errors import ConfigurationError, InvalidParameterError
 from ..core.keys import clear_key, key_file, key_source, save_key, stored_key
-from ..core.settings import SESSION, SETTINGS
+from ..core.settings import SESSION, SETTINGS, is_wcode
 from . import flags
 from .run import CellError
 
@@ -137,6 +138,21 @@ def _stored_key_or_problem() -> str | None:
     return None if key is None else f"{key.masked()} from {key_source()}, sent to wcode.net only"
 
 
+def _no_key(model: str) -> str:
+    """The key row when no key is set, for the server the session's requests go to: only wcode.net needs
+    ``%wcode key`` (the stored key goes nowhere else), the bundled local model needs none, and another server
+    gets a key only from ``wm.configure``."""
+    url = SESSION.base_url
+    entry = catalog.lookup(model)
+    loopback = bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
+    to_bundled = session.is_bundled_local(url) or (entry is not None and entry.local and not loopback)  # as route() sends
+    if to_bundled:
+        return "none needed: the bundled local model takes no key (for wcode.net models: %wcode key)"
+    if url and not is_wcode(url):
+        return f"none sent to {url} (if it needs one: wm.configure(api_key=...))"
+    return "none (set one with %wcode key, or use the local model: %wcode use local)"
+
+
 def config(args: list[str]) -> str:
     """The session's settings; the key only masked, with where it comes from."""
     from ..analysis.history import db_path, enabled
@@ -147,7 +163,7 @@ def config(args: list[str]) -> str:
     elif (stored := _stored_key_or_problem()) is not None:
         key = stored
     else:
-        key = "none (set one with %wcode key, or use the local model: %wcode use local)"
+        key = _no_key(SESSION.resolve_model(None))
     hist = f"on, {db_path()}" if enabled() else "off"
     convs = ", ".join(f"{n} ({CONVERSATIONS.get(n).turns} turns)" for n in CONVERSATIONS.names()) or "none yet"
     rows = [
@@ -233,8 +249,8 @@ def help_(args: list[str]) -> str:
     _no_args("help", args)
     lines = [
         "%%chat [options]      send the cell, continuing the conversation (%%wcode: one answer outside any)",
-        "%wcode PROMPT         one answer outside any conversation (%wcode OPTIONS -- PROMPT for options)",
-        "%wcode -- PROMPT      the same for a prompt that starts with a subcommand's word (%wcode -- help me ...)",
+        "%wcode PROMPT         one answer outside any conversation (%wcode OPTIONS PROMPT with options)",
+        "%wcode -- PROMPT      the same for a prompt that starts with a dash or a subcommand's word (%wcode -- help me ...)",
         "",
         "%wcode subcommands:",
     ]

@@ -292,21 +292,61 @@ def usage_text() -> str:
     return parser().format_help()
 
 
+# One shell word at the start of a line: bare characters, 'single' or "double" quoted runs, or escapes.
+_WORD = re.compile(r"""(?:[^\s'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+""")
+_NUMBER = re.compile(r"-?\d+(\.\d*)?([eE][-+]?\d+)?|-?\.\d+([eE][-+]?\d+)?")
+
+
+def _takes_word(action: argparse.Action, word: str) -> bool:
+    """Whether ``word`` after this option is its value: always for a one-value option, never for a switch,
+    and for an optional value (``--logprobs [N]``, a bool flag) only a word that reads as one."""
+    if action.nargs is None:
+        return True
+    if action.nargs == "?":
+        return word.lower() in _BOOL_WORDS or (action.metavar == "N" and word.isdigit())
+    return False
+
+
+def split_options(line: str) -> tuple[str, str]:
+    """``OPTIONS PROMPT`` -> (the options as typed, the prompt verbatim), as any command line reads.
+
+    Options are read word by word while they are ones ``%%chat`` knows (with their values); the first other word
+    starts the prompt, which is never shlex-split. `` -- `` ends the options explicitly, for a prompt that starts
+    with a dash. A word that looks like an unknown option is an error (a typo must not be sent as the prompt).
+    """
+    actions = parser()._option_string_actions
+    pos, end = 0, len(line)
+    while True:
+        while pos < end and line[pos].isspace():
+            pos += 1
+        m = _WORD.match(line, pos)
+        if m is None:
+            return line[:pos].strip(), ""
+        word = split(m.group())[0]
+        if word == "--":
+            return line[:pos].strip(), line[m.end() :].lstrip()
+        if not word.startswith("-") or _NUMBER.fullmatch(word):
+            return line[:pos].strip(), line[pos:]
+        action = actions.get(word.split("=", 1)[0])
+        if action is None:
+            raise FlagError(_explain(f"unrecognized arguments: {word}", parser()))
+        pos = m.end()
+        if "=" in word or action.nargs == 0:
+            continue
+        rest = line[pos:].lstrip()
+        value = _WORD.match(rest)
+        if value is not None and _takes_word(action, split(value.group())[0]):
+            pos = end - len(rest) + value.end()
+
+
 def parse_prompt_line(line: str) -> tuple[ChatOptions, str]:
-    """``%wcode PROMPT``, ``%wcode OPTIONS -- PROMPT`` or ``%wcode -- PROMPT`` (no options: a prompt that starts
-    with a subcommand's word or a dash); the prompt is taken verbatim (never shlex-split)."""
+    """``%wcode [OPTIONS] PROMPT`` or ``%wcode [OPTIONS] -- PROMPT`` (for a prompt that starts with a dash or a
+    subcommand's word); the prompt is taken verbatim (never shlex-split)."""
     line = line.strip()
     quiet = line.endswith(";")
     if quiet:
         line = line[:-1].rstrip()
-    if line == "--" or line.startswith("-- "):
-        opts, prompt = ChatOptions(), line[3:]
-    elif line.startswith("-"):
-        head, sep, prompt = line.partition(" -- ")
-        if not sep:
-            raise FlagError("Put ' -- ' between the options and the prompt: %wcode -m local -- your question.")
-        opts = parse(head)
-    else:
-        opts, prompt = ChatOptions(), line
+    head, prompt = split_options(line)
+    opts = parse(head) if head else ChatOptions()
     opts.quiet = quiet
     return opts, prompt

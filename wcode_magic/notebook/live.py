@@ -21,7 +21,7 @@ class View(Protocol):
     def begin(self, model: str) -> None: ...
     def update(self, response: Response) -> None: ...
     def finish(self, response: Response | None, note: str | None = None) -> None: ...
-    def clear(self) -> None: ...
+    def result(self, value: Any) -> Any: ...
 
 
 def is_rich(shell: Any) -> bool:
@@ -63,8 +63,13 @@ def code_blocks(text: str) -> tuple[str, str]:
     return lang, "\n\n".join(blocks).strip() + "\n"
 
 
-def render_markdown(reasoning: str, text: str, footer: str, *, streaming: bool, fmt: str = "markdown") -> str:
-    """Thinking in a ``<details>`` (open while it streams, closed once the answer starts), the answer, the footer."""
+def render_markdown(
+    reasoning: str, text: str, footer: str, *, streaming: bool, fmt: str = "markdown", no_answer: str | None = None
+) -> str:
+    """Thinking in a ``<details>`` (open while it streams, closed once the answer starts), the answer, the footer.
+
+    ``no_answer``: why a finished answer is empty (``Response.no_answer_reason``), said where the answer would be.
+    """
     parts: list[str] = []
     if reasoning:
         thinking_now = streaming and not text
@@ -72,7 +77,9 @@ def render_markdown(reasoning: str, text: str, footer: str, *, streaming: bool, 
         parts.append(
             f"<details{' open' if thinking_now else ''}><summary>{summary}</summary>\n\n{_quote(reasoning)}\n\n</details>\n"
         )
-    if fmt == "code" and not streaming:
+    if no_answer and not text and not streaming:
+        parts.append(f"**No answer:** {html.escape(no_answer)}.")
+    elif fmt == "code" and not streaming:
         lang, code = code_blocks(text)
         parts.append(f"```{lang}\n{code}```" if code.endswith("\n") else f"```{lang}\n{code}\n```")
     elif fmt == "text":
@@ -84,12 +91,12 @@ def render_markdown(reasoning: str, text: str, footer: str, *, streaming: bool, 
     return "\n".join(parts)
 
 
-def render_plain(reasoning: str, text: str, footer: str) -> str:
+def render_plain(reasoning: str, text: str, footer: str, no_answer: str | None = None) -> str:
     """The same view for front-ends (and tests) that read ``text/plain``."""
     parts = []
     if reasoning:
         parts.append("[thinking]\n" + reasoning + "\n[answer]")
-    parts.append(text)
+    parts.append(text or (f"(no answer: {no_answer})" if no_answer else ""))
     if footer:
         parts.append(footer)
     return "\n".join(parts)
@@ -102,10 +109,16 @@ def streaming_footer(response: Response) -> str:
 
 # -- notebook --------------------------------------------------------------------------------------------------
 class NotebookView:
-    """One display output updated in place (``display_id``), throttled; ``clear`` empties it."""
+    """One display output updated in place (``display_id``), throttled, that ends as the cell's result.
 
-    def __init__(self, fmt: str = "markdown", per_second: float = 15.0) -> None:
+    The result goes into the same output rather than a separate ``Out[n]``: emptying the live output and then
+    returning the result would leave an empty output in the saved notebook, and clearing the cell's outputs
+    would take earlier warnings with it.
+    """
+
+    def __init__(self, fmt: str = "markdown", per_second: float = 15.0, shell: Any = None) -> None:
         self.fmt = fmt
+        self.shell = shell
         self.throttle = Throttle(per_second)
         self.handle: Any = None
         self._shown: tuple[int, int] = (0, 0)
@@ -115,13 +128,13 @@ class NotebookView:
             return {"text/plain": plain}
         return {"text/markdown": markdown, "text/plain": plain}
 
-    def _show(self, bundle: dict[str, str]) -> None:
+    def _show(self, bundle: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
         if self.handle is None:
             from IPython.display import display
 
-            self.handle = display(bundle, raw=True, display_id=True)
+            self.handle = display(bundle, raw=True, metadata=metadata, display_id=True)
         else:
-            self.handle.update(bundle, raw=True)
+            self.handle.update(bundle, raw=True, metadata=metadata)
 
     def begin(self, model: str) -> None:
         self._show(self._bundle(f"<sub>{html.escape(model)} · waiting…</sub>", f"{model} · waiting…"))
@@ -145,18 +158,25 @@ class NotebookView:
             self._show(self._bundle(f"<sub>{html.escape(note or '')}</sub>", note or ""))
             return
         footer = response.footer() + (f" · {note}" if note else "")
-        reasoning, text = response.reasoning, response.text
+        reasoning, text, missing = response.reasoning, response.text, response.no_answer_reason()
         self._show(
             self._bundle(
-                render_markdown(reasoning, text, footer, streaming=False, fmt=self.fmt),
-                render_plain(reasoning, text, footer),
+                render_markdown(reasoning, text, footer, streaming=False, fmt=self.fmt, no_answer=missing),
+                render_plain(reasoning, text, footer, missing),
             )
         )
 
-    def clear(self) -> None:
-        """Empty the live output (the cell's result shows the same Response next)."""
-        if self.handle is not None:
-            self.handle.update({}, raw=True)
+    def result(self, value: Any) -> None:
+        """Show the cell's result in the live output, formatted as IPython would show ``Out[n]``, and keep it in
+        ``_`` and ``Out`` as a returned result would be; the cell then returns None."""
+        shell = self.shell
+        if shell is None:
+            from IPython import get_ipython
+
+            shell = get_ipython()
+        data, metadata = shell.display_formatter.format(value)
+        self._show(data, metadata or None)
+        shell.displayhook.update_user_ns(value)
 
 
 # -- terminal --------------------------------------------------------------------------------------------------
@@ -196,13 +216,17 @@ class TerminalView:
             self.update(response)
             if self._reasoning_shown and not self._text_shown:
                 self._write(self._reset)
+            missing = response.no_answer_reason()
+            if missing:
+                self._write(f"\n(no answer: {missing})")
             footer = response.footer() + (f" · {note}" if note else "")
             self._write(f"\n{self._dim}{footer}{self._reset}\n")
         elif note:
             self._write(f"{self._dim}{note}{self._reset}\n")
 
-    def clear(self) -> None:
-        """Text already printed stays printed."""
+    def result(self, value: Any) -> Any:
+        """The streamed text stays printed; the result is the cell's own (``Out[n]``)."""
+        return value
 
 
 # -- cell results for --format text / code ------------------------------------------------------------------

@@ -555,6 +555,9 @@ class Panel:
         r = self.response
         self.state = state
         self._push()  # the exact final text, whatever the throttle said
+        missing = r.no_answer_reason() if r is not None and state == "done" else None
+        if missing:  # an empty answer area would not say that the budget went to the thinking
+            self.answer.outputs = _markdown(f"**No answer:** {html.escape(missing)}.")
         self.status.value = self._status_html()
         if error is not None:
             self.error.value = self._error_html(error_text(error))

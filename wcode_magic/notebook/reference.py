@@ -5,8 +5,8 @@ in ``flags``, the subcommands from ``commands.COMMANDS``, the prices from ``cata
 copy would drift the first time a range or a price changed; instead each part sits between two marker comments
 in README.md and is rewritten from here, and ``tests/test_readme.py`` fails when the README differs.
 
-    python -m wcode_magic.notebook.reference   # rewrite the generated parts of README.md
-    python -m wcode_magic.notebook.reference --check   # exit 1 and name the stale parts (what the test checks)
+    python -m wcode_magic.notebook.reference            # rewrite the generated parts of README.md
+    python -m wcode_magic.notebook.reference --check    # exit 1 and name the stale parts (what the test checks)
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def magics_reference() -> str:
         "|---|---|",
         "| `%%chat [options]` + prompt below | send the cell, continuing the conversation (streamed, thinking first) |",
         "| `%%wcode [options]` + prompt below | one answer, outside any conversation |",
-        "| `%wcode PROMPT` | one answer from a single line (`%wcode OPTIONS -- PROMPT` to give options; "
-        "`%wcode -- PROMPT` for a prompt that starts with a subcommand's word) |",
+        "| `%wcode PROMPT` | one answer from a single line (`%wcode OPTIONS PROMPT` with options; "
+        "`%wcode [OPTIONS] -- PROMPT` for a prompt that starts with a dash or a subcommand's word) |",
         "| `%wcode SUBCOMMAND` | the subcommands below |",
         "",
         "A trailing `;` on the magic line hides the result; `{name}` and `{name.attr}` in a prompt are filled from "

@@ -59,7 +59,7 @@ class Call:
 
 
 def make_view(shell: Any, fmt: str) -> View:
-    return NotebookView(fmt) if is_rich(shell) else TerminalView()
+    return NotebookView(fmt, shell=shell) if is_rich(shell) else TerminalView()
 
 
 def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: bool) -> Call:
@@ -157,6 +157,11 @@ def finished(shell: Any, call: Call, view: View, response: Response) -> Any:
     _keep(shell, call, response)
     view.finish(response)
     fmt = call.opts.format
+    missing = response.no_answer_reason()
+    if missing and fmt == "json":  # no object to return: fail the cell, as for an answer that is not JSON
+        raise CellError(f"--format json: there is no answer to read: {missing}.")
+    if missing and fmt != "markdown":
+        return None  # the final view says why the answer is empty; an empty text or code result would not
     value: Any = response
     if fmt == "code":
         lang, code = code_blocks(response.text)
@@ -169,8 +174,7 @@ def finished(shell: Any, call: Call, view: View, response: Response) -> Any:
         value = PlainText(response.text)
     if call.opts.quiet:
         return None
-    view.clear()  # the result renders the same answer right below; do not show it twice
-    return value
+    return view.result(value)  # in a notebook: into the live output, which now shows the answer once
 
 
 def parse_json(text: str) -> Any:
@@ -240,18 +244,26 @@ def _shell() -> Any:
     return get_ipython()
 
 
+def magic_name(magic: str) -> str:
+    """How the user typed it: ``%%chat``, ``%%wcode``, or the one-line ``%wcode``."""
+    return "%wcode" if magic == "wcode-line" else f"%%{magic}"
+
+
 def _prepare_cell(shell: Any, magic: str, line: str, cell: str | None) -> tuple[Call, View]:
+    name = magic_name(magic)
     try:
         if magic == "wcode-line":
             options, text = flags.parse_prompt_line(line)
         else:
             options, text = flags.parse(line), cell or ""
     except (flags.FlagError, errors.InvalidParameterError) as e:
-        raise CellError(f"%%{magic.split('-')[0]}: {e}") from None
+        raise CellError(f"{name}: {e}") from None
+    if magic == "wcode-line" and not text.strip():
+        raise CellError("%wcode: the prompt is empty: write it after the options (%wcode --max-tokens 50 Hello).")
     try:
         call = prepare(shell, options, text, conversation=magic == "chat")
     except errors.InvalidParameterError as e:  # a placeholder that cannot be filled, a bad model name
-        raise CellError(f"%%{magic.split('-')[0]}: {e.message}") from None
+        raise CellError(f"{name}: {e.message}") from None
     return call, make_view(shell, options.format)
 
 
