@@ -20,9 +20,12 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/wcode-magic demo
 
+# lint and format, the whole suite (skip reasons printed by -rs), then the lower bounds in their own venv
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
+	bash .ci/min_versions.sh
 
 # every runtime dependency at its declared lower bound, in its own venv (.venv-min): the spine and client tests
 test-min:

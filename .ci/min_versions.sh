@@ -25,7 +25,7 @@ echo "minimum versions: ${PINS[*]} ${EXTRA[*]}"
 "$VENV/bin/python" .ci/min_pins.py pyproject.toml --check
 
 # -o addopts=: the project's pytest options name nbval, a test tool this run does not install.
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider -o addopts= \
+"$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider -o addopts= \
   tests/test_sse.py tests/test_stream.py tests/test_params.py tests/test_catalog.py \
   tests/test_client_wire.py tests/test_protocol_quirks.py tests/test_client_local.py \
   tests/test_frames.py tests/test_history.py

@@ -145,7 +145,9 @@ def _no_key(model: str) -> str:
     url = SESSION.base_url
     entry = catalog.lookup(model)
     loopback = bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
-    to_bundled = session.is_bundled_local(url) or (entry is not None and entry.local and not loopback)  # as route() sends
+    to_bundled = session.is_bundled_local(url) or (
+        entry is not None and entry.local and not loopback
+    )  # as route() sends
     if to_bundled:
         return "none needed: the bundled local model takes no key (for wcode.net models: %wcode key)"
     if url and not is_wcode(url):
