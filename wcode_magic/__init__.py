@@ -6,10 +6,15 @@ ipywidgets cost a third of a second together; design.md), so ``%load_ext wcode_m
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .core import hooks
+
+# Retries, Retry-After waits, drains, routing and history failures are logged under "wcode_magic" (never the key):
+# silent until the user turns logging on (logging.basicConfig(level=logging.INFO)), as a library should be.
+logging.getLogger("wcode_magic").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 

@@ -15,6 +15,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import email.utils
+import logging
 import random
 import threading
 import time
@@ -35,6 +36,7 @@ from .stream import DONE, SHAPE_ERRORS, Event, loads
 T = TypeVar("T")
 OnEvent = Callable[[Event], None]
 
+log = logging.getLogger("wcode_magic.client")  # silent unless the user configures logging; never the key
 DRAIN_S = 1.0  # how long to wait for the end of a body after [DONE] before closing the connection instead
 TICK_S = 0.1  # how often an async call in the main thread wakes its loop, so a kernel interrupt lands at once
 # A stream is stopped once its answer chunks pass OVERRUN x max_tokens + OVERRUN_SLACK. A server that honours
@@ -383,9 +385,14 @@ class _Call:
     def connect_retry(self, e: Exception) -> float:
         """Seconds to wait before retrying a failed connection; raises when no retries are left."""
         if self.attempt >= SESSION.max_retries:
+            log.info("%s: %s after %d retries; giving up", self.base_url, type(e).__name__, self.attempt)
             raise self.unreachable(e)
         self.attempt += 1
-        return retry_delay(self.attempt - 1, None, SESSION.retry_cap_s)
+        wait = retry_delay(self.attempt - 1, None, SESSION.retry_cap_s)
+        log.info(
+            "%s: %s; retry %d of %d in %.2f s", self.base_url, type(e).__name__, self.attempt, SESSION.max_retries, wait
+        )
+        return wait
 
     def unreachable(self, e: Exception) -> errors.APIConnectionError:
         return errors.APIConnectionError(
@@ -395,10 +402,24 @@ class _Call:
 
     def status_retry(self, http: httpx.Response) -> float | None:
         """Seconds to wait before retrying an error status, or None when it is final (or not an error)."""
-        if http.status_code < 400 or http.status_code not in RETRY_STATUSES or self.attempt >= SESSION.max_retries:
+        if http.status_code < 400 or http.status_code not in RETRY_STATUSES:
+            return None
+        if self.attempt >= SESSION.max_retries:
+            log.info("%s: HTTP %d after %d retries; giving up", self.base_url, http.status_code, self.attempt)
             return None
         self.attempt += 1
-        return retry_delay(self.attempt - 1, parse_retry_after(http.headers), SESSION.retry_cap_s)
+        asked = parse_retry_after(http.headers)
+        wait = retry_delay(self.attempt - 1, asked, SESSION.retry_cap_s)
+        log.info(
+            "%s: HTTP %d; retry %d of %d in %.2f s%s",
+            self.base_url,
+            http.status_code,
+            self.attempt,
+            SESSION.max_retries,
+            wait,
+            "" if asked is None else f" (Retry-After asked {asked:g} s, cap {SESSION.retry_cap_s:g} s)",
+        )
+        return wait
 
     def status_failure(self, http: httpx.Response, raw: bytes) -> errors.WcodeError:
         try:
@@ -830,8 +851,13 @@ async def _drain(reads: AsyncIterator[bytes]) -> None:
         async for _ in reads:
             pass
 
-    with contextlib.suppress(Exception):
+    started = time.monotonic()
+    try:
         await asyncio.wait_for(rest(), DRAIN_S)
+    except Exception as e:  # the connection is closed instead of reused: nothing the user lost
+        log.debug("drain after [DONE] stopped (%s); the connection is closed, not reused", type(e).__name__)
+    else:
+        log.debug("drained the body after [DONE] in %.3f s", time.monotonic() - started)
 
 
 # -- sync transport ----------------------------------------------------------------------------------------
@@ -966,11 +992,16 @@ def _drain_sync(http: httpx.Response, reads: Iterator[bytes]) -> None:
     the request's timeout extension on every body read) and reading stops once DRAIN_S has passed in all.
     """
     http.request.extensions["timeout"] = {**http.request.extensions.get("timeout", {}), "read": DRAIN_S}
-    deadline = time.monotonic() + DRAIN_S
-    with contextlib.suppress(Exception):
+    started = time.monotonic()
+    try:
         for _ in reads:
-            if time.monotonic() > deadline:
+            if time.monotonic() > started + DRAIN_S:
+                log.debug("drain after [DONE] took over %.1f s; the connection is closed, not reused", DRAIN_S)
                 return
+    except Exception as e:
+        log.debug("drain after [DONE] stopped (%s); the connection is closed, not reused", type(e).__name__)
+    else:
+        log.debug("drained the body after [DONE] in %.3f s", time.monotonic() - started)
 
 
 # -- a private loop for sync helpers that run async work (sweeps) --------------------------------------------

@@ -7,6 +7,7 @@ repr never shows it, and is sent only where it belongs (see ``key_for``).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -17,6 +18,8 @@ from . import catalog, params
 from .errors import InvalidParameterError, WcodeError
 from .keys import Secret, check_key_transport, stored_key
 from .setting import Setting, setting
+
+log = logging.getLogger("wcode_magic.settings")  # routing decisions, at info/debug
 
 WCODE_BASE_URL = "https://wcode.net/api/gpt/v1"  # seeds/*: "base_url 替换为 https://wcode.net/api/gpt/v1"
 WCODE_HOST = "wcode.net"
@@ -198,7 +201,9 @@ class Settings:
         if entry is not None and entry.local:
             from .. import local
 
-            return local.start()
+            url = local.start()
+            log.debug("routing: %s goes to the bundled local server %s (no base_url configured)", model_id, url)
+            return url
         env = os.environ.get("WCODE_BASE_URL")
         return check_base_url(env, "WCODE_BASE_URL") if env else WCODE_BASE_URL
 
@@ -227,11 +232,17 @@ class Settings:
         from .. import local
 
         if entry.local and urlsplit(configured).hostname not in ("127.0.0.1", "localhost", "::1"):
-            return local.start()
+            url = local.start()
+            log.info(
+                "routing: %s is a bundled local model; sent to %s, not the session's %s", model_id, url, configured
+            )
+            return url
         running = local.base_url()
         if not entry.local and running is not None and configured == running.rstrip("/"):
             env = os.environ.get("WCODE_BASE_URL")
-            return check_base_url(env, "WCODE_BASE_URL") if env else WCODE_BASE_URL
+            url = check_base_url(env, "WCODE_BASE_URL") if env else WCODE_BASE_URL
+            log.info("routing: %s is a wcode model; sent to %s, not the bundled local server", model_id, url)
+            return url
         return None
 
     def key_for(self, base_url: str, api_key: str | Secret | None) -> Secret | None:
