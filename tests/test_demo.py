@@ -71,6 +71,10 @@ def test_demo_streams_a_chat_then_executes_the_notebooks(tmp_path):
     failing = _summary(out, "02-failing.ipynb")
     assert "FAILED: cell 2: ZeroDivisionError: division by zero" in failing
     assert "1 of 2 notebooks ran through." in out
+    jupyter = Path(sys.executable).with_name("jupyter")
+    root = " --allow-root" if os.geteuid() == 0 else ""
+    assert out.splitlines()[-1] == f"Open them in JupyterLab: {jupyter} lab build/notebooks{root}"
+    assert jupyter.exists()  # the command names a program that is there
 
     executed = nbformat.read(tmp_path / "build/notebooks/01-good.ipynb", as_version=4)
     assert [c.execution_count for c in executed.cells] == [1, 2, 3]

@@ -13,6 +13,7 @@ user's key and settings but records into a scratch history: running the demo lea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -215,4 +216,17 @@ def run_notebooks(
             runs.append(run)
     failed = [r for r in runs if not r.ok]
     print(f"{len(runs) - len(failed)} of {len(runs)} notebooks ran through.", file=out)
+    if not save:
+        print(f"Open them in JupyterLab: {open_command(out_dir)}", file=out)
     return runs
+
+
+def open_command(folder: Path) -> str:
+    """The one command that opens ``folder`` in JupyterLab from where the demo ran: this interpreter's own
+    ``jupyter`` (the venv ``make demo`` made, which has JupyterLab), ``--allow-root`` where Jupyter needs it."""
+    jupyter = Path(sys.executable).with_name("jupyter")
+    program = str(jupyter) if jupyter.exists() else "jupyter"
+    with contextlib.suppress(ValueError):
+        program = str(Path(program).relative_to(Path.cwd()))
+    root = " --allow-root" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
+    return f"{program} lab {folder}{root}"
