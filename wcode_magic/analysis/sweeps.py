@@ -31,6 +31,7 @@ from ..core import client
 from ..core.errors import InvalidParameterError, WcodeError, warn_user
 from ..core.response import Response
 from ..core.sendable import check_headers
+from .rows import response_row
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -309,6 +310,28 @@ def _label_column(name: str) -> str:
     return f"{name}_param" if name in RESULT_COLUMNS else name
 
 
+# what a run that never got a Response shows; its other Response columns are missing
+NO_RESPONSE = {"text": "", "reasoning": ""}
+
+
+def run_row(out: Outcome, diverge: tuple[int | None, int | None]) -> dict[str, Any]:
+    """One run's RESULT_COLUMNS: the Response's own values as ``rows.response_row`` gives them (the history and
+    ``wm.frame`` rows), then what only a sweep knows: the wall time when the Response has no latency, whether the
+    run ended well (complete and no error), the error, the divergence and the Response itself."""
+    r = out.response
+    shared = response_row(r, when=0.0) if r is not None else NO_RESPONSE
+    row = {name: shared.get(name) for name in RESULT_COLUMNS}
+    row.update(
+        latency_s=out.wall_s if row["latency_s"] is None else row["latency_s"],
+        complete=bool(r is not None and r.complete and out.error is None),
+        error=None if out.error is None else _error_text(out.error),
+        diverge_token=diverge[0],
+        diverge_char=diverge[1],
+        response=r,
+    )
+    return row
+
+
 def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFrame:
     import pandas as pd
 
@@ -322,26 +345,7 @@ def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFra
             continue
         for name in label_columns:
             data[_label_column(name)].append(cell.labels.get(name))
-        r = out.response
-        u = r.usage if r is not None else None
-        values = {
-            "text": r.text if r is not None else "",
-            "reasoning": r.reasoning if r is not None else "",
-            "finish_reason": r.finish_reason if r is not None else None,
-            "prompt_tokens": u.prompt_tokens if u else None,
-            "completion_tokens": u.completion_tokens if u else None,
-            "reasoning_tokens": u.reasoning_tokens if u else None,
-            "total_tokens": u.total_tokens if u else None,
-            "cost": r.cost if r is not None else None,
-            "latency_s": r.latency_s if r is not None and r.latency_s is not None else out.wall_s,
-            "ttft_s": r.ttft_s if r is not None else None,
-            "complete": bool(r is not None and r.complete and out.error is None),
-            "error": _error_text(out.error) if out.error is not None else None,
-            "diverge_token": diverge.get(cell.index, (None, None))[0],
-            "diverge_char": diverge.get(cell.index, (None, None))[1],
-            "response": r,
-        }
-        for name, value in values.items():
+        for name, value in run_row(out, diverge.get(cell.index, (None, None))).items():
             data[name].append(value)
     df = pd.DataFrame(data)
     for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "diverge_token"):
