@@ -93,6 +93,23 @@ def _check_count(name: str, value: Any, high: int | None) -> None:
         raise _bad(name, value, f"give an integer from 1 to {high}" if high else "give an integer of at least 1")
 
 
+@dataclass(frozen=True)
+class SweepArgs:
+    """What compare and batch both take, checked: runs per cell (``n``), runs at a time (``concurrency``), and the
+    fixed settings split into achat keywords (``call``) and request parameters (``params``)."""
+
+    n: int
+    concurrency: int
+    call: dict[str, Any]
+    params: dict[str, Any]
+
+
+def _check_runs(n: Any, concurrency: Any) -> None:
+    """Runs per cell (at least 1) and how many at a time (1 to MAX_CONCURRENCY, the client's connection pool)."""
+    _check_count("n", n, None)
+    _check_count("concurrency", concurrency, MAX_CONCURRENCY)
+
+
 def _axis(name: str, values: Any) -> list[Any] | None:
     """A grid axis as a list: None stays None (not swept), a scalar is one value, an empty list is an error."""
     if values is None:
@@ -359,26 +376,39 @@ def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFra
 
 
 # -- compare ----------------------------------------------------------------------------------------------------
-def _compare_cells(
-    prompt: Prompt,
-    models: Any,
-    temperature: Any,
-    seed: Any,
-    n: int,
-    concurrency: int,
-    grid: Mapping[str, Any] | None,
-    fixed: dict[str, Any],
-) -> tuple[list[Cell], dict[str, Any], list[str]]:
+@dataclass(frozen=True)
+class CompareArgs(SweepArgs):
+    """compare's arguments, checked: the prompt and the grid's axes (``model`` first, ``[None]`` for the
+    session's model, then temperature, seed and the ``grid`` axes that are swept)."""
+
+    prompt: Prompt
+    axes: dict[str, list[Any]]
+
+
+def check_compare(
+    prompt: Any,
+    models: Any = None,
+    temperature: Any = None,
+    seed: Any = None,
+    n: Any = 1,
+    concurrency: Any = 8,
+    *,
+    grid: Any = None,
+    fixed: Mapping[str, Any] | None = None,
+) -> CompareArgs:
+    """Every check of compare's own arguments, in one place and pure (no session, nothing sent): an
+    InvalidParameterError names the parameter, its value and what is allowed. The request parameters' values are
+    checked next, by ``_validate``, against the session and the model, still before anything is sent."""
     if not isinstance(prompt, (str, list)) or not prompt:
         raise _bad("prompt", prompt, "give a prompt string or a list of messages")
-    _check_count("n", n, None)
-    _check_count("concurrency", concurrency, MAX_CONCURRENCY)
-    if models is not None and fixed.get("model") is not None:
-        raise _bad("model", fixed["model"], "give either model= or models=, not both")
-    models = _axis("models", models if models is not None else fixed.pop("model", None))
-    fixed.pop("model", None)
-    axes: dict[str, list[Any]] = {}
-    axes["model"] = models or [None]
+    _check_runs(n, concurrency)
+    if grid is not None and not isinstance(grid, Mapping):
+        raise _bad("grid", grid, "give a dict of parameter name -> values to sweep, or None")
+    fixed = dict(fixed or {})
+    model = fixed.pop("model", None)
+    if models is not None and model is not None:
+        raise _bad("model", model, "give either model= or models=, not both")
+    axes = {"model": _axis("models", models if models is not None else model) or [None]}
     for name, values in (("temperature", temperature), ("seed", seed), *(grid or {}).items()):
         if name in axes or name in CALL_KEYWORDS:
             raise _bad("grid", name, "sweep request parameters only, each once")
@@ -389,17 +419,22 @@ def _compare_cells(
             axes[name] = listed
     _check_total("compare", {**{name: len(values) for name, values in axes.items()}, "n": n})
     call, params = _split(fixed)
+    return CompareArgs(n, concurrency, call, params, prompt, axes)
+
+
+def _compare_cells(args: CompareArgs) -> tuple[list[Cell], list[str]]:
+    """One cell per combination of the axes and run; a missing model is shown as the session's."""
     cells: list[Cell] = []
-    names = list(axes)
-    for combo in itertools.product(*axes.values()):
-        for run in range(n):
+    names = list(args.axes)
+    for combo in itertools.product(*args.axes.values()):
+        for run in range(args.n):
             labels = dict(zip(names, combo, strict=True))
-            cell_params = {**params, **{k: v for k, v in labels.items() if v is not None}}
+            cell_params = {**args.params, **{k: v for k, v in labels.items() if v is not None}}
             if labels["model"] is None:
                 labels["model"] = client.SESSION.resolve_model(None)
             labels["run"] = run
-            cells.append(Cell(len(cells), prompt, 0, labels, cell_params))
-    return cells, call, [*names, "run"]
+            cells.append(Cell(len(cells), args.prompt, 0, labels, cell_params))
+    return cells, [*names, "run"]
 
 
 def compare(
@@ -421,9 +456,10 @@ def compare(
     (``max_tokens=100``, ``logprobs=True``) and ``achat`` options (``system``, ``base_url``, ``headers``...).
     A ``grid`` axis named like a result column (``reasoning``) is shown as ``reasoning_param``.
     """
-    cells, call, labels = _compare_cells(prompt, models, temperature, seed, n, concurrency, grid, dict(fixed))
-    _validate(cells, call)
-    return _table(cells, _run_sync(cells, call, concurrency, "compare", progress), labels)
+    args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
+    cells, labels = _compare_cells(args)
+    _validate(cells, args.call)
+    return _table(cells, _run_sync(cells, args.call, concurrency, "compare", progress), labels)
 
 
 async def acompare(
@@ -439,9 +475,10 @@ async def acompare(
     **fixed: Any,
 ) -> pd.DataFrame:
     """``compare`` for ``await`` (a notebook cell with top-level await keeps its Stop button responsive)."""
-    cells, call, labels = _compare_cells(prompt, models, temperature, seed, n, concurrency, grid, dict(fixed))
-    _validate(cells, call)
-    return _table(cells, await _run_async(cells, call, concurrency, "compare", progress), labels)
+    args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
+    cells, labels = _compare_cells(args)
+    _validate(cells, args.call)
+    return _table(cells, await _run_async(cells, args.call, concurrency, "compare", progress), labels)
 
 
 # -- batch ------------------------------------------------------------------------------------------------------
@@ -477,25 +514,43 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return user[-1] if user and isinstance(user[-1], str) else repr(user[-1] if user else messages[-1])
 
 
-def _batch_cells(
-    prompts: Any, n: int, concurrency: int, column: str | None, fixed: dict[str, Any]
-) -> tuple[list[Cell], dict[str, Any], list[str], bool]:
-    _check_count("n", n, None)
-    _check_count("concurrency", concurrency, MAX_CONCURRENCY)
+@dataclass(frozen=True)
+class BatchArgs(SweepArgs):
+    """batch's arguments, checked: the (label, prompt) pairs and whether the labels are the input's pandas index."""
+
+    pairs: list[tuple[Any, Prompt]]
+    indexed: bool
+
+    @property
+    def by_item(self) -> bool:
+        """Whether the result is indexed like the input: a Series or DataFrame, one run per prompt (joinable)."""
+        return self.indexed and self.n == 1
+
+
+def check_batch(
+    prompts: Any, n: Any = 1, concurrency: Any = 8, *, column: Any = None, fixed: Mapping[str, Any] | None = None
+) -> BatchArgs:
+    """Every check of batch's own arguments, in one place and pure, as ``check_compare`` for compare."""
+    _check_runs(n, concurrency)
     pairs, indexed = _items(prompts, column)
     _check_total("batch", {"prompts": len(pairs), "n": n})
-    call, params = _split(fixed)
+    call, params = _split(fixed or {})
+    return BatchArgs(n, concurrency, call, params, pairs, indexed)
+
+
+def _batch_cells(args: BatchArgs) -> tuple[list[Cell], list[str]]:
+    """One cell per prompt and run; runs of one prompt form a group (for the divergence)."""
     cells: list[Cell] = []
-    for position, (label, prompt) in enumerate(pairs):
+    for position, (label, prompt) in enumerate(args.pairs):
         shown = prompt if isinstance(prompt, str) else _last_user_text(prompt)
-        for run in range(n):
+        for run in range(args.n):
             labels = {"item": label, "prompt": shown, "run": run}
-            cells.append(Cell(len(cells), prompt, position, labels, dict(params)))
-    return cells, call, ["item", "prompt", "run"], indexed and n == 1
+            cells.append(Cell(len(cells), prompt, position, labels, dict(args.params)))
+    return cells, ["item", "prompt", "run"]
 
 
 def _indexed(df: pd.DataFrame, by_item: bool) -> pd.DataFrame:
-    """For a Series/DataFrame input with one run per prompt, the result is indexed like the input (joinable)."""
+    """The result indexed by ``item`` (``BatchArgs.by_item``), or as it is."""
     if by_item:
         df = df.set_index("item")
         df.index.name = None
@@ -513,9 +568,10 @@ def batch(
 ) -> pd.DataFrame:
     """Run every prompt (a list, a Series, or ``column`` of a DataFrame), ``n`` times each, ``concurrency`` at a
     time, with the same ``**params``; one row per run, in input order (see the module docstring)."""
-    cells, call, labels, by_item = _batch_cells(prompts, n, concurrency, column, dict(params))
-    _validate(cells, call)
-    return _indexed(_table(cells, _run_sync(cells, call, concurrency, "batch", progress), labels), by_item)
+    args = check_batch(prompts, n, concurrency, column=column, fixed=params)
+    cells, labels = _batch_cells(args)
+    _validate(cells, args.call)
+    return _indexed(_table(cells, _run_sync(cells, args.call, concurrency, "batch", progress), labels), args.by_item)
 
 
 async def abatch(
@@ -528,6 +584,8 @@ async def abatch(
     **params: Any,
 ) -> pd.DataFrame:
     """``batch`` for ``await``."""
-    cells, call, labels, by_item = _batch_cells(prompts, n, concurrency, column, dict(params))
-    _validate(cells, call)
-    return _indexed(_table(cells, await _run_async(cells, call, concurrency, "batch", progress), labels), by_item)
+    args = check_batch(prompts, n, concurrency, column=column, fixed=params)
+    cells, labels = _batch_cells(args)
+    _validate(cells, args.call)
+    run = await _run_async(cells, args.call, concurrency, "batch", progress)
+    return _indexed(_table(cells, run, labels), args.by_item)
