@@ -1,8 +1,8 @@
-"""wm.compare / wm.batch before anything is sent: their argument checks, and one run's row.
+"""wm.compare / wm.batch before anything is sent: their argument checks, one run's row, the keywords they pass on.
 
 Pure functions, no server: ``check_compare`` / ``check_batch`` (every check of the sweep's own arguments, each error
 naming the parameter, its value and what is allowed), ``run_row`` (one run's result columns, the shared ones from
-``rows.response_row``).
+``rows.response_row``), and the call keywords, declared once in ``params.CHAT_KEYWORDS``.
 """
 
 from __future__ import annotations
@@ -143,3 +143,14 @@ def test_run_row_of_a_failed_run():
     assert broken["text"] == "Hello" and broken["latency_s"] == 2.5 and broken["complete"] is False
     assert broken["error"] == "StreamError: cut" and broken["response"] is partial
     assert broken["prompt_tokens"] == 3
+
+
+# -- the call keywords, declared once -----------------------------------------------------------------------
+def test_compare_and_batch_pass_on_the_declared_keywords():
+    assert set(params.CHAT_KEYWORDS) - {"model"} == sweeps.CALL_KEYWORDS
+    everything = {name: object() for name in params.CHAT_KEYWORDS}
+    compare = sweeps.check_compare("hi", fixed=everything)
+    assert set(compare.call) == sweeps.CALL_KEYWORDS and compare.params == {}
+    assert compare.axes["model"] == [everything["model"]]
+    batch = sweeps.check_batch(["hi"], fixed=everything)
+    assert set(batch.call) == sweeps.CALL_KEYWORDS and batch.params == {"model": everything["model"]}

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import client
 from ..core.errors import InvalidParameterError, WcodeError, warn_user
+from ..core.params import CHAT_KEYWORDS
 from ..core.response import Response
 from ..core.sendable import check_headers
 from .rows import response_row
@@ -41,10 +42,10 @@ MAX_CONCURRENCY = 64  # the client's connection pool: more would only queue insi
 # millions of cells, which are built in memory before the first request; 10,000 is already hours of requests at
 # the default concurrency of 8 (and a bill on wcode.net), and every run keeps its Response in the table.
 MAX_RUNS = 10_000
-# achat's own keywords; everything else in **fixed is a request parameter checked against params.PARAMS
-CALL_KEYWORDS = frozenset(
-    {"system", "stream", "base_url", "api_key", "timeout", "deadline", "headers", "extra_body", "on_event"}
-)
+# achat's own keywords (params.CHAT_KEYWORDS, the one declaration chat and achat take theirs from) but model,
+# which compare sweeps and batch sends per cell with the request parameters; everything else in **fixed is a
+# request parameter checked against params.PARAMS
+CALL_KEYWORDS = frozenset(CHAT_KEYWORDS) - {"model"}
 RESULT_COLUMNS = (
     "text",
     "reasoning",
