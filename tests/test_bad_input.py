@@ -259,7 +259,7 @@ def test_a_sweep_at_the_limit_is_not_refused_for_its_size(session):
     from wcode_magic.analysis import sweeps
 
     fixed = {"model": "local/ngram"}
-    cells, _, _ = sweeps._compare_cells("hi", None, [0, 1], range(5000), 1, 8, None, dict(fixed))
+    cells, _ = sweeps._compare_cells(sweeps.check_compare("hi", None, [0, 1], range(5000), fixed=fixed))
     assert len(cells) == sweeps.MAX_RUNS == 10_000
     with pytest.raises(InvalidParameterError, match="10,002 runs"):
-        sweeps._compare_cells("hi", None, [0, 1], range(5001), 1, 8, None, dict(fixed))
+        sweeps.check_compare("hi", None, [0, 1], range(5001), fixed=fixed)

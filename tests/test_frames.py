@@ -252,6 +252,66 @@ def test_label_probs_pools_case_and_leading_space():
         frames.label_probs(r, ["Yes"], position=9)
 
 
+def test_check_labels_gives_the_pooling_keys_and_names_what_is_wrong():
+    assert frames.check_labels(("Yes", " no ")) == (["Yes", " no "], ["yes", "no"])
+    for bad in ([], ["Yes", "  "], ["Yes", 1], ["Yes", "YES "]):
+        with pytest.raises(InvalidParameterError) as info:
+            frames.check_labels(bad)
+        assert info.value.param == "labels" and info.value.value == list(bad)
+
+
+def test_choose_position_skips_blank_tokens_and_checks_the_range():
+    blank = [alt(" ", -0.1)]
+    r = respond([(" ", entry(" ", -0.1, blank)), ("\n", entry("\n", -0.1, blank)), ("A", entry("A", -0.1, []))])
+    cols = r.logprob_columns("content")
+    assert frames.choose_position(cols, None) == 2
+    assert frames.choose_position(cols, 0) == 0
+    only_blank = respond([(" ", entry(" ", -0.1, blank))]).logprob_columns("content")
+    assert frames.choose_position(only_blank, None) == 0
+    with pytest.raises(InvalidParameterError, match=r"position=3 .* 3 tokens \(0\.\.2\)") as info:
+        frames.choose_position(cols, 3)
+    assert info.value.param == "position" and info.value.value == 3
+    with pytest.raises(InvalidParameterError, match="position=-1"):
+        frames.choose_position(cols, -1)
+
+
+def test_known_at_reads_one_position_and_adds_a_missing_sampled_token():
+    r = respond(
+        [
+            ("a", entry("a", -0.5, [alt("a", -0.5), alt("b", -1.0)])),
+            ("c", entry("c", -4.0, [alt("d", -0.2), alt("e", -2.0)])),  # the sampled token is not listed
+        ]
+    )
+    cols = r.logprob_columns("content")
+    assert frames.known_at(cols, 0) == ("a", [("a", -0.5), ("b", -1.0)])
+    assert frames.known_at(cols, 1) == ("c", [("d", -0.2), ("e", -2.0), ("c", -4.0)])
+
+
+def test_pool_labels_matches_whole_labels_or_one_label_by_prefix():
+    keys = ["positive", "negative", "neutral"]
+    known = [("Positive", math.log(0.4)), (" positive", math.log(0.1)), ("Neg", math.log(0.2)), ("Ne", math.log(0.1))]
+    known += [(None, math.log(0.05)), ("x", math.log(0.05))]
+    exact = frames.pool_labels(known, keys, prefix=False)
+    assert exact.mass == pytest.approx([0.5, 0.0, 0.0]) and exact.tokens == [["Positive", " positive"], [], []]
+    assert exact.other == pytest.approx(0.4) and exact.listed == pytest.approx(0.9)
+    by_prefix = frames.pool_labels(known, keys, prefix=True)  # "Ne" starts two labels: it counts for neither
+    assert by_prefix.mass == pytest.approx([0.5, 0.2, 0.0]) and by_prefix.tokens[1] == ["Neg"]
+    assert by_prefix.other == pytest.approx(0.2)
+    assert frames.pool_labels([("neutral", 0.0)], keys, prefix=True).mass == [0.0, 0.0, 1.0]
+
+
+def test_label_frame_rows_sum_to_one_and_shares_are_among_the_labels():
+    df = frames.label_frame(["a", "b"], frames.LabelMass([0.3, 0.0], [["A"], []], other=0.2, listed=0.5))
+    assert df["label"].tolist() == ["a", "b", "(other listed)", "(not listed)"]
+    assert df["prob"].tolist() == pytest.approx([0.3, 0.0, 0.2, 0.5]) and df["prob"].sum() == pytest.approx(1.0)
+    assert df["logprob"].iloc[0] == pytest.approx(math.log(0.3)) and df["logprob"].iloc[1] == -math.inf
+    assert df["share"].iloc[:2].tolist() == [1.0, 0.0] and df["share"].iloc[2:].isna().all()
+    assert df["tokens"].tolist() == [["A"], [], [], []]
+    rounding = frames.label_frame(["a"], frames.LabelMass([1.0], [["a"]], listed=1.0 + 1e-12))
+    assert rounding["prob"].iloc[-1] == 0.0  # never a negative "not listed"
+    assert frames.label_frame(["a"], frames.LabelMass([0.0], [[]], other=1.0, listed=1.0))["share"].isna().all()
+
+
 # -- the local model's real logprobs ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def local_response(local_url):

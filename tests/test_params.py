@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import pytest
 
-from wcode_magic.core import catalog, params
+from wcode_magic.core import catalog, client, params
 from wcode_magic.core.errors import InvalidParameterError, WcodeWarning
 
 
@@ -180,6 +181,12 @@ def test_a_misspelt_keyword_suggests_the_callers_own_keywords():
     for typo, meant in (("modle", "model"), ("sytem", "system"), ("base_ulr", "base_url"), ("on_evnt", "on_event")):
         with pytest.raises(InvalidParameterError, match=f"Did you mean '{meant}'"):
             params.validate({typo: 1}, also=params.CHAT_KEYWORDS)
+
+
+@pytest.mark.parametrize("function", [client.chat, client.achat], ids=["chat", "achat"])
+def test_chat_and_achat_take_exactly_the_declared_keywords(function):
+    own = [p.name for p in inspect.signature(function).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert tuple(own) == params.CHAT_KEYWORDS
 
 
 # -- what JSON can carry (core/sendable.py): the pure check behind every parameter and the whole body ------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InvalidParameterError, warn_user
@@ -413,6 +414,105 @@ def _label_key(text: str) -> str:
     return text.strip().casefold()
 
 
+def check_labels(labels: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The labels as a list and the key each pools under (stripped, case-folded); InvalidParameterError for none,
+    a blank or non-string label, or two labels with the same key."""
+    labels = list(labels)
+    if not labels or not all(isinstance(x, str) and x.strip() for x in labels):
+        raise InvalidParameterError(
+            f"labels must be a non-empty list of non-blank strings; got {labels!r}.", param="labels", value=labels
+        )
+    keys = [_label_key(x) for x in labels]
+    if len(set(keys)) != len(keys):
+        raise InvalidParameterError(
+            f"labels {labels!r} collide once case and spaces are pooled; give distinct labels.",
+            param="labels",
+            value=labels,
+        )
+    return labels, keys
+
+
+def choose_position(cols: LogprobColumns, position: int | None) -> int:
+    """The answer token to read: ``position`` checked against the answer's length, or by default the first token
+    with visible text (0 when there is none)."""
+    n = len(cols)
+    if position is None:
+        texts = texts_from(cols.tokens, cols.bytes)
+        position = next((i for i, t in enumerate(texts) if t.strip()), 0)
+    if not 0 <= position < n:
+        raise InvalidParameterError(
+            f"position={position} is outside the answer's {n} tokens (0..{n - 1}).", param="position", value=position
+        )
+    return position
+
+
+def known_at(cols: LogprobColumns, position: int) -> tuple[str, list[tuple[str | None, float]]]:
+    """(sampled token, known tokens) at one position: the listed alternatives as (token, logprob), plus the sampled
+    token when the provider left it out. Read from the flat columns: no decode of every entry for one token."""
+    sampled = cols.tokens[position] or ""
+    known = [(a["token"], a["logprob"]) for a in cols.alternatives(position, sum(cols.counts[:position]))]
+    if not any(token == sampled for token, _ in known):
+        known.append((sampled, normalize_logprob(cols.logprobs[position])))
+    return sampled, known
+
+
+def _label_of(token: str | None, keys: Sequence[str], prefix: bool) -> int | None:
+    """Index of the label a token counts for: its key equals the label's, or with ``prefix`` it starts exactly one
+    label's key; None for no label."""
+    key = _label_key(token or "")
+    if key in keys:
+        return keys.index(key)
+    if prefix and key:
+        starts = [i for i, k in enumerate(keys) if k.startswith(key)]
+        if len(starts) == 1:
+            return starts[0]
+    return None
+
+
+@dataclass
+class LabelMass:
+    """Probability pooled per label at one position, what the listed tokens matching no label hold, and all the
+    listed (known) tokens hold together."""
+
+    mass: list[float]
+    tokens: list[list[str | None]]
+    other: float = 0.0
+    listed: float = 0.0
+
+
+def pool_labels(known: Iterable[tuple[str | None, float]], keys: Sequence[str], *, prefix: bool) -> LabelMass:
+    """Add up each known token's probability under the label it counts for (see ``_label_of``), or as other."""
+    pooled = LabelMass([0.0] * len(keys), [[] for _ in keys])
+    for token, logprob in known:
+        p = math.exp(logprob)
+        pooled.listed += p
+        hit = _label_of(token, keys, prefix)
+        if hit is None:
+            pooled.other += p
+        else:
+            pooled.mass[hit] += p
+            pooled.tokens[hit].append(token)
+    return pooled
+
+
+LABEL_COLUMNS = ("label", "prob", "logprob", "share", "tokens")
+
+
+def label_frame(labels: Sequence[str], pooled: LabelMass) -> pd.DataFrame:
+    """One row per label, then ``(other listed)`` and ``(not listed)`` (1 minus the listed mass): rows sum to 1."""
+    import pandas as pd
+
+    in_labels = sum(pooled.mass)
+    data: dict[str, list[Any]] = {
+        "label": [*labels, "(other listed)", "(not listed)"],
+        "prob": [*pooled.mass, pooled.other, max(0.0, 1.0 - pooled.listed)],
+        "logprob": [math.log(m) if m > 0 else -math.inf for m in pooled.mass] + [math.nan, math.nan],
+        "share": [m / in_labels if in_labels else math.nan for m in pooled.mass] + [math.nan, math.nan],
+        "tokens": [*pooled.tokens, [], []],
+    }
+    return pd.DataFrame(data)
+
+
 def label_probs(
     response: Response, labels: Sequence[str], *, position: int | None = None, prefix: bool = False
 ) -> pd.DataFrame:
@@ -426,65 +526,17 @@ def label_probs(
     """
     import pandas as pd
 
-    labels = list(labels)
-    if not labels or not all(isinstance(x, str) and x.strip() for x in labels):
-        raise InvalidParameterError(
-            f"labels must be a non-empty list of non-blank strings; got {labels!r}.", param="labels", value=labels
-        )
-    keys = [_label_key(x) for x in labels]
-    if len(set(keys)) != len(keys):
-        raise InvalidParameterError(
-            f"labels {labels!r} collide once case and spaces are pooled; give distinct labels.",
-            param="labels",
-            value=labels,
-        )
-    columns = ("label", "prob", "logprob", "share", "tokens")
+    labels, keys = check_labels(labels)
     reason = empty_reason(response)
     cols = None if reason else response.logprob_columns("content")
     if cols is None:
         reason = reason or f"the provider sent no logprobs for the answer (it sent: {response.logprob_segments})"
         _warn_empty(reason)
-        df = pd.DataFrame({c: [] for c in columns})
+        df = pd.DataFrame({c: [] for c in LABEL_COLUMNS})
         df.attrs["reason"] = reason
         return df
-    n = len(cols)
-    if position is None:
-        texts = texts_from(cols.tokens, cols.bytes)
-        position = next((i for i, t in enumerate(texts) if t.strip()), 0)
-    if not 0 <= position < n:
-        raise InvalidParameterError(
-            f"position={position} is outside the answer's {n} tokens (0..{n - 1}).", param="position", value=position
-        )
-
-    # one position's list, read from the flat columns (no decode of every entry for one token)
-    sampled = cols.tokens[position] or ""
-    known = cols.alternatives(position, sum(cols.counts[:position]))
-    if not any(a["token"] == sampled for a in known):
-        known.append({"token": sampled, "logprob": normalize_logprob(cols.logprobs[position])})
-    pooled: list[list[str]] = [[] for _ in labels]
-    mass = [0.0] * len(labels)
-    listed = other = 0.0
-    for alt in known:
-        p = math.exp(alt["logprob"])
-        listed += p
-        key = _label_key(alt["token"] or "")
-        hit = [i for i, k in enumerate(keys) if key == k]
-        if not hit and prefix and key:
-            hit = [i for i, k in enumerate(keys) if k.startswith(key)]
-            hit = hit if len(hit) == 1 else []
-        if hit:
-            mass[hit[0]] += p
-            pooled[hit[0]].append(alt["token"])
-        else:
-            other += p
-    in_labels = sum(mass)
-    data: dict[str, list[Any]] = {
-        "label": [*labels, "(other listed)", "(not listed)"],
-        "prob": [*mass, other, max(0.0, 1.0 - listed)],
-        "logprob": [math.log(m) if m > 0 else -math.inf for m in mass] + [math.nan, math.nan],
-        "share": [m / in_labels if in_labels else math.nan for m in mass] + [math.nan, math.nan],
-        "tokens": [*pooled, [], []],
-    }
-    df = pd.DataFrame(data)
+    position = choose_position(cols, position)
+    sampled, known = known_at(cols, position)
+    df = label_frame(labels, pool_labels(known, keys, prefix=prefix))
     df.attrs.update(position=position, sampled=sampled, logprobs_status=response.logprobs_status)
     return df

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import client
 from ..core.errors import InvalidParameterError, WcodeError, warn_user
+from ..core.params import CHAT_KEYWORDS
 from ..core.response import Response
 from ..core.sendable import check_headers
+from .rows import response_row
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,10 +42,10 @@ MAX_CONCURRENCY = 64  # the client's connection pool: more would only queue insi
 # millions of cells, which are built in memory before the first request; 10,000 is already hours of requests at
 # the default concurrency of 8 (and a bill on wcode.net), and every run keeps its Response in the table.
 MAX_RUNS = 10_000
-# achat's own keywords; everything else in **fixed is a request parameter checked against params.PARAMS
-CALL_KEYWORDS = frozenset(
-    {"system", "stream", "base_url", "api_key", "timeout", "deadline", "headers", "extra_body", "on_event"}
-)
+# achat's own keywords (params.CHAT_KEYWORDS, the one declaration chat and achat take theirs from) but model,
+# which compare sweeps and batch sends per cell with the request parameters; everything else in **fixed is a
+# request parameter checked against params.PARAMS
+CALL_KEYWORDS = frozenset(CHAT_KEYWORDS) - {"model"}
 RESULT_COLUMNS = (
     "text",
     "reasoning",
@@ -90,6 +92,23 @@ def _bad(param: str, value: Any, allowed: str) -> InvalidParameterError:
 def _check_count(name: str, value: Any, high: int | None) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (high is not None and value > high):
         raise _bad(name, value, f"give an integer from 1 to {high}" if high else "give an integer of at least 1")
+
+
+@dataclass(frozen=True)
+class SweepArgs:
+    """What compare and batch both take, checked: runs per cell (``n``), runs at a time (``concurrency``), and the
+    fixed settings split into achat keywords (``call``) and request parameters (``params``)."""
+
+    n: int
+    concurrency: int
+    call: dict[str, Any]
+    params: dict[str, Any]
+
+
+def _check_runs(n: Any, concurrency: Any) -> None:
+    """Runs per cell (at least 1) and how many at a time (1 to MAX_CONCURRENCY, the client's connection pool)."""
+    _check_count("n", n, None)
+    _check_count("concurrency", concurrency, MAX_CONCURRENCY)
 
 
 def _axis(name: str, values: Any) -> list[Any] | None:
@@ -309,6 +328,28 @@ def _label_column(name: str) -> str:
     return f"{name}_param" if name in RESULT_COLUMNS else name
 
 
+# what a run that never got a Response shows; its other Response columns are missing
+NO_RESPONSE = {"text": "", "reasoning": ""}
+
+
+def run_row(out: Outcome, diverge: tuple[int | None, int | None]) -> dict[str, Any]:
+    """One run's RESULT_COLUMNS: the Response's own values as ``rows.response_row`` gives them (the history and
+    ``wm.frame`` rows), then what only a sweep knows: the wall time when the Response has no latency, whether the
+    run ended well (complete and no error), the error, the divergence and the Response itself."""
+    r = out.response
+    shared = response_row(r, when=0.0) if r is not None else NO_RESPONSE
+    row = {name: shared.get(name) for name in RESULT_COLUMNS}
+    row.update(
+        latency_s=out.wall_s if row["latency_s"] is None else row["latency_s"],
+        complete=bool(r is not None and r.complete and out.error is None),
+        error=None if out.error is None else _error_text(out.error),
+        diverge_token=diverge[0],
+        diverge_char=diverge[1],
+        response=r,
+    )
+    return row
+
+
 def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFrame:
     import pandas as pd
 
@@ -322,26 +363,7 @@ def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFra
             continue
         for name in label_columns:
             data[_label_column(name)].append(cell.labels.get(name))
-        r = out.response
-        u = r.usage if r is not None else None
-        values = {
-            "text": r.text if r is not None else "",
-            "reasoning": r.reasoning if r is not None else "",
-            "finish_reason": r.finish_reason if r is not None else None,
-            "prompt_tokens": u.prompt_tokens if u else None,
-            "completion_tokens": u.completion_tokens if u else None,
-            "reasoning_tokens": u.reasoning_tokens if u else None,
-            "total_tokens": u.total_tokens if u else None,
-            "cost": r.cost if r is not None else None,
-            "latency_s": r.latency_s if r is not None and r.latency_s is not None else out.wall_s,
-            "ttft_s": r.ttft_s if r is not None else None,
-            "complete": bool(r is not None and r.complete and out.error is None),
-            "error": _error_text(out.error) if out.error is not None else None,
-            "diverge_token": diverge.get(cell.index, (None, None))[0],
-            "diverge_char": diverge.get(cell.index, (None, None))[1],
-            "response": r,
-        }
-        for name, value in values.items():
+        for name, value in run_row(out, diverge.get(cell.index, (None, None))).items():
             data[name].append(value)
     df = pd.DataFrame(data)
     for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "diverge_token"):
@@ -355,26 +377,39 @@ def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFra
 
 
 # -- compare ----------------------------------------------------------------------------------------------------
-def _compare_cells(
-    prompt: Prompt,
-    models: Any,
-    temperature: Any,
-    seed: Any,
-    n: int,
-    concurrency: int,
-    grid: Mapping[str, Any] | None,
-    fixed: dict[str, Any],
-) -> tuple[list[Cell], dict[str, Any], list[str]]:
+@dataclass(frozen=True)
+class CompareArgs(SweepArgs):
+    """compare's arguments, checked: the prompt and the grid's axes (``model`` first, ``[None]`` for the
+    session's model, then temperature, seed and the ``grid`` axes that are swept)."""
+
+    prompt: Prompt
+    axes: dict[str, list[Any]]
+
+
+def check_compare(
+    prompt: Any,
+    models: Any = None,
+    temperature: Any = None,
+    seed: Any = None,
+    n: Any = 1,
+    concurrency: Any = 8,
+    *,
+    grid: Any = None,
+    fixed: Mapping[str, Any] | None = None,
+) -> CompareArgs:
+    """Every check of compare's own arguments, in one place and pure (no session, nothing sent): an
+    InvalidParameterError names the parameter, its value and what is allowed. The request parameters' values are
+    checked next, by ``_validate``, against the session and the model, still before anything is sent."""
     if not isinstance(prompt, (str, list)) or not prompt:
         raise _bad("prompt", prompt, "give a prompt string or a list of messages")
-    _check_count("n", n, None)
-    _check_count("concurrency", concurrency, MAX_CONCURRENCY)
-    if models is not None and fixed.get("model") is not None:
-        raise _bad("model", fixed["model"], "give either model= or models=, not both")
-    models = _axis("models", models if models is not None else fixed.pop("model", None))
-    fixed.pop("model", None)
-    axes: dict[str, list[Any]] = {}
-    axes["model"] = models or [None]
+    _check_runs(n, concurrency)
+    if grid is not None and not isinstance(grid, Mapping):
+        raise _bad("grid", grid, "give a dict of parameter name -> values to sweep, or None")
+    fixed = dict(fixed or {})
+    model = fixed.pop("model", None)
+    if models is not None and model is not None:
+        raise _bad("model", model, "give either model= or models=, not both")
+    axes = {"model": _axis("models", models if models is not None else model) or [None]}
     for name, values in (("temperature", temperature), ("seed", seed), *(grid or {}).items()):
         if name in axes or name in CALL_KEYWORDS:
             raise _bad("grid", name, "sweep request parameters only, each once")
@@ -385,17 +420,22 @@ def _compare_cells(
             axes[name] = listed
     _check_total("compare", {**{name: len(values) for name, values in axes.items()}, "n": n})
     call, params = _split(fixed)
+    return CompareArgs(n, concurrency, call, params, prompt, axes)
+
+
+def _compare_cells(args: CompareArgs) -> tuple[list[Cell], list[str]]:
+    """One cell per combination of the axes and run; a missing model is shown as the session's."""
     cells: list[Cell] = []
-    names = list(axes)
-    for combo in itertools.product(*axes.values()):
-        for run in range(n):
+    names = list(args.axes)
+    for combo in itertools.product(*args.axes.values()):
+        for run in range(args.n):
             labels = dict(zip(names, combo, strict=True))
-            cell_params = {**params, **{k: v for k, v in labels.items() if v is not None}}
+            cell_params = {**args.params, **{k: v for k, v in labels.items() if v is not None}}
             if labels["model"] is None:
                 labels["model"] = client.SESSION.resolve_model(None)
             labels["run"] = run
-            cells.append(Cell(len(cells), prompt, 0, labels, cell_params))
-    return cells, call, [*names, "run"]
+            cells.append(Cell(len(cells), args.prompt, 0, labels, cell_params))
+    return cells, [*names, "run"]
 
 
 def compare(
@@ -417,9 +457,10 @@ def compare(
     (``max_tokens=100``, ``logprobs=True``) and ``achat`` options (``system``, ``base_url``, ``headers``...).
     A ``grid`` axis named like a result column (``reasoning``) is shown as ``reasoning_param``.
     """
-    cells, call, labels = _compare_cells(prompt, models, temperature, seed, n, concurrency, grid, dict(fixed))
-    _validate(cells, call)
-    return _table(cells, _run_sync(cells, call, concurrency, "compare", progress), labels)
+    args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
+    cells, labels = _compare_cells(args)
+    _validate(cells, args.call)
+    return _table(cells, _run_sync(cells, args.call, concurrency, "compare", progress), labels)
 
 
 async def acompare(
@@ -435,9 +476,10 @@ async def acompare(
     **fixed: Any,
 ) -> pd.DataFrame:
     """``compare`` for ``await`` (a notebook cell with top-level await keeps its Stop button responsive)."""
-    cells, call, labels = _compare_cells(prompt, models, temperature, seed, n, concurrency, grid, dict(fixed))
-    _validate(cells, call)
-    return _table(cells, await _run_async(cells, call, concurrency, "compare", progress), labels)
+    args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
+    cells, labels = _compare_cells(args)
+    _validate(cells, args.call)
+    return _table(cells, await _run_async(cells, args.call, concurrency, "compare", progress), labels)
 
 
 # -- batch ------------------------------------------------------------------------------------------------------
@@ -473,25 +515,43 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return user[-1] if user and isinstance(user[-1], str) else repr(user[-1] if user else messages[-1])
 
 
-def _batch_cells(
-    prompts: Any, n: int, concurrency: int, column: str | None, fixed: dict[str, Any]
-) -> tuple[list[Cell], dict[str, Any], list[str], bool]:
-    _check_count("n", n, None)
-    _check_count("concurrency", concurrency, MAX_CONCURRENCY)
+@dataclass(frozen=True)
+class BatchArgs(SweepArgs):
+    """batch's arguments, checked: the (label, prompt) pairs and whether the labels are the input's pandas index."""
+
+    pairs: list[tuple[Any, Prompt]]
+    indexed: bool
+
+    @property
+    def by_item(self) -> bool:
+        """Whether the result is indexed like the input: a Series or DataFrame, one run per prompt (joinable)."""
+        return self.indexed and self.n == 1
+
+
+def check_batch(
+    prompts: Any, n: Any = 1, concurrency: Any = 8, *, column: Any = None, fixed: Mapping[str, Any] | None = None
+) -> BatchArgs:
+    """Every check of batch's own arguments, in one place and pure, as ``check_compare`` for compare."""
+    _check_runs(n, concurrency)
     pairs, indexed = _items(prompts, column)
     _check_total("batch", {"prompts": len(pairs), "n": n})
-    call, params = _split(fixed)
+    call, params = _split(fixed or {})
+    return BatchArgs(n, concurrency, call, params, pairs, indexed)
+
+
+def _batch_cells(args: BatchArgs) -> tuple[list[Cell], list[str]]:
+    """One cell per prompt and run; runs of one prompt form a group (for the divergence)."""
     cells: list[Cell] = []
-    for position, (label, prompt) in enumerate(pairs):
+    for position, (label, prompt) in enumerate(args.pairs):
         shown = prompt if isinstance(prompt, str) else _last_user_text(prompt)
-        for run in range(n):
+        for run in range(args.n):
             labels = {"item": label, "prompt": shown, "run": run}
-            cells.append(Cell(len(cells), prompt, position, labels, dict(params)))
-    return cells, call, ["item", "prompt", "run"], indexed and n == 1
+            cells.append(Cell(len(cells), prompt, position, labels, dict(args.params)))
+    return cells, ["item", "prompt", "run"]
 
 
 def _indexed(df: pd.DataFrame, by_item: bool) -> pd.DataFrame:
-    """For a Series/DataFrame input with one run per prompt, the result is indexed like the input (joinable)."""
+    """The result indexed by ``item`` (``BatchArgs.by_item``), or as it is."""
     if by_item:
         df = df.set_index("item")
         df.index.name = None
@@ -509,9 +569,10 @@ def batch(
 ) -> pd.DataFrame:
     """Run every prompt (a list, a Series, or ``column`` of a DataFrame), ``n`` times each, ``concurrency`` at a
     time, with the same ``**params``; one row per run, in input order (see the module docstring)."""
-    cells, call, labels, by_item = _batch_cells(prompts, n, concurrency, column, dict(params))
-    _validate(cells, call)
-    return _indexed(_table(cells, _run_sync(cells, call, concurrency, "batch", progress), labels), by_item)
+    args = check_batch(prompts, n, concurrency, column=column, fixed=params)
+    cells, labels = _batch_cells(args)
+    _validate(cells, args.call)
+    return _indexed(_table(cells, _run_sync(cells, args.call, concurrency, "batch", progress), labels), args.by_item)
 
 
 async def abatch(
@@ -524,6 +585,8 @@ async def abatch(
     **params: Any,
 ) -> pd.DataFrame:
     """``batch`` for ``await``."""
-    cells, call, labels, by_item = _batch_cells(prompts, n, concurrency, column, dict(params))
-    _validate(cells, call)
-    return _indexed(_table(cells, await _run_async(cells, call, concurrency, "batch", progress), labels), by_item)
+    args = check_batch(prompts, n, concurrency, column=column, fixed=params)
+    cells, labels = _batch_cells(args)
+    _validate(cells, args.call)
+    run = await _run_async(cells, args.call, concurrency, "batch", progress)
+    return _indexed(_table(cells, run, labels), args.by_item)

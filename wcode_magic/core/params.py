@@ -454,7 +454,9 @@ PARAMS: dict[str, Param] = {
 SAMPLING_IGNORED_BY_REASONERS = ("temperature", "top_p", "frequency_penalty", "presence_penalty")
 
 
-# wm.chat's / wm.achat's own keywords: not request parameters, but what a misspelt keyword most often meant.
+# wm.chat's / wm.achat's own keywords, declared once: not request parameters, but what a misspelt keyword most
+# often meant. chat's and achat's signatures are exactly these (tests/test_params.py holds them to it), and
+# compare and batch pass on these (sweeps.CALL_KEYWORDS) and send the rest as request parameters.
 CHAT_KEYWORDS = (
     "model",
     "system",
