@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import client
 from ..core.errors import InvalidParameterError, WcodeError, warn_user
+from ..core.params import CHAT_KEYWORDS
 from ..core.response import Response
 from ..core.sendable import check_headers
+from ..core.served import OCCURRENCE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,10 +42,8 @@ MAX_CONCURRENCY = 64  # the client's connection pool: more would only queue insi
 # millions of cells, which are built in memory before the first request; 10,000 is already hours of requests at
 # the default concurrency of 8 (and a bill on wcode.net), and every run keeps its Response in the table.
 MAX_RUNS = 10_000
-# achat's own keywords; everything else in **fixed is a request parameter checked against params.PARAMS
-CALL_KEYWORDS = frozenset(
-    {"system", "stream", "base_url", "api_key", "timeout", "deadline", "headers", "extra_body", "on_event"}
-)
+# achat's own keywords (model is an axis); everything else in **fixed is a request parameter (params.PARAMS)
+CALL_KEYWORDS = frozenset(CHAT_KEYWORDS) - {"model"}
 RESULT_COLUMNS = (
     "text",
     "reasoning",
@@ -143,6 +143,8 @@ def _split(fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 def _validate(cells: list[Cell], call: Mapping[str, Any]) -> None:
     """Build every distinct request body once, so a bad value raises before the first request leaves."""
     check_headers(call.get("headers"))
+    if call.get("cache") is not None:
+        client.SETTINGS["cache"].check(call["cache"], "cache")
     seen: set[str] = set()
     for cell in cells:
         key = repr((cell.prompt, sorted(cell.params.items(), key=lambda kv: kv[0])))  # batch: prompts differ
@@ -195,9 +197,17 @@ async def _run(
     user_on_event = call.get("on_event")
     kwargs = {k: v for k, v in call.items() if k != "on_event"}
     failures = 0
+    # the n-th run of an identical request is its n-th repeat: cache=True serves it the n-th stored answer
+    repeats: dict[str, int] = {}
+    occurrence: dict[int, int] = {}
+    for cell in cells:
+        same = repr((cell.prompt, sorted(cell.params.items(), key=lambda kv: kv[0])))
+        occurrence[cell.index] = repeats.get(same, 0)
+        repeats[same] = occurrence[cell.index] + 1
 
     async def one(cell: Cell) -> None:
         nonlocal failures
+        OCCURRENCE.set(occurrence[cell.index])  # this task's own context: no other run sees it
         async with gate:
             started: list[Response] = []
 

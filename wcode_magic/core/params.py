@@ -466,6 +466,7 @@ CHAT_KEYWORDS = (
     "deadline",
     "headers",
     "extra_body",
+    "cache",
 )
 
 
