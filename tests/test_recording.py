@@ -310,3 +310,33 @@ def test_a_cache_lookup_uses_the_index(data_dir, local_url) -> None:
     finally:
         conn.close()
     assert "exchanges_request_hash" in str(plan)
+
+
+def test_the_panel_records_and_replays_at_the_recorded_pace(tmp_path, session, local_url) -> None:
+    from wcode_magic.notebook.panel import Panel
+
+    path = tmp_path / "panel.jsonl"
+    session.update(base_url=local_url, model="local/ngram-thinking")
+
+    async def send(p, prompt):
+        p.send(prompt)
+        await p.wait()
+
+    p = Panel()
+    p.controls.controls["seed"].widget.value = "11"
+    p.controls.controls["max_tokens"].widget.value = "120"
+    try:
+        with wm.record(path):
+            asyncio.run(asyncio.wait_for(send(p, "Tell me about the river."), 60))
+        live = p.response
+        p.new_conversation()
+        seen: list[int] = []
+        p.thinking_text.observe(lambda _: seen.append(len(p.thinking_text.value)), names="value")
+        with wm.replay(path, strict=True, pace="recorded"):
+            asyncio.run(asyncio.wait_for(send(p, "Tell me about the river."), 60))
+        again = p.response
+        assert again.replayed and (again.text, again.reasoning) == (live.text, live.reasoning)
+        assert p.state == "done" and "replayed (recorded " in p.status.value
+        assert len(seen) > 1 and seen == sorted(seen)  # the thinking streamed into the panel, growing
+    finally:
+        p.close()

@@ -419,11 +419,19 @@ class Response:
             parts.append(f"{self.tokens_per_s:.0f} tok/s")
         if self.status != "done":
             parts.append(self.status.upper())
-        if self.replayed or self.cached:  # served without the network: what it says it cost, it cost back then
-            what, made = ("replayed", "recorded") if self.replayed else ("cached", "answered")
-            when = f" ({made} {self.recorded_at[:16].replace('T', ' ')})" if self.recorded_at else ""
-            parts.append(f"{what}{when}, no cost now")
+        served = self.served_note()
+        if served:
+            parts.append(served)
         return " · ".join(parts)
+
+    def served_note(self) -> str | None:
+        """ "replayed (recorded DATE), no cost now" or "cached (answered DATE), ...": for an answer served without
+        the network (its cost is what it cost when it was made); None for one the server just gave."""
+        if not (self.replayed or self.cached):
+            return None
+        what, made = ("replayed", "recorded") if self.replayed else ("cached", "answered")
+        when = f" ({made} {self.recorded_at[:16].replace('T', ' ')} UTC)" if self.recorded_at else ""
+        return f"{what}{when}, no cost now"
 
     def __repr__(self) -> str:
         text = self.text
