@@ -108,6 +108,13 @@ def test_parse_and_differences_are_pure() -> None:
     asked = {"model": "m", "messages": [], "temperature": 0.2, "stream": True}
     assert recording.differences(parsed.request, asked) == ["temperature: recorded 0.7, asked 0.2"]
     assert recording.differences({**parsed.request, "top_k": 3}, asked)[-1] == "top_k: recorded 3, asked not set"
+    one = [{"role": "user", "content": "Why is the sky blue?"}]
+    two = [*one, {"role": "assistant", "content": "Rayleigh."}]
+    assert recording.differences({"messages": one}, {"messages": two}) == ["messages: recorded 1 messages, asked 2"]
+    other = [{"role": "user", "content": "Why is the sea blue?"}, two[1]]
+    assert recording.differences({"messages": two}, {"messages": other}) == [
+        "messages[0].content: recorded 'Why is the sky blue?', asked 'Why is the sea blue?'"
+    ]
 
 
 def test_two_processes_appending_never_interleave(tmp_path) -> None:

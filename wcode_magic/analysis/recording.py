@@ -200,11 +200,31 @@ def differences(recorded: dict[str, Any], asked: dict[str, Any]) -> list[str]:
     a, b = matched_part(recorded), matched_part(asked)
     out = []
     for field in sorted(set(a) | set(b), key=lambda f: (f not in ("model", "messages"), f)):
+        if field == "messages" and isinstance(a.get(field), list) and isinstance(b.get(field), list):
+            out.extend(_message_differences(a[field], b[field]))
+            continue
         if a.get(field) != b.get(field):
             was = _short(a[field]) if field in a else "not set"
             now = _short(b[field]) if field in b else "not set"
             out.append(f"{field}: recorded {was}, asked {now}")
     return out
+
+
+def _message_differences(recorded: list[Any], asked: list[Any]) -> list[str]:
+    """Where two conversations part: their lengths, or the first message (and field) that differs."""
+    if len(recorded) != len(asked):
+        return [f"messages: recorded {len(recorded)} messages, asked {len(asked)}"]
+    for i, (was, now) in enumerate(zip(recorded, asked, strict=True)):
+        if was == now:
+            continue
+        if isinstance(was, dict) and isinstance(now, dict):
+            for field in sorted(set(was) | set(now)):
+                if was.get(field) != now.get(field):
+                    before = _short(was[field]) if field in was else "not set"
+                    after = _short(now[field]) if field in now else "not set"
+                    return [f"messages[{i}].{field}: recorded {before}, asked {after}"]
+        return [f"messages[{i}]: recorded {_short(was)}, asked {_short(now)}"]
+    return []
 
 
 def nearest(exchanges: list[Exchange], asked: dict[str, Any]) -> tuple[Exchange | None, list[str]]:

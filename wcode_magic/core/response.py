@@ -430,7 +430,7 @@ class Response:
         if not (self.replayed or self.cached):
             return None
         what, made = ("replayed", "recorded") if self.replayed else ("cached", "answered")
-        when = f" ({made} {self.recorded_at[:16].replace('T', ' ')} UTC)" if self.recorded_at else ""
+        when = f" ({made} {self.recorded_at[:19].replace('T', ' ')} UTC)" if self.recorded_at else ""
         return f"{what}{when}, no cost now"
 
     def __repr__(self) -> str:
