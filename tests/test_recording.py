@@ -240,6 +240,10 @@ def test_bad_arguments_are_refused_by_name(tmp_path) -> None:
         wm.record(3)
     with pytest.raises(RecordingError, match="does not exist"):
         wm.record(tmp_path / "no" / "such" / "dir.jsonl")
+    with pytest.raises(wm.InvalidParameterError, match="cache='yes' is not allowed: cache takes true or false"):
+        wm.chat("hi", model="local/ngram", cache="yes")
+    with pytest.raises(wm.InvalidParameterError, match="cache takes true or false"):
+        wm.batch(["hi"], model="local/ngram", cache=1, progress=False)
 
 
 # -- keys --------------------------------------------------------------------------------------------------------
@@ -347,3 +351,21 @@ def test_the_panel_records_and_replays_at_the_recorded_pace(tmp_path, session, l
         assert len(seen) > 1 and seen == sorted(seen)  # the thinking streamed into the panel, growing
     finally:
         p.close()
+
+
+def test_a_stopped_answer_is_not_recorded_and_a_broken_one_breaks_again(tmp_path, local_url) -> None:
+    path = tmp_path / "r.jsonl"
+
+    def stop(ev):
+        if ev.kind == "content":
+            raise KeyboardInterrupt
+
+    with wm.record(path):
+        with pytest.raises(wm.StoppedError):
+            ask(local_url, on_event=stop)
+        with pytest.raises(wm.StreamError) as broken:
+            ask(local_url, "What is a star?", headers={"X-Wcode-Fault": "error_after=3"})
+    assert len(lines(path)) == 2  # the header and the broken exchange
+    with wm.replay(path, strict=True), pytest.raises(wm.StreamError, match="mid-stream") as again:
+        ask(local_url, "What is a star?", headers={"X-Wcode-Fault": "error_after=3"})
+    assert again.value.partial.replayed and again.value.partial.text == broken.value.partial.text

@@ -62,8 +62,10 @@ def header(package_version: str, when: float | None = None) -> bytes:
 
 
 def exchange_line(response: Response, when: float | None = None, repeat: int = 0) -> bytes | None:
-    """One exchange as a line (ending in a newline), keys masked; None when nothing came back to replay (a
-    failure before any answer: a refused key, no connection)."""
+    """One exchange as a line (ending in a newline), keys masked; None when there is nothing to replay: a failure
+    before any answer (a refused key, no connection), or an answer the user stopped."""
+    if response.stopped:
+        return None
     wire, body = response.wire, response.wire_body
     if response.echoed_key() or (not wire and body is None):
         if not (response.text or response.reasoning or response.complete):
