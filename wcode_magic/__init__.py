@@ -42,12 +42,15 @@ _EXPORTS: dict[str, str] = {
     "ServerError": "core.errors",
     "StreamError": "core.errors",
     "StoppedError": "core.errors",
+    "ReplayMissError": "core.errors",
     "APIConnectionError": "core.errors",
     "use_local": "core.session",
     "use_wcode": "core.session",
     "auto": "core.session",
     "last": "core.session",
     "history": "analysis.history",
+    "record": "analysis.recorder",
+    "replay": "analysis.recorder",
     "frame": "analysis.frames",
     "label_probs": "analysis.frames",
     "compare": "analysis.sweeps",
@@ -66,6 +69,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_e
     from .analysis.frames import frame, label_probs
     from .analysis.history import history
     from .analysis.plots import plot_confidence
+    from .analysis.recorder import record, replay
     from .analysis.sweeps import abatch, acompare, batch, compare
     from .core.catalog import models
     from .core.client import achat, chat
@@ -77,6 +81,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_e
         InvalidParameterError,
         NotFoundError,
         RateLimitError,
+        ReplayMissError,
         ServerError,
         StoppedError,
         StreamError,
@@ -126,6 +131,25 @@ def _count_and_log(response: Response) -> None:
     history.record(response)
 
 
+def _record(response: Response) -> None:
+    """``wm.record``: the exchange appended to the recording that is on, if any."""
+    from .analysis import recorder
+
+    recorder.note(response)
+
+
+def _serve(request: dict[str, Any], cache: bool | None) -> Any:
+    """Before a request is sent: the recording being replayed (``wm.replay``), then, with ``cache``, the history."""
+    from .analysis import recorder
+
+    served = recorder.serve(request)
+    if served is None and cache:
+        from .analysis import history
+
+        served = history.cached(request)
+    return served
+
+
 def _tokens(response: Response) -> Any:
     from .analysis.frames import tokens
 
@@ -146,6 +170,8 @@ def _show_tokens(response: Response, **kw: Any) -> Any:
 
 hooks.after_call(_remember)
 hooks.after_call(_count_and_log)
+hooks.after_call(_record)
+hooks.serve_from(_serve)
 hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens)
 
 

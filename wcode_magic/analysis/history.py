@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConfigurationError, InvalidParameterError, warn_user
 from ..core.response import Response
+from ..core.served import OCCURRENCE, Served, request_key
 from ..core.settings import SESSION
 from . import rows, stored_logprobs
 
@@ -40,10 +41,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wcode_magic.history")
 
-_INTEGER = {"prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "complete"}
+_INTEGER = {"prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "complete", "repeat", "cached"}
 _REAL = {"time", "cost", "latency_s", "ttft_s", "mean_logprob", "perplexity", "min_prob"}
-_JSON = ("params", "messages", "error")  # stored as JSON text; logprobs have their own format (stored_logprobs)
-EXTRA_COLUMNS = ("response_id", "messages", "logprobs", "error")
+_JSON = ("params", "messages", "error")
+_NULLABLE_TEXT = (
+    "request_hash",
+    "replayed",
+)  # None where missing (as error), whether or not some row has one  # stored as JSON text; logprobs have their own format (stored_logprobs)
+EXTRA_COLUMNS = ("response_id", "messages", "logprobs", "error", "request_hash", "repeat", "cached", "replayed")
 ALL_COLUMNS = (*rows.COLUMNS, *EXTRA_COLUMNS)
 
 _CALLER_WAIT_MS = 20  # the longest a recording call waits for another process's lock before queueing the row
@@ -99,7 +104,19 @@ def _add_error(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE exchanges ADD COLUMN error TEXT")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_exchanges, _add_error)
+def _add_request_hash(conn: sqlite3.Connection) -> None:
+    """3: the request's hash (``served.request_key``) and which repeat of it the row answered (the run of a
+    compare/batch, 0 elsewhere), indexed, so ``cache=True`` finds an identical completed request without a scan;
+    whether a row was served from the cache (``cached``) or a recording (``replayed``: the date it was recorded).
+    Rows written before have no hash and are never served from the cache."""
+    conn.execute("ALTER TABLE exchanges ADD COLUMN request_hash TEXT")
+    conn.execute("ALTER TABLE exchanges ADD COLUMN repeat INTEGER")
+    conn.execute("ALTER TABLE exchanges ADD COLUMN cached INTEGER")
+    conn.execute("ALTER TABLE exchanges ADD COLUMN replayed TEXT")
+    conn.execute("CREATE INDEX IF NOT EXISTS exchanges_request_hash ON exchanges (request_hash, repeat)")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_exchanges, _add_error, _add_request_hash)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -147,6 +164,10 @@ def connect(path: Path | None = None, *, shared: bool = False, wait_ms: int = _W
         conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # WAL persists in the file: set it once
             conn.execute("PRAGMA journal_mode = WAL")
+        # No fsync per row: in WAL mode the file stays consistent whatever happens, and a killed kernel loses
+        # nothing; only the last rows before a power cut or an OS crash may be lost. A row per call with a sync
+        # each took ~4 ms on this machine's disk, most of a 1,000-run sweep answered from the cache.
+        conn.execute("PRAGMA synchronous = NORMAL")
         migrate(conn, path)
     except BaseException:
         conn.close()
@@ -162,6 +183,10 @@ def row_for(response: Response) -> dict[str, Any]:
     row["messages"] = response.request.get("messages", [])
     row["logprobs"] = stored_logprobs.dumps(response.logprob_columns("content"))
     row["error"] = response.error
+    row["request_hash"] = request_key(response.request)
+    row["repeat"] = OCCURRENCE.get()  # observers run in the call's own context (its task in a sweep)
+    row["cached"] = int(response.cached)
+    row["replayed"] = (response.recorded_at or "?") if response.replayed else None
     return row
 
 
@@ -175,6 +200,70 @@ def record(response: Response) -> None:
         _WRITER.failed(db_path(), e)
         return
     _WRITER.write(db_path(), values)
+
+
+_CACHED_COLUMNS = (
+    "time",
+    "model",
+    "text",
+    "reasoning",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "latency_s",
+    "ttft_s",
+    "response_id",
+    "logprobs",
+)
+# the oldest complete answer the server gave (not itself served from the cache or a recording) to the same repeat
+# of the same request: the same answer however often the notebook runs, and a sweep's n runs their own n answers
+_CACHED = (
+    f"SELECT {', '.join(_CACHED_COLUMNS)} FROM exchanges WHERE request_hash = ? AND repeat = ? AND complete = 1 "
+    "AND status = 'done' AND NOT cached AND replayed IS NULL ORDER BY id LIMIT 1"
+)
+
+
+def cached(request: dict[str, Any]) -> Served | None:
+    """``cache=True``: the stored answer to a request identical to ``request`` (the body as sent, keys masked), as
+    a non-streamed body to fold; None when there is none (or the history cannot be read: then it is sent)."""
+    path = db_path()
+    if not path.exists():
+        return None
+    with _WRITER.lock:
+        try:
+            conn = _WRITER.connection(path, _CALLER_WAIT_MS)
+            found = conn.execute(_CACHED, (request_key(request), OCCURRENCE.get())).fetchone()
+        except (sqlite3.Error, HistoryError) as e:
+            _WRITER.close()
+            log.info("cache: could not read %s (%s); the request is sent", path, e)
+            return None
+    if found is None:
+        return None
+    row = dict(zip(_CACHED_COLUMNS, found, strict=True))
+    message: dict[str, Any] = {"role": "assistant", "content": row["text"] or ""}
+    if row["reasoning"]:
+        message["reasoning"] = row["reasoning"]
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": row["finish_reason"]}
+    entries = stored_logprobs.loads(row["logprobs"])
+    if entries:
+        choice["logprobs"] = {"content": entries}
+    usage: dict[str, Any] = {
+        k: row[k] for k in ("prompt_tokens", "completion_tokens", "total_tokens") if row[k] is not None
+    }
+    if row["reasoning_tokens"] is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": row["reasoning_tokens"]}
+    body = {"id": row["response_id"], "object": "chat.completion", "model": row["model"], "choices": [choice]}
+    if usage:
+        body["usage"] = usage
+    return Served(
+        "cached",
+        body=json.dumps(body, ensure_ascii=False),
+        ttft_s=row["ttft_s"],
+        latency_s=row["latency_s"],
+        recorded_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["time"])) if row["time"] else None,
+    )
 
 
 def flush(timeout: float = _READ_FLUSH_S) -> int:
@@ -440,9 +529,11 @@ def history(n: int | None = None) -> pd.DataFrame:
             elif name in _JSON and value is not None:
                 value = json.loads(value)
             columns[name].append(value)
-    frame = pd.DataFrame(columns)
+    frame = pd.DataFrame({k: pd.Series(v, dtype=object) if k in _NULLABLE_TEXT else v for k, v in columns.items()})
     frame["time"] = pd.to_datetime(frame["time"], unit="s")
     frame["complete"] = frame["complete"].astype(bool)
+    frame["cached"] = frame["cached"].fillna(0).astype(bool)
+    frame["repeat"] = frame["repeat"].astype("Int64")  # <NA> for rows written before it was kept
     return frame
 
 

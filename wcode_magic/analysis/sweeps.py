@@ -32,6 +32,7 @@ from ..core.errors import InvalidParameterError, WcodeError, warn_user
 from ..core.params import CHAT_KEYWORDS
 from ..core.response import Response
 from ..core.sendable import check_headers
+from ..core.served import OCCURRENCE
 from .rows import response_row
 
 if TYPE_CHECKING:
@@ -162,6 +163,8 @@ def _split(fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 def _validate(cells: list[Cell], call: Mapping[str, Any]) -> None:
     """Build every distinct request body once, so a bad value raises before the first request leaves."""
     check_headers(call.get("headers"))
+    if call.get("cache") is not None:
+        client.SETTINGS["cache"].check(call["cache"], "cache")
     seen: set[str] = set()
     for cell in cells:
         key = repr((cell.prompt, sorted(cell.params.items(), key=lambda kv: kv[0])))  # batch: prompts differ
@@ -214,9 +217,17 @@ async def _run(
     user_on_event = call.get("on_event")
     kwargs = {k: v for k, v in call.items() if k != "on_event"}
     failures = 0
+    # the n-th run of an identical request is its n-th repeat: cache=True serves it the n-th stored answer
+    repeats: dict[str, int] = {}
+    occurrence: dict[int, int] = {}
+    for cell in cells:
+        same = repr((cell.prompt, sorted(cell.params.items(), key=lambda kv: kv[0])))
+        occurrence[cell.index] = repeats.get(same, 0)
+        repeats[same] = occurrence[cell.index] + 1
 
     async def one(cell: Cell) -> None:
         nonlocal failures
+        OCCURRENCE.set(occurrence[cell.index])  # this task's own context: no other run sees it
         async with gate:
             started: list[Response] = []
 

@@ -2,6 +2,8 @@
 
 Fed by a client observer, so wm.chat, the magics and the panel all count. Counts only what the server reported
 (a stream stopped before its usage chunk adds a call but no tokens) and sums cost only where a price is known.
+An answer served without the network (``wm.replay``, ``cache=True``) costs nothing: it counts in ``served``, and
+what it cost when it was made in ``saved_cny`` instead of ``cost_cny``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from ..core.response import Response
 if TYPE_CHECKING:
     import pandas as pd
 
-FIELDS = ("calls", "prompt_tokens", "reasoning_tokens", "answer_tokens", "total_tokens", "cost_cny")
+FIELDS = (
+    "calls",
+    "prompt_tokens",
+    "reasoning_tokens",
+    "answer_tokens",
+    "total_tokens",
+    "cost_cny",
+    "served",
+    "saved_cny",
+)
 _totals: dict[str, dict[str, float]] = {}
 _lock = threading.Lock()  # observers run in the client's worker thread as well as the kernel's
 
@@ -30,7 +41,11 @@ def add(response: Response) -> None:
         row["reasoning_tokens"] += u.reasoning_tokens or 0
         row["answer_tokens"] += u.answer_tokens or 0
         row["total_tokens"] += u.total_tokens or 0
-        row["cost_cny"] += response.cost or 0.0
+        if response.replayed or response.cached:
+            row["served"] += 1
+            row["saved_cny"] += response.cost or 0.0
+        else:
+            row["cost_cny"] += response.cost or 0.0
 
 
 def totals() -> dict[str, dict[str, float]]:

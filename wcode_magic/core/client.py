@@ -342,6 +342,7 @@ class _Call:
         extra_body: Mapping[str, Any] | None,
         call_params: Mapping[str, Any],
         deadline: Any = SESSION_DEFAULT,
+        cache: bool | None = None,
     ) -> None:
         self.body = build_request(
             prompt_or_messages,
@@ -375,6 +376,15 @@ class _Call:
         self.response = Response(scrub_all(self.body, known), base_url=self.base_url, secrets=known)
         self.attempt = 0
         self.done = False
+        if hooks.wire_kept():  # a recording is on: keep the stream's events and their times
+            self.response.wire = []
+        cache = SESSION.cache if cache is None else SETTINGS["cache"].check(cache, "cache")
+        # a recording being replayed, or the cache, may answer instead of the server (a strict replay's miss raises)
+        self.served = hooks.serve(self.response.request, cache)
+        if self.served is not None:
+            self.response.replayed = self.served.source == "replayed"
+            self.response.cached = self.served.source == "cached"
+            self.response.recorded_at = self.served.recorded_at
         self.emit([Event("start", self.response)])
 
     def emit(self, events: list[Event]) -> None:
@@ -438,6 +448,8 @@ class _Call:
         """Fold one SSE data field; True at ``[DONE]``. Raises StreamError on a malformed or error event."""
         if not data:
             return False
+        if self.response.wire is not None:
+            self.response.wire.append((time.perf_counter() - self.response.started, data))
         if data == DONE:
             self.done = True
             return True
@@ -486,6 +498,8 @@ class _Call:
 
     def whole(self, raw: bytes) -> None:
         """A non-streamed answer (or a server that ignored ``stream: true``) folds like one big chunk."""
+        if self.response.wire is not None:
+            self.response.wire_body = raw.decode("utf-8", "replace")
         try:
             data = loads(raw)
         except ValueError:
@@ -581,6 +595,31 @@ class _Call:
             self.response.finish(complete=False)
         if e.partial is None and (self.response.text or self.response.reasoning):
             e.partial = self.response
+
+    def served_answer(self) -> list[tuple[float, str]]:
+        """Start folding the served answer: its body at once, or its events to pace; timings as recorded after."""
+        served = self.served
+        assert served is not None
+        if served.body is not None:
+            self.whole(served.body.encode("utf-8", "surrogatepass"))
+            return []
+        return served.events
+
+    def served_wait(self, at: float) -> float:
+        """Seconds to wait before the event recorded ``at`` seconds in: 0 at instant pace."""
+        if self.served is None or self.served.pace != "recorded":
+            return 0.0
+        return max(0.0, self.response.started + at - time.perf_counter())
+
+    def served_end(self) -> None:
+        """A served stream's end, then the timings it was recorded with (what the user saw when it was made)."""
+        served = self.served
+        assert served is not None
+        if served.body is None:
+            self.end_of_stream()
+        r = self.response
+        r.ttft_s = served.ttft_s if served.ttft_s is not None else r.ttft_s
+        r.latency_s = served.latency_s if served.latency_s is not None else r.latency_s
 
     def stopped(self) -> Response:
         """Mark the Response stopped, unless the answer was already complete (a stop while the body's end after
@@ -708,6 +747,7 @@ async def achat(
     deadline: float | None = SESSION_DEFAULT,
     headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    cache: bool | None = None,
     **call_params: Any,
 ) -> Response:
     """Send one chat request and return its Response.
@@ -715,7 +755,9 @@ async def achat(
     ``on_event`` first receives ``Event("start", response)`` (so a caller holds the partial Response even if
     it is cancelled), then every reasoning/content/logprobs/usage/finish event as it arrives. ``timeout`` is
     the gap allowed between stream reads (the whole wait for a non-streamed answer); ``deadline`` the seconds
-    for the whole call (default: the session's ``deadline``; None: no limit). Parameters are validated before
+    for the whole call (default: the session's ``deadline``; None: no limit). ``cache=True`` answers a request
+    identical to one already completed from the history instead of sending it (default: the session's ``cache``);
+    while ``wm.replay`` is on, a recorded answer is served first. Parameters are validated before
     anything is sent. Failures after the first token, the deadline included, raise StreamError carrying
     ``.partial``. A kernel interrupt of ``await wm.achat(...)`` in a cell raises StoppedError with ``.partial``,
     as ``wm.chat`` does; any other cancellation re-raises CancelledError, the Response marked stopped either way.
@@ -733,6 +775,7 @@ async def achat(
         extra_body=extra_body,
         call_params=call_params,
         deadline=deadline,
+        cache=cache,
     )
     try:
         await _within_deadline(call)
@@ -789,7 +832,22 @@ def _is_cell_task() -> bool:
     return code is not None and code.co_name == "run_cell_async"
 
 
+async def _aserve(call: _Call) -> None:
+    """Fold a served answer (a replay, the cache) as if it streamed in, at its recorded pace if asked."""
+    for at, data in call.served_answer():
+        wait = call.served_wait(at)
+        if wait:
+            await asyncio.sleep(wait)
+        call.check_deadline()
+        if call.event(data):
+            break
+    call.served_end()
+
+
 async def _asend(call: _Call) -> None:
+    if call.served is not None:
+        await _aserve(call)
+        return
     client = await _async_client(call.base_url, call.key)
     while True:
         call.check_deadline()
@@ -895,6 +953,7 @@ def chat(
     deadline: float | None = SESSION_DEFAULT,
     headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    cache: bool | None = None,
     **call_params: Any,
 ) -> Response:
     """``achat`` for code that is not async, with the same arguments and behaviour.
@@ -915,6 +974,7 @@ def chat(
         extra_body=extra_body,
         call_params=call_params,
         deadline=deadline,
+        cache=cache,
     )
     try:
         _send(call)
@@ -931,7 +991,22 @@ def chat(
     return call.response
 
 
+def _serve(call: _Call) -> None:
+    """``_aserve`` for the sync transport."""
+    for at, data in call.served_answer():
+        wait = call.served_wait(at)
+        if wait:
+            time.sleep(wait)
+        call.check_deadline()
+        if call.event(data):
+            break
+    call.served_end()
+
+
 def _send(call: _Call) -> None:
+    if call.served is not None:
+        _serve(call)
+        return
     client = _sync_client(call.base_url, call.key)
     while True:
         call.check_deadline()

@@ -112,3 +112,16 @@ class StreamError(WcodeError):
 
 class StoppedError(WcodeError):
     """The user stopped the stream (Stop button or kernel interrupt); ``partial`` holds what arrived."""
+
+
+class ReplayMissError(WcodeError):
+    """A strict replay (``wm.replay(path, strict=True)``) was asked a request its recording does not hold.
+
+    Nothing was sent. ``.nearest`` is the closest recorded request (or None for an empty recording) and
+    ``.differences`` the fields that differ, as ``"temperature: recorded 0.7, asked 0.2"``.
+    """
+
+    def __init__(self, message: str, *, nearest: dict[str, Any] | None = None, differences: Any = ()) -> None:
+        super().__init__(message)
+        self.nearest = nearest
+        self.differences = list(differences)

@@ -5,6 +5,9 @@ Two kinds of plug, both filled by the package root (``wcode_magic/__init__.py``)
 - ``after_call``: observers called with every Response when its call ends, complete or not (the history log,
   the usage totals, ``wm.last()``), as httpx's ``event_hooks`` are. An observer that raises is a warning (and a
   log record), never an error: book-keeping never costs an answer that has already arrived.
+- ``serve_from``/``serve``: who answers a request without the network (a replayed recording, the cache), asked
+  by the client before it sends anything; and ``keep_wire``: whether Responses keep their stream's events with
+  their times (only while a recording is on: it costs memory).
 - ``provide``/``provided``: what a ``Response`` method hands over to the analysis layer (``r.tokens()``,
   ``r.alternatives()``, ``r.show_tokens()``): the spine names the job, the root names who does it.
 """
@@ -19,12 +22,15 @@ from .errors import warn_user
 
 if TYPE_CHECKING:
     from .response import Response
+    from .served import Served
 
 Observer = Callable[["Response"], None]
 
 log = logging.getLogger("wcode_magic")
 _observers: list[Observer] = []
 _provided: dict[str, Callable[..., Any]] = {}
+_server: list[Callable[[dict[str, Any], bool | None], Served | None]] = []
+_wire: list[bool] = [False]
 
 
 def after_call(fn: Observer) -> Observer:
@@ -56,3 +62,23 @@ def provided(job: str) -> Callable[..., Any]:
         return _provided[job]
     except KeyError:
         raise LookupError(f"nothing provides {job!r}: import wcode_magic (the package root wires it)") from None
+
+
+def serve_from(fn: Callable[[dict[str, Any], bool | None], Served | None]) -> None:
+    """Register who serves a request without the network: ``fn(request, cache)`` returns a ``Served`` answer, None
+    to send the request, or raises (a strict replay's miss). One server; registering again replaces it."""
+    _server[:] = [fn]
+
+
+def serve(request: dict[str, Any], cache: bool | None) -> Served | None:
+    """The registered server's answer for ``request`` (the body as sent, keys masked), or None."""
+    return _server[0](request, cache) if _server else None
+
+
+def keep_wire(on: bool) -> None:
+    """Whether new Responses keep their stream's data fields and times (``Response.wire``), for a recording."""
+    _wire[0] = on
+
+
+def wire_kept() -> bool:
+    return _wire[0]

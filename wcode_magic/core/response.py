@@ -138,6 +138,13 @@ class Response:
         self._splitter = ThinkSplitter()
         self._last_meta: dict[str, Any] | None = None
         self._joined: dict[str, tuple[int, str]] = {}
+        # served without the network: from a recording (wm.replay) or from the history (cache=True), made then
+        self.replayed = False
+        self.cached = False
+        self.recorded_at: str | None = None
+        # the stream's SSE data fields and their times, kept only while a recording is on (hooks.keep_wire)
+        self.wire: list[tuple[float, str]] | None = None
+        self.wire_body: str | None = None  # a non-streamed answer's body, likewise
 
     # -- folding -------------------------------------------------------------------------------------------
     def feed(self, chunk: dict[str, Any], raw: str | None = None) -> list[Event]:
@@ -242,6 +249,19 @@ class Response:
         self.stopped = stopped
         self.latency_s = time.perf_counter() - self.started
         return out
+
+    def echoed_key(self) -> bool:
+        """Whether the answer or thinking as received held a key (an echo, perhaps split over many pieces): its
+        stream's pieces must then not be kept one by one, as each may hold a part of the key."""
+        return any(
+            s.scrub(joined) != joined
+            for joined in ("".join(self._content), "".join(self._reasoning))
+            for s in self._secrets
+        )
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` (text or JSON) with every key this call could have sent masked, as in what the Response keeps."""
+        return scrub_all(value, self._secrets)
 
     # -- reading -------------------------------------------------------------------------------------------
     def _join(self, name: str, pieces: list[str]) -> str:
@@ -399,7 +419,19 @@ class Response:
             parts.append(f"{self.tokens_per_s:.0f} tok/s")
         if self.status != "done":
             parts.append(self.status.upper())
+        served = self.served_note()
+        if served:
+            parts.append(served)
         return " · ".join(parts)
+
+    def served_note(self) -> str | None:
+        """ "replayed (recorded DATE), no cost now" or "cached (answered DATE), ...": for an answer served without
+        the network (its cost is what it cost when it was made); None for one the server just gave."""
+        if not (self.replayed or self.cached):
+            return None
+        what, made = ("replayed", "recorded") if self.replayed else ("cached", "answered")
+        when = f" ({made} {self.recorded_at[:19].replace('T', ' ')} UTC)" if self.recorded_at else ""
+        return f"{what}{when}, no cost now"
 
     def __repr__(self) -> str:
         text = self.text

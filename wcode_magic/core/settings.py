@@ -109,6 +109,11 @@ class Settings:
         max=3600,
     )
     history: bool = setting(True, "bool", "Keep every exchange in the history database (wm.history()).")
+    cache: bool = setting(
+        False,
+        "bool",
+        "Answer a request identical to one already completed from the history instead of sending it again.",
+    )
     params: dict[str, Any] = field(default_factory=dict)
     deadline: float | None = setting(
         600.0,

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..core import catalog, params, session
 from ..core.conversations import CONVERSATIONS
-from ..core.errors import ConfigurationError, InvalidParameterError
+from ..core.errors import ConfigurationError, InvalidParameterError, WcodeError
 from ..core.keys import clear_key, key_file, key_source, save_key, stored_key
 from ..core.settings import SESSION, SETTINGS, is_wcode
 from . import flags
@@ -166,7 +166,11 @@ def config(args: list[str]) -> str:
         key = stored
     else:
         key = _no_key(SESSION.resolve_model(None))
+    from ..analysis import recorder
+
     hist = f"on, {db_path()}" if enabled() else "off"
+    recording = recorder.recording_path()
+    replaying = recorder.replaying()
     convs = ", ".join(f"{n} ({CONVERSATIONS.get(n).turns} turns)" for n in CONVERSATIONS.names()) or "none yet"
     rows = [
         ("model", SESSION.resolve_model(None)),
@@ -175,6 +179,9 @@ def config(args: list[str]) -> str:
         ("system", SESSION.system or "(none)"),
         ("params", ", ".join(f"{k}={v!r}" for k, v in SESSION.params.items()) or "(server defaults)"),
         ("history", hist),
+        ("cache", "on: identical completed requests are answered from the history" if SESSION.cache else "off"),
+        ("recording", f"into {recording}" if recording else "off"),
+        ("replay", f"{replaying[0]}{', strict' if replaying[1] else ''}, pace {replaying[2]}" if replaying else "off"),
         ("timeouts", f"gap {SESSION.gap_timeout:g} s, connect {SESSION.connect_timeout:g} s"),
         ("retries", f"{SESSION.max_retries}, waits capped at {SESSION.retry_cap_s:g} s"),
         ("conversations", convs),
@@ -214,11 +221,63 @@ def history_(args: list[str]) -> Any:
 
 
 def usage(args: list[str]) -> Any:
-    """Session tokens and cost (CNY) by model."""
+    """Session tokens and cost (CNY) by model; replayed or cached answers cost nothing (saved_cny: their price)."""
     from ..analysis.usage import usage as totals
 
     _no_args("usage", args)
     return totals()
+
+
+def record(args: list[str]) -> str:
+    """``record PATH`` records every exchange from now on into PATH (JSON Lines, no key); ``record off`` stops."""
+    from ..analysis import recorder
+
+    if len(args) != 1:
+        raise Misuse("%wcode record takes one file path (quote it if it has spaces), or off.")
+    if args[0] == "off":
+        was = recorder.recording_path()
+        recorder.record(None)
+        return f"Stopped recording into {was}." if was else "No recording was on."
+    try:
+        recorder.record(args[0])
+    except WcodeError as e:
+        raise CellError(f"%wcode record: {e.message}") from None
+    return f"Recording every exchange into {recorder.recording_path()} (never the key); %wcode record off stops."
+
+
+def replay(args: list[str]) -> str:
+    """``replay PATH [--strict] [--pace recorded]`` answers recorded requests from PATH; ``replay off`` stops."""
+    from ..analysis import recorder
+
+    if args == ["off"]:
+        was = recorder.replaying()
+        recorder.replay(None)
+        return f"Stopped replaying {was[0]}." if was else "No replay was on."
+    paths, strict, pace, rest = [], False, "instant", list(args)
+    while rest:
+        word = rest.pop(0)
+        if word == "--strict":
+            strict = True
+        elif word == "--pace":
+            if not rest:
+                raise Misuse("%wcode replay --pace takes instant or recorded.")
+            pace = rest.pop(0)
+        elif word.startswith("--pace="):
+            pace = word.partition("=")[2]
+        elif word.startswith("-"):
+            raise Misuse(f"%wcode replay: unknown option {word!r} (it takes --strict and --pace recorded).")
+        else:
+            paths.append(word)
+    if len(paths) != 1:
+        raise Misuse("%wcode replay takes one file path (quote it if it has spaces), --strict, --pace; or off.")
+    try:
+        recorder.replay(paths[0], strict=strict, pace=pace)  # type: ignore[arg-type]
+    except WcodeError as e:
+        raise CellError(f"%wcode replay: {e.message}") from None
+    on = recorder.replaying()
+    assert on is not None
+    miss = "a request not in it is an error (nothing is sent)" if strict else "a request not in it is sent"
+    return f"Replaying {on[3]} exchanges from {on[0]} at {pace} pace; {miss}. %wcode replay off stops."
 
 
 def reset(args: list[str]) -> str:
@@ -282,6 +341,8 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "key": key,
     "history": history_,
     "usage": usage,
+    "record": record,
+    "replay": replay,
     "reset": reset,
     "help": help_,
     "panel": panel,

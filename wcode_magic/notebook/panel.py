@@ -75,6 +75,9 @@ def status_line(state: str, response: Response | None, pieces: int, now: float |
     cost = response.cost
     if cost is not None:
         parts.append(f"¥{cost:.6f}".rstrip("0").rstrip(".") if cost else "¥0")
+    served = response.served_note()
+    if served:
+        parts.append(served)
     if state == "stopped":
         parts.append(f"kept {len(response.text)} characters of answer and {len(response.reasoning)} of thinking")
     return " · ".join(parts)
