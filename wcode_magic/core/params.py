@@ -468,6 +468,7 @@ CHAT_KEYWORDS = (
     "deadline",
     "headers",
     "extra_body",
+    "schema",
 )
 
 

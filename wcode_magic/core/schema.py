@@ -796,3 +796,73 @@ def parse_spec(text: str) -> dict[str, Any]:
     if reader.peek() is not None:
         reader.fail(f"unexpected {reader.peek()[1]!r} after the last field")  # type: ignore[index]
     return schema
+
+
+# -- the request --------------------------------------------------------------------------------------------------
+def check_call(shape: Schema | None, call_params: Mapping[str, Any]) -> None:
+    """schema= and response_format= in the same call: which one counts would be a guess, so neither."""
+    if shape is not None and call_params.get("response_format") is not None:
+        raise InvalidParameterError(
+            "Give schema= or response_format=, not both: schema= sends its own response_format (json_schema).",
+            param="schema",
+            value=call_params.get("response_format"),
+        )
+
+
+def shape_body(body: dict[str, Any], shape: Schema, *, structured: bool, fallback: bool) -> dict[str, Any]:
+    """The request body asking for answers of ``shape``: response_format json_schema (strict where the schema
+    allows), ``structured_outputs: true`` where the model's server documents it (``structured``); or, as the
+    ``fallback`` for a server that refused json_schema, json_object with the schema in the instructions."""
+    out = dict(body)
+    if not fallback:
+        out["response_format"] = shape.response_format()
+        if structured:
+            out.setdefault("structured_outputs", True)
+        return out
+    out["response_format"] = {"type": "json_object"}
+    if out.get("structured_outputs") is True and structured:
+        del out["structured_outputs"]
+    out["messages"] = with_instructions(out["messages"], shape.instructions())
+    return out
+
+
+def with_instructions(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """The messages with ``text`` added to the system prompt (a new first message when there is none)."""
+    out = [dict(m) for m in messages]
+    if out and out[0].get("role") == "system" and isinstance(out[0].get("content"), str):
+        out[0]["content"] = (out[0]["content"].rstrip() + "\n\n" + text).lstrip()
+        return out
+    return [{"role": "system", "content": text}, *out]
+
+
+_FORMAT_WORDS = re.compile(r"json_schema|response_format|structured.output|json schema", re.IGNORECASE)
+
+
+def is_format_refusal(status: int | None, param: Any, message: str) -> bool:
+    """Whether a server's 400/422 refused the json_schema response format (rather than another parameter)."""
+    if status not in (400, 422):
+        return False
+    return param in ("response_format", "structured_outputs") or bool(_FORMAT_WORDS.search(message or ""))
+
+
+class Refusals:
+    """Servers and models seen refusing json_schema in this session: the next calls go straight to json_object,
+    and the user is told once per model."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+
+    def refused(self, base_url: str, model: str) -> bool:
+        return (base_url, model) in self._seen
+
+    def note(self, base_url: str, model: str) -> bool:
+        """Remember a refusal; True the first time for this model (say so then)."""
+        first = (base_url, model) not in self._seen
+        self._seen.add((base_url, model))
+        return first
+
+    def clear(self) -> None:
+        self._seen.clear()
+
+
+REFUSALS = Refusals()
