@@ -51,6 +51,7 @@ _EXPORTS: dict[str, str] = {
     "history": "analysis.history",
     "frame": "analysis.frames",
     "label_probs": "analysis.frames",
+    "field_probs": "analysis.fieldprobs",
     "compare": "analysis.sweeps",
     "batch": "analysis.sweeps",
     "acompare": "analysis.sweeps",
@@ -64,6 +65,7 @@ __all__ = ["__version__", "load_ipython_extension", *sorted([*_EXPORTS, *_SUBMOD
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_exports.py keeps the two in step)
     from . import local
+    from .analysis.fieldprobs import field_probs
     from .analysis.frames import frame, label_probs
     from .analysis.history import history
     from .analysis.plots import plot_confidence
@@ -148,7 +150,15 @@ def _show_tokens(response: Response, **kw: Any) -> Any:
 
 hooks.after_call(_remember)
 hooks.after_call(_count_and_log)
-hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens)
+
+
+def _field_probs(response: Response) -> Any:
+    from .analysis.fieldprobs import field_probs
+
+    return field_probs(response)
+
+
+hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens, field_probs=_field_probs)
 
 
 def load_ipython_extension(ipython: Any) -> None:
