@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from batch_throughput import MODEL, start_server  # noqa: E402  (also sets the benchmark's own data dirs)
+from batch_throughput import MODEL, start_server
 
 SCHEMA = "label: positive|negative|mixed, reason: str"
 

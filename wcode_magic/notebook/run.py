@@ -90,7 +90,29 @@ def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: 
         "extra_body": options.extra_body or None,
         **options.params,
     }
+    if options.schema is not None:
+        kwargs["schema"] = schema_value(options.schema, shell)
     return Call(options, prompt, conv, kwargs)
+
+
+def schema_value(text: str, shell: Any) -> Any:
+    """What ``--schema`` names: a notebook variable (a dataclass, TypedDict or model class, a dict), JSON Schema
+    text, or a spec string; InvalidParameterError for a name the notebook does not define."""
+    if flags.VARIABLE_NAME.fullmatch(text):
+        head, *rest = text.split(".")
+        namespace = shell.user_ns if shell is not None else {}
+        if head not in namespace:
+            raise errors.InvalidParameterError(
+                f"--schema {text}: no variable {head!r} in the notebook. Define the class first, or give a spec "
+                "such as 'label: yes|no, reason: str' (a spec names each field with its type).",
+                param="schema",
+                value=text,
+            )
+        value = namespace[head]
+        for part in rest:
+            value = getattr(value, part)
+        return value
+    return json.loads(text) if text.lstrip().startswith("{") else text
 
 
 # -- drivers ---------------------------------------------------------------------------------------------------
