@@ -6,8 +6,9 @@ tokens of one JSON value, walking the schema:
 
 - structure (braces, keys, commas, quotes) is fixed, not sampled: logprob 0, the token itself its only alternative,
   as the reasoning opening is;
-- a string is drawn word by word from the trigram model, continuing from the prompt (its first word without the
-  leading space), at most :data:`STRING_TOKENS` tokens or ``maxLength`` characters;
+- a string is drawn word by word from the trigram model, continuing from the prompt: it starts with a word (a
+  punctuation mark or line break drawn first is drawn again; the logprob is the model's for the word drawn) without
+  its leading space, and stays on one line, at most :data:`STRING_TOKENS` tokens or ``maxLength`` characters;
 - an enum (and a boolean, read as the words yes/true and no/false) is one token drawn among the allowed values,
   each weighted by the model's probability of the value's word after the prompt, renormalised over the values
   and shaped by the temperature: the logprobs report exactly these probabilities, every value among the
@@ -35,6 +36,7 @@ from .sampling import History
 
 STRING_TOKENS = 12
 MIN_STRING_TOKENS = 3
+FIRST_WORD_TRIES = 20
 DEFAULT_ITEMS = (1, 3)
 DEFAULT_RANGE = (0, 10)
 FLOAT_STEP = 0.01
@@ -249,8 +251,14 @@ class _Writer:
         yield self.fixed('"')
         length = 0
         context = self.context
-        for count in range(STRING_TOKENS):
+        count = tries = 0
+        while count < STRING_TOKENS:
             token = self.gen._next(context, self.history, self.model.paragraph_id)
+            if count == 0 and not token.text.strip()[:1].isalnum() and tries < FIRST_WORD_TRIES:
+                tries += 1  # a string starts with a word: punctuation or a line break drawn first is drawn again
+                continue
+            if count and "\n" in token.text:
+                break  # one line
             text = token.text.lstrip(" ") if count == 0 else token.text
             if limit is not None and length + len(text) > limit:
                 break
@@ -261,7 +269,8 @@ class _Writer:
                 ids, values = token.top
                 alts = [(_escaped(self.model.vocab[i], count == 0), v) for i, v in zip(ids, values, strict=True)]
             yield JsonToken(_escaped(token.text, count == 0), token.logprob, alts)
-            if count + 1 >= MIN_STRING_TOKENS and token.text in SENTENCE_ENDS:
+            count += 1
+            if count >= MIN_STRING_TOKENS and token.text in SENTENCE_ENDS:
                 break
         self.context = context
         yield self.fixed('"')
