@@ -231,3 +231,49 @@ def test_format_path():
     assert format_path(("items", 2, "name")) == "items[2].name"
     assert format_path(()) == "(the answer)"
     assert format_path(("a b",)) == '["a b"]'
+
+
+# -- the request, pure ------------------------------------------------------------------------------------------------
+def test_shape_body_json_schema_and_the_fallback():
+    from wcode_magic.core.schema import shape_body
+
+    s = to_schema(SPEC)
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    sent = shape_body(body, s, structured=True, fallback=False)
+    assert sent["response_format"] == s.response_format() and sent["structured_outputs"] is True
+    assert "structured_outputs" not in shape_body(body, s, structured=False, fallback=False)
+    fallback = shape_body({**body, "structured_outputs": True}, s, structured=True, fallback=True)
+    assert fallback["response_format"] == {"type": "json_object"} and "structured_outputs" not in fallback
+    assert fallback["messages"][0]["role"] == "system" and '"label"' in fallback["messages"][0]["content"]
+    assert body["messages"] == [{"role": "user", "content": "hi"}]  # the caller's body is left as it was
+
+
+def test_instructions_join_an_existing_system_prompt():
+    from wcode_magic.core.schema import with_instructions
+
+    out = with_instructions([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "q"}], "JSON!")
+    assert out == [{"role": "system", "content": "Be brief.\n\nJSON!"}, {"role": "user", "content": "q"}]
+
+
+@pytest.mark.parametrize(
+    ("status", "param", "message", "refused"),
+    [
+        (400, "response_format", "bad", True),
+        (400, None, "This response_format type is unavailable now", True),
+        (422, None, "json_schema is not supported", True),
+        (400, "temperature", "temperature too high", False),
+        (500, "response_format", "json_schema", False),
+    ],
+)
+def test_what_counts_as_refusing_json_schema(status, param, message, refused):
+    from wcode_magic.core.schema import is_format_refusal
+
+    assert is_format_refusal(status, param, message) is refused
+
+
+def test_check_call_refuses_both():
+    from wcode_magic.core.schema import check_call
+
+    check_call(to_schema(SPEC), {"response_format": None})
+    with pytest.raises(InvalidParameterError, match="not both"):
+        check_call(to_schema(SPEC), {"response_format": {"type": "json_object"}})
