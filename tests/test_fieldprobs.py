@@ -158,3 +158,39 @@ def test_leaves_have_spans():
     text = 'Sure: {"a": [1, {"b": "x y"}], "c": true, "d": {}, "e": ""}'
     found = {tuple(leaf.path): text[leaf.start : leaf.end] for leaf in leaves(text)}
     assert found == {("a", 0): "1", ("a", 1, "b"): "x y", ("c",): "true", ("d",): "{}", ("e",): '""'}
+
+
+THINKING = [
+    _entry("<think>", 0.0, []),
+    _entry("Say {yes}.", L(0.5), []),
+    _entry("</think>", 0.0, []),
+    _entry("\n\n", L(0.9), []),
+    _entry('{"', 0.0, []),
+    _entry("ok", 0.0, []),
+    _entry('": ', 0.0, []),
+    _entry("true", L(0.6), [("true", L(0.6)), ("false", L(0.3)), ("True", L(0.05))]),
+    _entry("}", 0.0, []),
+]
+
+
+@pytest.fixture(scope="module")
+def thinker():
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+    from wire import serve
+
+    async def completions(request):
+        return Response(_stream(THINKING), media_type="text/event-stream")
+
+    server, url = serve(Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])]))
+    yield url
+    server.should_exit = True
+
+
+def test_json_after_an_inline_think_block(thinker):
+    r = wm.chat("?", base_url=thinker, model="qwen/qwen3-8b", schema="ok: bool", logprobs=True, top_logprobs=5)
+    assert r.reasoning == "Say {yes}." and r.parsed == {"ok": True}
+    row = r.field_probs().set_index("path").loc["ok"]
+    assert row["n_tokens"] == 1 and math.isclose(row["prob"], 0.6)
+    assert row["choices"] == pytest.approx({"true": 0.65, "false": 0.3})

@@ -149,6 +149,24 @@ def _runner_up(choices: dict[str, float], value: Any) -> tuple[str | None, float
     return label, p
 
 
+def _offsets(texts: list[str], text: str) -> tuple[list[int | None], list[int | None]]:
+    """Each token's place in the answer text. When the tokens also hold a thinking block the client moved out of
+    the answer (``<think>...</think>`` inline), the answer is the end of what they spell: tokens before it get no
+    place, rather than being aligned by chance with a brace of the JSON."""
+    raw = "".join(texts)
+    if raw != text and text and raw.endswith(text):
+        shift = len(raw) - len(text)
+        starts, ends = char_offsets(texts)
+        return (
+            [
+                None if e is None or e <= shift else max(s or 0, shift) - shift
+                for s, e in zip(starts, ends, strict=True)
+            ],
+            [None if e is None or e <= shift else e - shift for e in ends],
+        )
+    return char_offsets(texts, text)
+
+
 # -- public ---------------------------------------------------------------------------------------------------------
 def field_probs(response: Response) -> pd.DataFrame:
     """One row per leaf value of the JSON answer (see the module docstring): ``path`` (``items[2].name``),
@@ -176,7 +194,7 @@ def field_probs(response: Response) -> pd.DataFrame:
     found = leaves(text)
 
     texts = texts_from(cols.tokens, cols.bytes)
-    starts_l, ends_l = char_offsets(texts, text)
+    starts_l, ends_l = _offsets(texts, text)
     placed = [i for i, s in enumerate(starts_l) if s is not None]  # tokens outside the answer text (a think block)
     starts = np.array([starts_l[i] for i in placed], dtype=np.int64)
     ends = np.array([ends_l[i] for i in placed], dtype=np.int64)
