@@ -242,7 +242,7 @@ async def _run(
                 response = await client.achat(cell.prompt, on_event=on_event, **kwargs, **cell.params)
                 outcomes[cell.index] = Outcome(response, None, time.perf_counter() - t0)
             except Exception as e:  # a failed cell is a row, never the end of the sweep
-                partial = getattr(e, "partial", None) or (started[0] if started else None)
+                partial = getattr(e, "partial", None) or (started[-1] if started else None)
                 outcomes[cell.index] = Outcome(partial, e, time.perf_counter() - t0)
                 failures += 1
                 bar.set_postfix_str(f"{failures} failed", refresh=False)

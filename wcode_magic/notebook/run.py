@@ -118,7 +118,7 @@ def schema_value(text: str, shell: Any) -> Any:
 # -- drivers ---------------------------------------------------------------------------------------------------
 async def drive_async(shell: Any, call: Call, view: View) -> Any:
     """Top-level-await driver: stream on the running loop, tick the view, turn cancellation into 'stopped'."""
-    holder: list[Response] = []
+    holder: list[Response] = []  # the Responses started; the last one is this call's (schema= may send twice)
 
     def on_event(ev: Any) -> None:
         if ev.kind == "start":
@@ -130,26 +130,26 @@ async def drive_async(shell: Any, call: Call, view: View) -> Any:
         while not task.done():
             await asyncio.wait({task}, timeout=TICK_S)
             if holder:
-                view.update(holder[0])
+                view.update(holder[-1])
         response = task.result()
     except asyncio.CancelledError:
         task.cancel()
         await asyncio.wait({task}, timeout=5)  # achat marks the Response stopped and notifies history
-        return stopped(shell, call, view, holder[0] if holder else None)
+        return stopped(shell, call, view, holder[-1] if holder else None)
     except errors.WcodeError as e:
-        return failed(shell, call, view, e, holder[0] if holder else None)
+        return failed(shell, call, view, e, holder[-1] if holder else None)
     return finished(shell, call, view, response)
 
 
 def drive_sync(shell: Any, call: Call, view: View) -> Any:
     """Sync driver: the client streams in this thread, calling the view on every event (the view throttles)."""
-    holder: list[Response] = []
+    holder: list[Response] = []  # the Responses started; the last one is this call's (schema= may send twice)
 
     def on_event(ev: Any) -> None:
         if ev.kind == "start":
             holder.append(ev.value)
         elif holder:
-            view.update(holder[0])
+            view.update(holder[-1])
 
     view.begin(call.model)
     try:
@@ -157,9 +157,9 @@ def drive_sync(shell: Any, call: Call, view: View) -> Any:
     except errors.StoppedError as e:
         return stopped(shell, call, view, e.partial)
     except KeyboardInterrupt:  # arrived outside the client's own handler (before the request, or in the view)
-        return stopped(shell, call, view, holder[0] if holder else None)
+        return stopped(shell, call, view, holder[-1] if holder else None)
     except errors.WcodeError as e:
-        return failed(shell, call, view, e, holder[0] if holder else None)
+        return failed(shell, call, view, e, holder[-1] if holder else None)
     return finished(shell, call, view, response)
 
 
