@@ -15,6 +15,8 @@ def test_the_flag_checks_specs_and_json_and_leaves_names_for_the_cell():
     assert flags.parse("--schema 'label: yes|no, reason: str'").schema == "label: yes|no, reason: str"
     assert flags.parse("--schema Verdict").schema == "Verdict"
     assert flags.parse("""--schema '{"type": "object", "properties": {"a": {"type": "string"}}}'""").schema
+    opts, prompt = flags.parse_prompt_line("--schema 'label: yes|no, why: str' Is it good?")
+    assert (opts.schema, prompt) == ("label: yes|no, why: str", "Is it good?")
     with pytest.raises(flags.FlagError, match="unknown type 'maybe'"):
         flags.parse("--schema 'label: maybe'")
     with pytest.raises(flags.FlagError, match="not valid JSON"):
