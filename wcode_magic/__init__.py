@@ -43,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "StreamError": "core.errors",
     "StoppedError": "core.errors",
     "ReplayMissError": "core.errors",
+    "SchemaError": "core.errors",
     "APIConnectionError": "core.errors",
     "use_local": "core.session",
     "use_wcode": "core.session",
@@ -53,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "replay": "analysis.recorder",
     "frame": "analysis.frames",
     "label_probs": "analysis.frames",
+    "field_probs": "analysis.fieldprobs",
     "compare": "analysis.sweeps",
     "batch": "analysis.sweeps",
     "acompare": "analysis.sweeps",
@@ -66,6 +68,7 @@ __all__ = ["__version__", "load_ipython_extension", *sorted([*_EXPORTS, *_SUBMOD
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_exports.py keeps the two in step)
     from . import local
+    from .analysis.fieldprobs import field_probs
     from .analysis.frames import frame, label_probs
     from .analysis.history import history
     from .analysis.plots import plot_confidence
@@ -82,6 +85,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_e
         NotFoundError,
         RateLimitError,
         ReplayMissError,
+        SchemaError,
         ServerError,
         StoppedError,
         StreamError,
@@ -172,7 +176,15 @@ hooks.after_call(_remember)
 hooks.after_call(_count_and_log)
 hooks.after_call(_record)
 hooks.serve_from(_serve)
-hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens)
+
+
+def _field_probs(response: Response) -> Any:
+    from .analysis.fieldprobs import field_probs
+
+    return field_probs(response)
+
+
+hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens, field_probs=_field_probs)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -12,6 +12,11 @@ Where it runs: ``compare``/``batch`` are synchronous and run the sweep on the cl
 ``acompare``/``abatch`` are the same for ``await``. The progress bar is ``tqdm.auto`` (a widget in notebooks,
 text in terminals), created in the caller's thread so it lands in the caller's cell.
 
+With a ``schema`` (any form ``wm.chat`` takes) every answer is read as data: one column per top-level field (named
+``<field>_field`` where that name is taken), ``<field>_prob`` with logprobs (the probability of the field's tokens
+together, ``fieldprobs``), and ``parsed`` (the object of the schema's kind). An answer that does not fit is a row
+with the SchemaError in ``error`` and no field values, never the end of the sweep.
+
 Divergence: runs of the same prompt are compared token by token; ``diverge_token`` is the first token position
 where they stop agreeing (needs ``logprobs=True``, which carries the token boundaries), ``diverge_char`` the first
 character. Both are missing when the runs agree throughout or there is only one.
@@ -31,6 +36,7 @@ from ..core import client
 from ..core.errors import InvalidParameterError, WcodeError, warn_user
 from ..core.params import CHAT_KEYWORDS
 from ..core.response import Response
+from ..core.schema import Schema, check_call, parse_json, to_schema
 from ..core.sendable import check_headers
 from ..core.served import OCCURRENCE
 from .rows import response_row
@@ -160,11 +166,16 @@ def _split(fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return call, params
 
 
-def _validate(cells: list[Cell], call: Mapping[str, Any]) -> None:
-    """Build every distinct request body once, so a bad value raises before the first request leaves."""
+def _validate(cells: list[Cell], call: dict[str, Any]) -> None:
+    """Build every distinct request body once, so a bad value raises before the first request leaves. A schema is
+    converted here, once: every cell shares the result."""
     check_headers(call.get("headers"))
     if call.get("cache") is not None:
         client.SETTINGS["cache"].check(call["cache"], "cache")
+    if call.get("schema") is not None:
+        call["schema"] = to_schema(call["schema"])
+        for cell in cells:
+            check_call(call["schema"], cell.params)
     seen: set[str] = set()
     for cell in cells:
         key = repr((cell.prompt, sorted(cell.params.items(), key=lambda kv: kv[0])))  # batch: prompts differ
@@ -242,7 +253,7 @@ async def _run(
                 response = await client.achat(cell.prompt, on_event=on_event, **kwargs, **cell.params)
                 outcomes[cell.index] = Outcome(response, None, time.perf_counter() - t0)
             except Exception as e:  # a failed cell is a row, never the end of the sweep
-                partial = getattr(e, "partial", None) or (started[0] if started else None)
+                partial = getattr(e, "partial", None) or (started[-1] if started else None)
                 outcomes[cell.index] = Outcome(partial, e, time.perf_counter() - t0)
                 failures += 1
                 bar.set_postfix_str(f"{failures} failed", refresh=False)
@@ -361,20 +372,67 @@ def run_row(out: Outcome, diverge: tuple[int | None, int | None]) -> dict[str, A
     return row
 
 
-def _table(cells: list[Cell], run: dict, label_columns: list[str]) -> pd.DataFrame:
+def _field_column(name: str, taken: Iterable[str]) -> str:
+    """A schema field's column; one named like another column (``text``, ``error``, a grid axis) gets ``_field``."""
+    return f"{name}_field" if name in taken else name
+
+
+def schema_cells(response: Response | None, schema: Schema, error: str | None) -> tuple[dict[str, Any], str | None]:
+    """(field -> value, the parse error) of one run with a schema: the answer's top-level JSON values when it fits
+    (plain JSON values, good in a column), else no values and the SchemaError as the row's error, if it had none."""
+    if response is None or error is not None:
+        return {}, error
+    failure = response.parse_error
+    if failure is not None:
+        return {}, _error_text(failure)
+    value = parse_json(response.text)
+    return {name: value.get(name) for name in schema.fields}, None
+
+
+def _field_probs(response: Response | None, schema: Schema) -> dict[str, float]:
+    """Each top-level field's probability (fieldprobs.top_level_probs), or nothing without answer logprobs."""
+    from .fieldprobs import field_probs, top_level_probs
+
+    if response is None or response.logprob_columns("content") is None or response.parse_error is not None:
+        return {}
+    return top_level_probs(field_probs(response), schema.fields)
+
+
+def _table(cells: list[Cell], run: dict, label_columns: list[str], schema: Schema | None = None) -> pd.DataFrame:
     import pandas as pd
 
     outcomes: dict[int, Outcome] = run["outcomes"]
     diverge = _divergence(cells, outcomes)
     data: dict[str, list[Any]] = {_label_column(name): [] for name in label_columns}
+    fields = list(schema.fields) if schema is not None else []
+    taken = {*data, *RESULT_COLUMNS, "parsed"}
+    field_columns = {f: _field_column(f, taken) for f in fields}
+    prob_columns = {f: _field_column(f"{f}_prob", taken) for f in fields}
+    with_probs = schema is not None and any(
+        o.response is not None and o.response.request.get("logprobs") for o in outcomes.values()
+    )
+    data.update({field_columns[f]: [] for f in fields})
+    if with_probs:
+        data.update({prob_columns[f]: [] for f in fields})
     data.update({name: [] for name in RESULT_COLUMNS})
+    if schema is not None:
+        data["parsed"] = []
     for cell in cells:
         out = outcomes.get(cell.index)
         if out is None:  # interrupted before it finished
             continue
         for name in label_columns:
             data[_label_column(name)].append(cell.labels.get(name))
-        for name, value in run_row(out, diverge.get(cell.index, (None, None))).items():
+        row = run_row(out, diverge.get(cell.index, (None, None)))
+        if schema is not None:
+            values, row["error"] = schema_cells(out.response, schema, row["error"])
+            probs = _field_probs(out.response, schema) if with_probs and values else {}
+            for f in fields:
+                data[field_columns[f]].append(values.get(f))
+                if with_probs:
+                    data[prob_columns[f]].append(probs.get(f, math.nan))
+            data["parsed"].append(out.response.parsed if values and out.response is not None else None)
+        for name, value in row.items():
             data[name].append(value)
     df = pd.DataFrame(data)
     for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "diverge_token"):
@@ -471,7 +529,8 @@ def compare(
     args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
     cells, labels = _compare_cells(args)
     _validate(cells, args.call)
-    return _table(cells, _run_sync(cells, args.call, concurrency, "compare", progress), labels)
+    run = _run_sync(cells, args.call, concurrency, "compare", progress)
+    return _table(cells, run, labels, args.call.get("schema"))
 
 
 async def acompare(
@@ -490,7 +549,8 @@ async def acompare(
     args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
     cells, labels = _compare_cells(args)
     _validate(cells, args.call)
-    return _table(cells, await _run_async(cells, args.call, concurrency, "compare", progress), labels)
+    run = await _run_async(cells, args.call, concurrency, "compare", progress)
+    return _table(cells, run, labels, args.call.get("schema"))
 
 
 # -- batch ------------------------------------------------------------------------------------------------------
@@ -583,7 +643,8 @@ def batch(
     args = check_batch(prompts, n, concurrency, column=column, fixed=params)
     cells, labels = _batch_cells(args)
     _validate(cells, args.call)
-    return _indexed(_table(cells, _run_sync(cells, args.call, concurrency, "batch", progress), labels), args.by_item)
+    run = _run_sync(cells, args.call, concurrency, "batch", progress)
+    return _indexed(_table(cells, run, labels, args.call.get("schema")), args.by_item)
 
 
 async def abatch(
@@ -600,4 +661,4 @@ async def abatch(
     cells, labels = _batch_cells(args)
     _validate(cells, args.call)
     run = await _run_async(cells, args.call, concurrency, "batch", progress)
-    return _indexed(_table(cells, run, labels), args.by_item)
+    return _indexed(_table(cells, run, labels, args.call.get("schema")), args.by_item)

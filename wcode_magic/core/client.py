@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import httpx
 
 from . import catalog, errors, hooks, params
+from . import schema as schemas
 from .keys import Secret, scrub_all
 from .response import Response
 from .sendable import check_headers, check_json
@@ -343,7 +344,11 @@ class _Call:
         call_params: Mapping[str, Any],
         deadline: Any = SESSION_DEFAULT,
         cache: bool | None = None,
+        schema: Any = None,
+        fallback: bool = False,
     ) -> None:
+        self.schema = None if schema is None else schemas.to_schema(schema)
+        schemas.check_call(self.schema, call_params)
         self.body = build_request(
             prompt_or_messages,
             model=model,
@@ -354,6 +359,13 @@ class _Call:
         )
         self.base_url = SESSION.resolve_base_url(base_url, self.body["model"])
         self.url = self.base_url + "/chat/completions"
+        self.fallback = fallback
+        if self.schema is not None:  # schema=: json_schema, or json_object + instructions where it was refused
+            self.fallback = fallback or schemas.REFUSALS.refused(self.base_url, self.body["model"])
+            entry = catalog.lookup(self.body["model"])
+            self.body = schemas.shape_body(
+                self.body, self.schema, structured=entry is not None and not entry.local, fallback=self.fallback
+            )
         self.key = SESSION.key_for(self.base_url, api_key)
         if self.key is None and is_wcode(self.base_url):  # say so now, not after retries or a 401
             raise errors.AuthenticationError(f"No API key for wcode.net. {SET_KEY}")
@@ -374,6 +386,7 @@ class _Call:
         known = tuple(dict.fromkeys((self.key, *SESSION.known_keys()) if self.key else SESSION.known_keys()))
         # what is kept (history, wm.last(), the notebook's output) never holds a key, whoever put it there
         self.response = Response(scrub_all(self.body, known), base_url=self.base_url, secrets=known)
+        self.response.schema = self.schema
         self.attempt = 0
         self.done = False
         if hooks.wire_kept():  # a recording is on: keep the stream's events and their times
@@ -386,6 +399,25 @@ class _Call:
             self.response.cached = self.served.source == "cached"
             self.response.recorded_at = self.served.recorded_at
         self.emit([Event("start", self.response)])
+
+    def schema_refused(self, error: errors.WcodeError) -> bool:
+        """Whether the server refused json_schema for this schema= call, so json_object is worth a try (never for
+        the local models: they cannot read instructions, and their 400 names what they cannot honour). Noted for
+        the session, and said once per model."""
+        if self.schema is None or self.fallback:
+            return False
+        known = catalog.lookup(self.body["model"])
+        if known is not None and known.local:
+            return False
+        if not schemas.is_format_refusal(error.status, getattr(error, "param", None), error.message):
+            return False
+        if schemas.REFUSALS.note(self.base_url, self.body["model"]):
+            errors.warn_user(
+                f"{self.body['model']} at {self.base_url} refused response_format json_schema; using json_object "
+                "with the schema in the instructions instead, and checking the answers here (said once per model "
+                f"this session). {error.message}"
+            )
+        return True
 
     def emit(self, events: list[Event]) -> None:
         if self.on_event is not None:
@@ -748,6 +780,7 @@ async def achat(
     headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     cache: bool | None = None,
+    schema: Any = None,
     **call_params: Any,
 ) -> Response:
     """Send one chat request and return its Response.
@@ -761,9 +794,13 @@ async def achat(
     anything is sent. Failures after the first token, the deadline included, raise StreamError carrying
     ``.partial``. A kernel interrupt of ``await wm.achat(...)`` in a cell raises StoppedError with ``.partial``,
     as ``wm.chat`` does; any other cancellation re-raises CancelledError, the Response marked stopped either way.
+
+    ``schema`` (a dataclass, TypedDict, pydantic model, JSON Schema dict or spec string such as
+    ``"label: yes|no, reason: str"``, see ``core/schema.py``) asks for JSON of that shape with response_format
+    json_schema; where a server refuses json_schema the call is sent again with json_object and the schema in the
+    instructions. The answer is read with ``r.parsed`` (SchemaError when it does not fit).
     """
-    call = _Call(
-        prompt_or_messages,
+    kw: dict[str, Any] = dict(
         model=model,
         system=system,
         stream=stream,
@@ -776,7 +813,19 @@ async def achat(
         call_params=call_params,
         deadline=deadline,
         cache=cache,
+        schema=schema,
     )
+    call = _Call(prompt_or_messages, **kw)
+    try:
+        return await _acall(call)
+    except errors.InvalidParameterError as e:
+        if not call.schema_refused(e):
+            raise
+    return await _acall(_Call(prompt_or_messages, **kw, fallback=True))
+
+
+async def _acall(call: _Call) -> Response:
+    """Run one call on the caller's loop, its observers told however it ends."""
     try:
         await _within_deadline(call)
     except asyncio.CancelledError:
@@ -954,6 +1003,7 @@ def chat(
     headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     cache: bool | None = None,
+    schema: Any = None,
     **call_params: Any,
 ) -> Response:
     """``achat`` for code that is not async, with the same arguments and behaviour.
@@ -961,8 +1011,7 @@ def chat(
     It needs no event loop, so it works in a notebook cell (where one is already running) without
     nest_asyncio. Ctrl-C or a kernel interrupt raises StoppedError whose ``.partial`` keeps what arrived.
     """
-    call = _Call(
-        prompt_or_messages,
+    kw: dict[str, Any] = dict(
         model=model,
         system=system,
         stream=stream,
@@ -975,7 +1024,19 @@ def chat(
         call_params=call_params,
         deadline=deadline,
         cache=cache,
+        schema=schema,
     )
+    call = _Call(prompt_or_messages, **kw)
+    try:
+        return _call(call)
+    except errors.InvalidParameterError as e:
+        if not call.schema_refused(e):
+            raise
+    return _call(_Call(prompt_or_messages, **kw, fallback=True))
+
+
+def _call(call: _Call) -> Response:
+    """Run one call in this thread, its observers told however it ends."""
     try:
         _send(call)
     except KeyboardInterrupt:

@@ -125,3 +125,20 @@ class ReplayMissError(WcodeError):
         super().__init__(message)
         self.nearest = nearest
         self.differences = list(differences)
+
+
+class SchemaError(WcodeError):
+    """An answer that is not valid JSON or does not fit the schema asked for.
+
+    The message names the first problems, each with its field path (``items[2].name``) and what is wrong;
+    ``problems`` lists them all (``.path``, ``.problem``) and ``partial`` holds the Response, its text kept.
+    """
+
+    def __init__(self, message: str, *, problems: list[Any] | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.problems = list(problems or [])
+
+    @property
+    def path(self) -> str | None:
+        """Where the first problem is (``(the answer)`` for the answer as a whole)."""
+        return self.problems[0].path if self.problems else None

@@ -469,6 +469,7 @@ CHAT_KEYWORDS = (
     "headers",
     "extra_body",
     "cache",
+    "schema",
 )
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import catalog, hooks
-from .errors import warn_user
+from .errors import SchemaError, warn_user
 from .keys import Secret, scrub_all
 from .logprobs import LogprobColumns, normalize_entry, normalize_in_place
+from .schema import Schema, parse_json
 from .stream import SEGMENTS, Event, ThinkSplitter, check_depth, chunk_events, loads, logprobs_state
 
 
@@ -145,6 +146,8 @@ class Response:
         # the stream's SSE data fields and their times, kept only while a recording is on (hooks.keep_wire)
         self.wire: list[tuple[float, str]] | None = None
         self.wire_body: str | None = None  # a non-streamed answer's body, likewise
+        self.schema: Schema | None = None  # schema= of the call: what ``parsed`` builds
+        self._parsed: tuple[int, Any, SchemaError | None] | None = None
 
     # -- folding -------------------------------------------------------------------------------------------
     def feed(self, chunk: dict[str, Any], raw: str | None = None) -> list[Event]:
@@ -391,6 +394,46 @@ class Response:
         if self.error:
             body["error"] = self.error
         return body
+
+    # -- the answer as data (schema=) -----------------------------------------------------------------------
+    def _parse(self) -> tuple[Any, SchemaError | None]:
+        size = len(self._content)
+        if self._parsed is None or self._parsed[0] != size:
+            try:
+                text = self.text
+                value = self.schema.parse(text) if self.schema is not None else parse_json(text)
+                self._parsed = (size, value, None)
+            except SchemaError as e:
+                reason = self.no_answer_reason()
+                if reason is not None:
+                    e.message = e.args[0] + f" No answer: {reason}."
+                elif self.finish_reason == "length" or (not self.complete and self.latency_s is not None):
+                    why = f"finish_reason {self.finish_reason}" if self.finish_reason else self.status
+                    e.message = e.args[0] + f" The answer did not end normally ({why}): it may have been cut off."
+                e.args = (e.message,)
+                e.partial = self
+                self._parsed = (size, None, e)
+        return self._parsed[1], self._parsed[2]
+
+    @property
+    def parsed(self) -> Any:
+        """The answer as data: an object of the call's ``schema`` kind (a model instance, a dataclass instance, or
+        a dict), or without a schema the JSON value of the answer. SchemaError, naming each field and problem,
+        when the answer is not valid JSON or does not fit; its ``.partial`` is this Response (text kept)."""
+        value, error = self._parse()
+        if error is not None:
+            raise error
+        return value
+
+    @property
+    def parse_error(self) -> SchemaError | None:
+        """The SchemaError ``parsed`` would raise, or None when the answer fits (for tables of many answers)."""
+        return self._parse()[1]
+
+    def field_probs(self) -> Any:
+        """One row per leaf value of the JSON answer: its path, value, probability and, for enum and boolean
+        fields, every allowed value's probability and the runner-up (analysis/fieldprobs.py)."""
+        return hooks.provided("field_probs")(self)
 
     # -- display -------------------------------------------------------------------------------------------
     @property

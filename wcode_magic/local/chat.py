@@ -23,6 +23,7 @@ from typing import Any
 
 from . import CONTEXT_TOKENS, MAX_STOP_STRINGS, MAX_TOP_LOGPROBS
 from .generate import GenerationRequest
+from .jsonmode import JsonPlan, Unsupported, plan
 from .ngram import NgramModel, count_tokens
 from .sampling import SamplingParams
 
@@ -82,6 +83,7 @@ class ChatRequest:
     logprobs: bool
     show_reasoning: bool
     prompt_tokens: int
+    json_plan: JsonPlan | None = None  # response_format json_schema / json_object: the answer is JSON (jsonmode)
 
 
 def parse_chat_request(body: Any, model: NgramModel) -> ChatRequest:
@@ -125,7 +127,16 @@ def parse_chat_request(body: Any, model: NgramModel) -> ChatRequest:
         logprobs=logprobs,
         show_reasoning=not _reasoning_excluded(body),
         prompt_tokens=prompt_tokens,
+        json_plan=_json_plan(body.get("response_format")),
     )
+
+
+def _json_plan(response_format: Any) -> JsonPlan | None:
+    """How to answer in JSON (None: text); a format or schema the local model cannot honour is a 400 naming it."""
+    try:
+        return plan(response_format)
+    except Unsupported as error:
+        raise RequestError(f"response_format: {error}", "response_format", code="unsupported_schema") from None
 
 
 def _messages(messages: Any) -> list[dict[str, Any]]:

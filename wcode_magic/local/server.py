@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import CONTEXT_TOKENS, LOOPBACK_HOSTS, wire
+from . import CONTEXT_TOKENS, LOOPBACK_HOSTS, jsonmode, wire
 from .chat import MODELS, ChatRequest, RequestError, parse_chat_request
 from .door import Door
 from .faults import HEADER, KEY_HEADER, Faults, FaultSyntaxError, TimesLedger, parse_faults
@@ -226,7 +226,7 @@ class _Answer:
 
         Everything sent, tags included, stays within ``max_tokens`` (a ``max_tokens`` under 2 cuts the tags).
         """
-        tokens: Iterator[Token] = self.generation.answer()
+        tokens: Iterator[Token] = self._answer_tokens()
         if self.inline_reasoning:
             opening, closing = (_tag(t) for t in _INLINE_TAGS)
             tokens = itertools.chain([opening], self.generation.reasoning(), [closing], tokens)
@@ -234,6 +234,14 @@ class _Answer:
         for token in tokens:
             self.answer_tokens += 1
             yield token
+
+    def _answer_tokens(self) -> Iterator[Token]:
+        """The generated answer: text, or JSON for the request's response format (call after the reasoning)."""
+        plan = self.chat.json_plan
+        if plan is None:
+            return self.generation.answer()
+        room = self.generation.request.max_tokens - self.generation.reasoning_used
+        return jsonmode.answer(plan, self.generation, room)
 
     @property
     def finish_reason(self) -> str:

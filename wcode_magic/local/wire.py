@@ -59,14 +59,13 @@ def _entry_parts(text: str) -> tuple[str, str]:
 def logprob_entry(token: Token, vocab: tuple[str, ...]) -> dict[str, Any]:
     """One ``logprobs.content`` entry as a dict (for non-streamed bodies)."""
     ids, values = token.top or ([], [])
+    alts = getattr(token, "alts", None)  # jsonmode's tokens name their alternatives by text
+    pairs = alts if alts is not None else [(vocab[i], v) for i, v in zip(ids, values, strict=True)]
     return {
         "token": token.text,
         "logprob": _finite(token.logprob),
         "bytes": list(token.text.encode()),
-        "top_logprobs": [
-            {"token": vocab[i], "logprob": _finite(v), "bytes": list(vocab[i].encode())}
-            for i, v in zip(ids, values, strict=True)
-        ],
+        "top_logprobs": [{"token": t, "logprob": _finite(v), "bytes": list(t.encode())} for t, v in pairs],
     }
 
 
@@ -79,6 +78,12 @@ def _vocabulary_parts(vocab: tuple[str, ...]) -> tuple[list[str], list[str]]:
     """``_entry_parts`` of every vocabulary token, as two lists indexed by token id (no hashing per entry)."""
     parts = [_entry_parts(token) for token in vocab]
     return [head for head, _ in parts], [tail + "}" for _, tail in parts]
+
+
+def _text_entry(text: str, value: float) -> str:
+    """One alternative named by its text (not a vocabulary id) as JSON."""
+    head, tail = _entry_parts(text)
+    return head + (repr(value) if value > _FLOOR else _SENTINEL) + tail + "}"
 
 
 def _top_json(top: tuple[list[int], list[float]], heads: list[str], tails: list[str]) -> str:
@@ -155,6 +160,11 @@ class StreamEncoder:
     def _entry(self, token: Token) -> str:
         """The logprob entry as JSON; the alternatives' JSON is memoised per list (shared by a context's draws)."""
         head, tail = _entry_parts(token.text)
+        value = token.logprob
+        alts = getattr(token, "alts", None)  # jsonmode's tokens name their alternatives by text
+        if alts is not None:
+            listed = ",".join(_text_entry(t, v) for t, v in alts)
+            return head + (repr(value) if value > _FLOOR else _SENTINEL) + tail + ',"top_logprobs":[' + listed + "]}"
         top = token.top or ([], [])
         memo = self._top_memo.get(id(top))
         if memo is None or memo[0] is not top:
@@ -162,7 +172,6 @@ class StreamEncoder:
                 self._top_memo.clear()
             memo = (top, _top_json(top, self._heads, self._tails))
             self._top_memo[id(top)] = memo
-        value = token.logprob
         return head + (repr(value) if value > _FLOOR else _SENTINEL) + tail + ',"top_logprobs":[' + memo[1] + "]}"
 
     def finish(self, reason: str) -> str:

@@ -45,6 +45,7 @@ class ChatOptions:
     params: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     extra_body: dict[str, Any] = field(default_factory=dict)
+    schema: str | None = None  # a spec string, JSON Schema text, or a notebook variable's name (run.prepare)
     prompt: str = ""
 
 
@@ -105,6 +106,12 @@ def build_parser(prog: str = "%%chat") -> argparse.ArgumentParser:
         help="Extra HTTP header for this request (a proxy's, or X-Wcode-Fault for the local test server).",
     )
     cell.add_argument("--extra-body", metavar="JSON", help="JSON object merged into the request body as is.")
+    cell.add_argument(
+        "--schema",
+        metavar="SPEC",
+        help="Answer as JSON of this shape, read into `.parsed`: a spec such as 'label: yes|no, reason: str', a "
+        "JSON Schema object, or the name of a dataclass, TypedDict or pydantic model in the notebook.",
+    )
     request = parser.add_argument_group("request parameters")
     for p in params.PARAMS.values():
         if p.name == "logprobs":
@@ -172,6 +179,7 @@ def _parse(tokens: list[str], quiet: bool) -> ChatOptions:
         quiet=quiet,
         headers=_headers(ns.header),
         extra_body=_extra_body(ns.extra_body),
+        schema=_check_schema(ns.schema),
     )
     if opts.insert and opts.format not in ("code", "markdown"):
         raise FlagError(f"--insert puts code into a new cell: use it with --format code, not --format {opts.format}.")
@@ -245,6 +253,31 @@ def _extra_body(text: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise FlagError("--extra-body takes a JSON object.")
     return value
+
+
+VARIABLE_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def _check_schema(text: str | None) -> str | None:
+    """A spec string or JSON Schema checked now (FlagError naming the problem); a variable name is looked up
+    when the cell runs (``run.prepare``)."""
+    if text is None or VARIABLE_NAME.fullmatch(text.strip()):
+        return text.strip() if text else text
+    from ..core.schema import to_schema
+
+    value: Any = text
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise FlagError(
+                f"--schema {text!r} is not valid JSON ({e.msg}): quote it as a whole in single quotes."
+            ) from None
+    try:
+        to_schema(value)
+    except InvalidParameterError as e:
+        raise FlagError(f"--schema: {e.message.removeprefix('schema: ')}") from None
+    return text
 
 
 def _parse_param(name: str, text: str) -> Any:

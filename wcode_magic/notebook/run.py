@@ -90,13 +90,35 @@ def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: 
         "extra_body": options.extra_body or None,
         **options.params,
     }
+    if options.schema is not None:
+        kwargs["schema"] = schema_value(options.schema, shell)
     return Call(options, prompt, conv, kwargs)
+
+
+def schema_value(text: str, shell: Any) -> Any:
+    """What ``--schema`` names: a notebook variable (a dataclass, TypedDict or model class, a dict), JSON Schema
+    text, or a spec string; InvalidParameterError for a name the notebook does not define."""
+    if flags.VARIABLE_NAME.fullmatch(text):
+        head, *rest = text.split(".")
+        namespace = shell.user_ns if shell is not None else {}
+        if head not in namespace:
+            raise errors.InvalidParameterError(
+                f"--schema {text}: no variable {head!r} in the notebook. Define the class first, or give a spec "
+                "such as 'label: yes|no, reason: str' (a spec names each field with its type).",
+                param="schema",
+                value=text,
+            )
+        value = namespace[head]
+        for part in rest:
+            value = getattr(value, part)
+        return value
+    return json.loads(text) if text.lstrip().startswith("{") else text
 
 
 # -- drivers ---------------------------------------------------------------------------------------------------
 async def drive_async(shell: Any, call: Call, view: View) -> Any:
     """Top-level-await driver: stream on the running loop, tick the view, turn cancellation into 'stopped'."""
-    holder: list[Response] = []
+    holder: list[Response] = []  # the Responses started; the last one is this call's (schema= may send twice)
 
     def on_event(ev: Any) -> None:
         if ev.kind == "start":
@@ -108,26 +130,26 @@ async def drive_async(shell: Any, call: Call, view: View) -> Any:
         while not task.done():
             await asyncio.wait({task}, timeout=TICK_S)
             if holder:
-                view.update(holder[0])
+                view.update(holder[-1])
         response = task.result()
     except asyncio.CancelledError:
         task.cancel()
         await asyncio.wait({task}, timeout=5)  # achat marks the Response stopped and notifies history
-        return stopped(shell, call, view, holder[0] if holder else None)
+        return stopped(shell, call, view, holder[-1] if holder else None)
     except errors.WcodeError as e:
-        return failed(shell, call, view, e, holder[0] if holder else None)
+        return failed(shell, call, view, e, holder[-1] if holder else None)
     return finished(shell, call, view, response)
 
 
 def drive_sync(shell: Any, call: Call, view: View) -> Any:
     """Sync driver: the client streams in this thread, calling the view on every event (the view throttles)."""
-    holder: list[Response] = []
+    holder: list[Response] = []  # the Responses started; the last one is this call's (schema= may send twice)
 
     def on_event(ev: Any) -> None:
         if ev.kind == "start":
             holder.append(ev.value)
         elif holder:
-            view.update(holder[0])
+            view.update(holder[-1])
 
     view.begin(call.model)
     try:
@@ -135,9 +157,9 @@ def drive_sync(shell: Any, call: Call, view: View) -> Any:
     except errors.StoppedError as e:
         return stopped(shell, call, view, e.partial)
     except KeyboardInterrupt:  # arrived outside the client's own handler (before the request, or in the view)
-        return stopped(shell, call, view, holder[0] if holder else None)
+        return stopped(shell, call, view, holder[-1] if holder else None)
     except errors.WcodeError as e:
-        return failed(shell, call, view, e, holder[0] if holder else None)
+        return failed(shell, call, view, e, holder[-1] if holder else None)
     return finished(shell, call, view, response)
 
 
