@@ -144,9 +144,28 @@ def _show_tokens(response: Response, **kw: Any) -> Any:
     return show_tokens(response, **kw)
 
 
+def _turns(response: Response) -> Any:
+    from .analysis.turns import turns
+
+    return turns(response)
+
+
+def _tool_loop(*args: Any, **kw: Any) -> Any:
+    from .core.toolloop import chat
+
+    return chat(*args, **kw)
+
+
+def _atool_loop(*args: Any, **kw: Any) -> Any:
+    from .core.toolloop import achat
+
+    return achat(*args, **kw)
+
+
 hooks.after_call(_remember)
 hooks.after_call(_count_and_log)
-hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens)
+hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens, turns=_turns)
+hooks.provide(tool_loop=_tool_loop, atool_loop=_atool_loop)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import catalog, errors, hooks, params
+from . import catalog, errors, hooks, params, toolspec
 from .keys import Secret, scrub_all
 from .response import Response
 from .sendable import check_headers, check_json
@@ -708,6 +708,8 @@ async def achat(
     deadline: float | None = SESSION_DEFAULT,
     headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    max_steps: int = 8,
+    confirm: Any = False,
     **call_params: Any,
 ) -> Response:
     """Send one chat request and return its Response.
@@ -719,7 +721,13 @@ async def achat(
     anything is sent. Failures after the first token, the deadline included, raise StreamError carrying
     ``.partial``. A kernel interrupt of ``await wm.achat(...)`` in a cell raises StoppedError with ``.partial``,
     as ``wm.chat`` does; any other cancellation re-raises CancelledError, the Response marked stopped either way.
+
+    ``tools`` holding Python functions runs the tool loop (core/toolloop.py): the model calls them, their results
+    go back, until it answers or ``max_steps`` model turns have run; ``confirm`` asks before each call.
     """
+    if toolspec.runs_tools(call_params.get("tools")):
+        loop = hooks.provided("atool_loop")
+        return await loop(prompt_or_messages, **_own(locals()), **call_params)
     call = _Call(
         prompt_or_messages,
         model=model,
@@ -749,6 +757,11 @@ async def achat(
         raise
     hooks.call_ended(call.response)
     return call.response
+
+
+def _own(values: Mapping[str, Any]) -> dict[str, Any]:
+    """chat's / achat's own keywords from their locals, passed on to the tool loop as given."""
+    return {name: values[name] for name in params.CHAT_KEYWORDS}
 
 
 async def _within_deadline(call: _Call) -> None:
@@ -895,6 +908,8 @@ def chat(
     deadline: float | None = SESSION_DEFAULT,
     headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    max_steps: int = 8,
+    confirm: Any = False,
     **call_params: Any,
 ) -> Response:
     """``achat`` for code that is not async, with the same arguments and behaviour.
@@ -902,6 +917,8 @@ def chat(
     It needs no event loop, so it works in a notebook cell (where one is already running) without
     nest_asyncio. Ctrl-C or a kernel interrupt raises StoppedError whose ``.partial`` keeps what arrived.
     """
+    if toolspec.runs_tools(call_params.get("tools")):
+        return hooks.provided("tool_loop")(prompt_or_messages, **_own(locals()), **call_params)
     call = _Call(
         prompt_or_messages,
         model=model,

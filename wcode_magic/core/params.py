@@ -468,6 +468,8 @@ CHAT_KEYWORDS = (
     "deadline",
     "headers",
     "extra_body",
+    "max_steps",
+    "confirm",
 )
 
 

@@ -3,8 +3,8 @@
 So the tool loop runs and can be taught offline. What the local model does, and all it does:
 
 - **Which tool**: a request with ``tools`` whose last message is the user's calls every tool the message names (a
-  tool's name, or its name with ``_`` read as spaces, as a whole word; in the order named; only the first when
-  ``parallel_tool_calls`` is false). ``tool_choice`` naming a function calls that one; ``"required"`` calls the
+  tool's name, or its name with ``_`` read as spaces, as a whole word), once per mention, in the order named
+  (only the first when ``parallel_tool_calls`` is false). ``tool_choice`` naming a function calls that one; ``"required"`` calls the
   tool whose name and description share the most words with the message; ``"none"`` calls nothing. A message
   that names no tool gets an ordinary answer.
 - **Arguments**, valid for the tool's schema: numbers in the message fill integer and number parameters in turn,
@@ -94,7 +94,9 @@ def _segments(names: list[str], text: str) -> list[str]:
     """Each call's part of the message: one call reads it all; several read from their name to the next one's."""
     if len(names) < 2:
         return [text] * len(names)
-    starts = [_mentions(name, text) or 0 for name in names]
+    starts = sorted(pos for name in dict.fromkeys(names) for pos in _all_mentions(name, text))
+    if len(starts) != len(names):  # forced by tool_choice, not named: all read the whole message
+        return [text] * len(names)
     starts[0] = 0
     return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)], strict=True)]
 
@@ -149,14 +151,19 @@ def _trailing_results(messages: list[Any]) -> tuple[tuple[str, str], ...]:
     return tuple((names.get(str(m.get("tool_call_id")), "the tool"), _text(m.get("content"))) for m in reversed(tail))
 
 
-def _mentions(name: str, text: str) -> int | None:
-    """Where the message names the tool (its name, or with ``_`` as spaces), or None."""
+def _all_mentions(name: str, text: str) -> list[int]:
+    """Where the message names the tool (its name, or with ``_`` as spaces), each time."""
     lowered = text.lower()
+    found: set[int] = set()
     for form in dict.fromkeys((name.lower(), name.lower().replace("_", " "), name.lower().replace("-", " "))):
-        m = re.search(r"(?<![\w])" + re.escape(form) + r"(?![\w])", lowered)
-        if m:
-            return m.start()
-    return None
+        found.update(m.start() for m in re.finditer(r"(?<![\w])" + re.escape(form) + r"(?![\w])", lowered))
+    return sorted(found)
+
+
+def _mentions(name: str, text: str) -> int | None:
+    """Where the message first names the tool, or None."""
+    found = _all_mentions(name, text)
+    return found[0] if found else None
 
 
 def _chosen(tools: dict[str, dict[str, Any]], choice: Any, text: str) -> list[str]:
@@ -166,7 +173,7 @@ def _chosen(tools: dict[str, dict[str, Any]], choice: Any, text: str) -> list[st
         if name not in tools:
             raise RequestError(f"tool_choice names {name!r}, which is not among the tools", "tool_choice")
         return [str(name)]
-    named = sorted((pos, name) for name in tools if (pos := _mentions(name, text)) is not None)
+    named = sorted((pos, name) for name in tools for pos in _all_mentions(name, text))
     if named:
         return [name for _, name in named]
     if choice == "required":
