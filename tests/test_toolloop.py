@@ -145,6 +145,12 @@ def test_stop_mid_loop_keeps_everything_so_far(local_url, session):
     partial = info.value.partial
     assert partial.status == "stopped" and len(partial.steps) == 1 and "step 1" in info.value.message
     assert partial.turns.kind.tolist() == ["tool_call"]
+    call_id = partial.tool_calls[0]["id"]
+    assert partial.tool_messages[-1] == {
+        "role": "tool",
+        "tool_call_id": call_id,
+        "content": "Not run: the tool loop was stopped.",
+    }
 
 
 def test_cancelling_an_async_loop_marks_it_stopped(local_url, session):

@@ -58,6 +58,7 @@ class ToolRun:
     turns: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"  # running | done | max_steps | stopped | error
+    current: Response | None = None  # the step being streamed
 
     @property
     def by_name(self) -> dict[str, Tool]:
@@ -211,6 +212,8 @@ def finish(run: ToolRun, last: Response | None, status: str) -> Response | None:
     run.status = status
     if last is None:
         return None
+    if status in ("stopped", "error"):
+        _close_conversation(run, last, "was stopped" if status == "stopped" else "failed")
     last.steps = list(run.steps)
     last.tool_turns = run.turns
     last.tool_messages = run.messages
@@ -218,6 +221,37 @@ def finish(run: ToolRun, last: Response | None, status: str) -> Response | None:
     if len(run.steps) > 1:
         last.usage = _summed([s.usage for s in run.steps])
     return last
+
+
+def _close_conversation(run: ToolRun, last: Response, why: str) -> None:
+    """After a stop or a failure, ``run.messages`` as a conversation can continue from: every call answered (as
+    not run), and a partial answer the user saw kept as the assistant's turn (its half-assembled calls are not)."""
+    if last.message not in run.messages and last.text:
+        run.messages.append({"role": "assistant", "content": last.text})
+    answered = {m.get("tool_call_id") for m in run.messages if m.get("role") == "tool"}
+    for m in list(run.messages):
+        for call in m.get("tool_calls") or []:
+            if call.get("id") not in answered:
+                run.messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call.get("id"),
+                        "content": f"Not run: the tool loop {why}.",
+                    }
+                )
+    # a tool message must directly follow its call: put the late ones right after the assistant turn
+    run.messages[:] = _ordered(run.messages)
+
+
+def _ordered(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    tool_of = {m.get("tool_call_id"): m for m in messages if m.get("role") == "tool"}
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.get("role") == "tool":
+            continue
+        out.append(m)
+        out.extend(tool_of[c.get("id")] for c in m.get("tool_calls") or [] if c.get("id") in tool_of)
+    return out
 
 
 def _summed(usages: list[Usage]) -> Usage:
@@ -267,6 +301,7 @@ def chat(
     run, messages, ask = _setup(prompt_or_messages, tools, max_steps, confirm)
     specs = [t.spec for t in run.tools]
     _emit(on_event, "tools", run)
+    on_event = _watching(run, on_event)
     last: Response | None = None
     step = 0
     try:
@@ -274,9 +309,9 @@ def chat(
             try:
                 last = client.chat(messages, tools=specs, on_event=on_event, **kw)
             except errors.WcodeError as e:
-                if e.partial is not None:
-                    record_step(run, step, e.partial)
-                    e.partial = finish(run, e.partial, "stopped" if isinstance(e, errors.StoppedError) else "error")
+                e.partial = finish(
+                    run, _current(run, last), "stopped" if isinstance(e, errors.StoppedError) else "error"
+                )
                 raise
             record_step(run, step, last)
             messages.append(last.message)
@@ -294,8 +329,29 @@ def chat(
         assert last is not None
         return _done(run, last, "max_steps")
     except KeyboardInterrupt:
-        partial = finish(run, last, "stopped")
+        partial = finish(run, _current(run, last), "stopped")
         raise errors.StoppedError(_stopped_message(run, step), partial=partial) from None
+
+
+def _watching(run: ToolRun, on_event: Callable[[Event], None] | None) -> Callable[[Event], None]:
+    """``on_event`` passed on, noting each step's Response as it starts (a stop mid-stream keeps it)."""
+
+    def watch(ev: Event) -> None:
+        if ev.kind == "start":
+            run.current = ev.value
+        if on_event is not None:
+            on_event(ev)
+
+    return watch
+
+
+def _current(run: ToolRun, last: Response | None) -> Response | None:
+    """The Response a stop leaves: the step streaming when it came (recorded now), else the last one."""
+    current = run.current
+    if current is not None and all(current is not s for s in run.steps):
+        record_step(run, len(run.steps) + 1, current)
+        return current
+    return last
 
 
 def _done(run: ToolRun, last: Response, status: str) -> Response:
@@ -352,6 +408,7 @@ async def achat(
     run, messages, ask = _setup(prompt_or_messages, tools, max_steps, confirm)
     specs = [t.spec for t in run.tools]
     _emit(on_event, "tools", run)
+    on_event = _watching(run, on_event)
     last: Response | None = None
     step = 0
     try:
@@ -359,9 +416,9 @@ async def achat(
             try:
                 last = await client.achat(messages, tools=specs, on_event=on_event, **kw)
             except errors.WcodeError as e:
-                if e.partial is not None:
-                    record_step(run, step, e.partial)
-                    e.partial = finish(run, e.partial, "stopped" if isinstance(e, errors.StoppedError) else "error")
+                e.partial = finish(
+                    run, _current(run, last), "stopped" if isinstance(e, errors.StoppedError) else "error"
+                )
                 raise
             record_step(run, step, last)
             messages.append(last.message)
@@ -380,7 +437,7 @@ async def achat(
         assert last is not None
         return _done(run, last, "max_steps")
     except (KeyboardInterrupt, asyncio.CancelledError) as e:
-        partial = finish(run, last, "stopped")
+        partial = finish(run, _current(run, last), "stopped")
         if isinstance(e, KeyboardInterrupt) or client._is_cell_task():
             raise errors.StoppedError(_stopped_message(run, step), partial=partial) from None
         raise
