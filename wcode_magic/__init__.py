@@ -150,6 +150,12 @@ def _turns(response: Response) -> Any:
     return turns(response)
 
 
+def _tool_steps(response: Response) -> str:
+    from .notebook.toolview import steps_markdown
+
+    return steps_markdown(response)
+
+
 def _tool_loop(*args: Any, **kw: Any) -> Any:
     from .core.toolloop import chat
 
@@ -165,7 +171,7 @@ def _atool_loop(*args: Any, **kw: Any) -> Any:
 hooks.after_call(_remember)
 hooks.after_call(_count_and_log)
 hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens, turns=_turns)
-hooks.provide(tool_loop=_tool_loop, atool_loop=_atool_loop)
+hooks.provide(tool_loop=_tool_loop, atool_loop=_atool_loop, tool_steps=_tool_steps)
 
 
 def load_ipython_extension(ipython: Any) -> None:

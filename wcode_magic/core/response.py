@@ -427,7 +427,7 @@ class Response:
         return f"{spent} went to the thinking; raise max_tokens, lower the effort, or switch thinking off"
 
     def _repr_markdown_(self) -> str:
-        parts = []
+        parts = [hooks.provided("tool_steps")(self)] if self.tool_turns else []  # a tool loop's steps first
         if self.reasoning:
             quoted = self.reasoning.replace("\n", "\n> ")
             parts.append(f"<details><summary>Thinking</summary>\n\n> {quoted}\n\n</details>\n")

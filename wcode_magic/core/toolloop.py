@@ -173,7 +173,7 @@ def record_step(run: ToolRun, step: int, r: Response) -> None:
         rows.append(_row(step, "thinking", result=r.reasoning, tokens=r.usage.reasoning_tokens))
     for call in r.tool_calls:
         fn = call.get("function") or {}
-        rows.append(_row(step, "tool_call", name=fn.get("name"), arguments=fn.get("arguments")))
+        rows.append(_row(step, "tool_call", name=fn.get("name"), arguments=fn.get("arguments"), id=call.get("id")))
     if r.text or not r.tool_calls:
         rows.append(_row(step, "answer", result=r.text, error=_error_of(r)))
     own = next((row for row in rows if row["kind"] != "thinking"), rows[-1] if rows else None)
@@ -201,6 +201,7 @@ def _result_row(run: ToolRun, tc: ToolCall, content: str, *, failed: bool, secon
         result=None if failed else content,
         error=content if failed else None,
         seconds=seconds,
+        id=tc.id,
     )
     run.turns.append(row)
     run.messages.append({"role": "tool", "tool_call_id": tc.id, "content": content})

@@ -28,7 +28,7 @@ from ..core.response import Response
 from ..core.settings import SESSION
 from . import flags
 from .interpolate import interpolate
-from .live import CodeText, NotebookView, PlainText, TerminalView, View, code_blocks, is_rich
+from .live import TOOL_EVENTS, CodeText, NotebookView, PlainText, TerminalView, View, code_blocks, is_rich
 
 TICK_S = 0.05
 
@@ -90,7 +90,28 @@ def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: 
         "extra_body": options.extra_body or None,
         **options.params,
     }
+    if options.tool_names:
+        kwargs["tools"] = notebook_tools(shell, options.tool_names)
+        kwargs["confirm"] = options.confirm
+        if options.max_steps is not None:
+            kwargs["max_steps"] = options.max_steps
     return Call(options, prompt, conv, kwargs)
+
+
+def notebook_tools(shell: Any, names: list[str]) -> list[Any]:
+    """``--tools a,b``: the functions of those names in the notebook's namespace (tool dicts are taken too)."""
+    namespace = shell.user_ns if shell is not None else {}
+    found: list[Any] = []
+    for name in names:
+        if name not in namespace:
+            raise CellError(
+                f"--tools: there is no {name!r} in the notebook: define the function first (def {name}...)."
+            )
+        value = namespace[name]
+        if not callable(value) and not isinstance(value, dict):
+            raise CellError(f"--tools: {name!r} is a {type(value).__name__}, not a function.")
+        found.append(value)
+    return found
 
 
 # -- drivers ---------------------------------------------------------------------------------------------------
@@ -99,8 +120,12 @@ async def drive_async(shell: Any, call: Call, view: View) -> Any:
     holder: list[Response] = []
 
     def on_event(ev: Any) -> None:
-        if ev.kind == "start":
-            holder.append(ev.value)
+        if ev.kind == "start":  # each step of a tool loop starts a Response: the view follows the latest
+            holder[:] = [ev.value]
+        elif ev.kind in TOOL_EVENTS:  # shown at once: a sync tool function may hold the loop for a while
+            view.tool_event(ev)
+            if holder:
+                view.update(holder[0])
 
     view.begin(call.model)
     task = asyncio.ensure_future(client.achat(on_event=on_event, **call.kwargs))
@@ -124,8 +149,12 @@ def drive_sync(shell: Any, call: Call, view: View) -> Any:
     holder: list[Response] = []
 
     def on_event(ev: Any) -> None:
-        if ev.kind == "start":
-            holder.append(ev.value)
+        if ev.kind == "start":  # each step of a tool loop starts a Response: the view follows the latest
+            holder[:] = [ev.value]
+        elif ev.kind in TOOL_EVENTS:
+            view.tool_event(ev)
+            if holder:
+                view.update(holder[0])
         elif holder:
             view.update(holder[0])
 

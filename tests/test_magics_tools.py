@@ -1,0 +1,99 @@
+"""%%chat --tools in a real kernel against the bundled local model: every step on screen as it happens, the
+conversation keeps the tool messages, --confirm asks; and the same in a terminal (plain text)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from magics_kernel import Kernel
+
+pytestmark = pytest.mark.timeout(180)
+
+TOOLS = '''
+def get_weather(city: str, days: int = 1) -> str:
+    """The weather in a city."""
+    import time
+    time.sleep(0.3)
+    return f"sunny in {city} for {days} days"
+
+def divide(a: float, b: float) -> float:
+    """Divide a by b."""
+    return a / b
+
+not_a_function = 42
+'''
+
+
+@pytest.fixture(scope="module")
+def k(tmp_path_factory):
+    kernel = Kernel(str(tmp_path_factory.mktemp("magics-tools")))
+    kernel.ok(
+        "%load_ext wcode_magic\nimport wcode_magic as wm\nfrom wcode_magic.core.conversations import CONVERSATIONS"
+    )
+    kernel.ok("%wcode use local")
+    kernel.ok(TOOLS)
+    yield kernel
+    kernel.close()
+
+
+def test_each_step_shows_as_it_happens_and_the_answer_last(k: Kernel) -> None:
+    run = k.ok("%%chat --new --tools get_weather,divide --max-tokens 30\nUse get_weather for 'Paris' over 3 days")
+    shown = [d.get("text/markdown", "") for d in run.displays]
+    call = 'get_weather({"city": "Paris", "days": 3})'
+    # the call shows while its function runs (0.3 s), before any result; then the result; then the answer
+    assert any(call in m and "…" in m and "sunny in Paris" not in m for m in shown), shown
+    final = run.last_display["text/markdown"]
+    assert "Step 1: get_weather" in final and "→ <code>sunny in Paris for 3 days</code>" in final
+    assert "<details open>" not in final and final.index("Step 1") < final.index("get_weather returned sunny")
+    kinds = k.value("wm.last().turns.kind.tolist()")  # the local model thinks before each step
+    assert kinds == ["thinking", "tool_call", "tool_result", "thinking", "answer"]
+    roles = k.value("[m['role'] for m in CONVERSATIONS.get().messages]")
+    assert roles == ["user", "assistant", "tool", "assistant"]
+
+
+def test_a_follow_up_chat_continues_the_conversation_with_the_tool_messages(k: Kernel) -> None:
+    k.ok("%%chat --max-tokens 10\nAnd tomorrow?")
+    sent = k.value("[m['role'] for m in wm.last().request['messages']]")
+    assert sent == ["user", "assistant", "tool", "assistant", "user"]
+
+
+def test_failures_show_as_results_not_crashes(k: Kernel) -> None:
+    run = k.ok("%%chat --new --tools divide --max-tokens 20\ndivide 1 by 0")
+    final = run.last_display["text/markdown"]
+    assert "⚠️ <code>Error: divide raised ZeroDivisionError: float division by zero</code>" in final
+
+
+def test_confirm_asks_and_a_declined_call_is_reported_as_declined(k: Kernel) -> None:
+    run = k.run("%%chat --new --tools get_weather --confirm --max-tokens 20\nget_weather for 'Oslo'", stdin="n")
+    assert run.status == "ok", run.error
+    errors = k.value("wm.last().turns.error.dropna().tolist()")
+    assert len(errors) == 1 and errors[0].startswith("Declined: the user did not allow this call.")
+    assert "Declined" in run.last_display["text/markdown"]
+
+
+def test_bad_tool_names_are_one_line_errors(k: Kernel) -> None:
+    run = k.run("%%chat --tools nope\nhi")
+    assert run.status == "error" and "there is no 'nope' in the notebook" in run.error["traceback"][0]
+    run = k.run("%%chat --tools not_a_function\nhi")
+    assert "'not_a_function' is a int, not a function" in run.error["traceback"][0]
+    run = k.run("%%chat --confirm\nhi")
+    assert "--confirm is about running tools" in run.error["traceback"][0]
+
+
+def test_in_a_terminal_calls_and_results_are_lines(local_url, session, monkeypatch) -> None:
+    from IPython.testing.globalipapp import get_ipython
+
+    from wcode_magic.core.conversations import CONVERSATIONS
+    from wcode_magic.notebook import live, run
+
+    shell = get_ipython()
+    exec(TOOLS, shell.user_ns)
+    session.base_url, session.model = local_url, "local/ngram"
+    out = io.StringIO()
+    monkeypatch.setattr(live.sys, "stdout", out)  # the terminal view writes to sys.stdout; no network is touched
+    CONVERSATIONS.reset("terminal-tools")
+    run.cell_sync(shell, "chat", "--name terminal-tools --tools get_weather --max-tokens 20", "get_weather 'Rome' 2")
+    text = out.getvalue()
+    assert '[step 1] call get_weather({"city": "Rome", "days": 2})\n[step 1] result: sunny in Rome for 2 days\n' in text
+    assert "get_weather returned sunny in Rome for 2 days." in text
