@@ -21,6 +21,12 @@ def divide(a: float, b: float) -> float:
     """Divide a by b."""
     return a / b
 
+def slow_lookup(word: str) -> str:
+    """Look a word up, slowly."""
+    import time
+    time.sleep(30)
+    return word
+
 not_a_function = 42
 '''
 
@@ -70,6 +76,43 @@ def test_confirm_asks_and_a_declined_call_is_reported_as_declined(k: Kernel) -> 
     errors = k.value("wm.last().turns.error.dropna().tolist()")
     assert len(errors) == 1 and errors[0].startswith("Declined: the user did not allow this call.")
     assert "Declined" in run.last_display["text/markdown"]
+
+
+def _showing(text: str):
+    return lambda run: any(text in d.get("text/markdown", "") for d in run.displays)
+
+
+def test_interrupt_while_a_tool_runs_keeps_the_loop_so_far(k: Kernel) -> None:
+    run = k.run(
+        "%%chat --new -m local/ngram --tools slow_lookup\nslow_lookup 'otter'",
+        interrupt_when=_showing("running slow_lookup"),
+        timeout=25,
+    )
+    assert run.status == "error" and run.error["traceback"][0] == (
+        "Stopped in the tool loop, in step 1. The steps so far are kept in the conversation, the history and "
+        "wm.last(); `wm.last().turns` lists them."
+    )
+    assert k.value("wm.last().status") == "stopped"
+    assert k.value("wm.last().turns.kind.tolist()") == ["tool_call"]
+    assert k.value("[m['role'] for m in CONVERSATIONS.get().messages]") == ["user", "assistant", "tool"]
+    assert k.value("CONVERSATIONS.get().messages[-1]['content']") == "Not run: the tool loop was stopped."
+    k.ok("%%chat --max-tokens 5\nstill alive?")  # the conversation goes on from there
+
+
+def test_interrupt_while_the_next_step_streams_keeps_it(k: Kernel) -> None:
+    run = k.run(
+        "%%chat --new -m local/ngram --tools get_weather --header 'X-Wcode-Fault: stall_after=8,stall_s=60'\n"
+        "get_weather 'Kyiv'",
+        interrupt_when=_showing("answering"),
+        timeout=25,
+    )
+    assert run.status == "error" and run.error["traceback"][0].startswith("Stopped")
+    assert k.value("wm.last().status") == "stopped" and k.value("len(wm.last().steps)") == 2
+    kinds = k.value("wm.last().turns.kind.tolist()")
+    assert kinds == ["tool_call", "tool_result", "answer"]
+    assert k.value("wm.last().text").startswith("get_weather returned sunny in Kyiv")
+    roles = k.value("[m['role'] for m in CONVERSATIONS.get().messages]")
+    assert roles == ["user", "assistant", "tool", "assistant"]
 
 
 def test_bad_tool_names_are_one_line_errors(k: Kernel) -> None:

@@ -6,8 +6,9 @@ package root says who does it), so the client imports nothing of this module. Ea
 
 - only functions the user passed can run, found by name; model text is never evaluated;
 - arguments are read as JSON and checked against the signature (``toolspec.check_arguments``);
-- async functions are awaited, several in one step concurrently; sync functions run in the caller's thread, in
-  order, so Ctrl-C and a kernel interrupt reach them;
+- async functions are awaited, several in one step concurrently; sync functions run in order: in the caller's
+  thread for ``chat`` (so Ctrl-C and a kernel interrupt reach them), in a worker thread for ``achat`` (so the
+  event loop stays awake and a stop ends the loop at once, the function finishing in the background);
 - every failure (arguments that are not JSON or do not fit, an unknown name, a function that raises, a call the
   user declined) goes back to the model as that call's result, worded so it can recover, and into ``r.turns``;
 - the loop ends at an answer (a step without tool calls) or after ``max_steps`` steps; then every call of the last
@@ -481,9 +482,12 @@ async def _timed_async(tc: ToolCall, fn: Callable[..., Any], args: Mapping[str, 
 
 
 async def _timed_sync(tc: ToolCall, fn: Callable[..., Any], args: Mapping[str, Any]) -> tuple[str, bool, float]:
+    """A sync function in a worker thread, awaited: the loop stays awake, so Stop and a kernel interrupt (which
+    cancel the awaiting task) end the loop at once. The function itself cannot be killed: it runs to its end in
+    the background, and its result is dropped."""
     started = time.perf_counter()
     try:
-        value = fn(**args)
+        value = await asyncio.to_thread(fn, **args)
         if inspect.isawaitable(value):
             value = await value
     except Exception as e:

@@ -135,6 +135,8 @@ async def drive_async(shell: Any, call: Call, view: View) -> Any:
             if holder:
                 view.update(holder[0])
         response = task.result()
+    except errors.StoppedError as e:  # a tool loop stopped inside (a KeyboardInterrupt in a tool function)
+        return stopped(shell, call, view, e.partial)
     except asyncio.CancelledError:
         task.cancel()
         await asyncio.wait({task}, timeout=5)  # achat marks the Response stopped and notifies history
@@ -239,6 +241,12 @@ def stopped_message(call: Call, response: Response | None) -> str:
     if response is not None:
         places.append("wm.last()")
     kept = _and(places)
+    if response is not None and response.steps:  # a tool loop: its steps joined the conversation
+        where = _and((["the conversation"] if call.conversation is not None else []) + places)
+        return (
+            f"Stopped in the tool loop, in step {len(response.steps)}. The steps so far are kept in {where}; "
+            "`wm.last().turns` lists them."
+        )
     if response is not None and response.text:
         where = _and((["the conversation"] if call.conversation is not None else []) + places)
         return f"Stopped. The partial answer ({len(response.text)} characters) is kept in {where}."
