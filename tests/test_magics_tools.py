@@ -140,3 +140,21 @@ def test_in_a_terminal_calls_and_results_are_lines(local_url, session, monkeypat
     text = out.getvalue()
     assert '[step 1] call get_weather({"city": "Rome", "days": 2})\n[step 1] result: sunny in Rome for 2 days\n' in text
     assert "get_weather returned sunny in Rome for 2 days." in text
+
+
+def test_the_tools_options_parse_names_and_still_take_json() -> None:
+    from wcode_magic.notebook import flags
+
+    opts = flags.parse("--tools get_weather, divide --max-steps 3 --confirm".replace(", ", ","))
+    assert (opts.tool_names, opts.max_steps, opts.confirm) == (["get_weather", "divide"], 3, True)
+    assert "tools" not in opts.params
+    spec = '[{"type": "function", "function": {"name": "f", "parameters": {}}}]'
+    opts = flags.parse(f"--tools '{spec}'")
+    assert opts.tool_names == [] and opts.params["tools"][0]["function"]["name"] == "f"
+    for line, message in (
+        ("--tools 'a b'", "takes the names of functions"),
+        ("--tools f --max-steps 0", "--max-steps takes an integer >= 1"),
+        ("--max-steps 2", "--max-steps is about running tools"),
+    ):
+        with pytest.raises(flags.FlagError, match=message):
+            flags.parse(line)

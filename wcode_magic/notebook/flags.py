@@ -129,7 +129,7 @@ def build_parser(prog: str = "%%chat") -> argparse.ArgumentParser:
             request.add_argument(
                 p.flag,
                 dest=p.name,
-                metavar="NAMES|JSON",
+                metavar="NAMES/JSON",
                 help="Python functions from the notebook, by name (--tools get_weather,lookup): the model calls "
                 "them and the loop runs them. Or a JSON array of OpenAI tool dicts, only sent.",
             )
