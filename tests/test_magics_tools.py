@@ -70,12 +70,71 @@ def test_failures_show_as_results_not_crashes(k: Kernel) -> None:
     assert "⚠️ <code>Error: divide raised ZeroDivisionError: float division by zero</code>" in final
 
 
-def test_confirm_asks_and_a_declined_call_is_reported_as_declined(k: Kernel) -> None:
-    run = k.run("%%chat --new --tools get_weather --confirm --max-tokens 20\nget_weather for 'Oslo'", stdin="n")
+CLICKER = """
+import asyncio
+from wcode_magic.notebook.approve import ButtonConfirm
+
+async def _click(which):
+    while not ButtonConfirm.waiting:
+        await asyncio.sleep(0.05)
+    label, run, decline = ButtonConfirm.waiting[-1].children
+    (run if which == "run" else decline).click()
+
+_clicker = asyncio.ensure_future(_click("{which}"))
+"""
+
+
+@pytest.mark.parametrize("which", ["decline", "run"])
+def test_confirm_shows_buttons_and_a_declined_call_is_reported_as_declined(k: Kernel, which: str) -> None:
+    k.ok(CLICKER.format(which=which))  # a click, as a front-end sends it once the buttons show
+    run = k.run("%%chat --new -m local/ngram --tools get_weather --confirm --max-tokens 20\nget_weather 'Oslo'")
     assert run.status == "ok", run.error
+    widgets = [d for d in run.displays if "application/vnd.jupyter.widget-view+json" in d]
+    assert widgets, "the Run / Decline buttons were shown"
     errors = k.value("wm.last().turns.error.dropna().tolist()")
-    assert len(errors) == 1 and errors[0].startswith("Declined: the user did not allow this call.")
-    assert "Declined" in run.last_display["text/markdown"]
+    if which == "decline":
+        assert len(errors) == 1 and errors[0].startswith("Declined: the user did not allow this call.")
+        assert "Declined" in run.last_display["text/markdown"]
+    else:
+        assert errors == [] and k.value("wm.last().text").startswith("get_weather returned sunny in Oslo")
+    assert k.value("ButtonConfirm.waiting") == []
+
+
+def test_the_buttons_answer_in_process_and_say_what_was_decided() -> None:
+    import asyncio
+
+    from wcode_magic.core.toolloop import ToolCall
+    from wcode_magic.notebook.approve import ButtonConfirm
+
+    confirm = ButtonConfirm()
+
+    async def main(which: int):
+        task = asyncio.ensure_future(confirm(ToolCall("c1", "get_weather", '{"city": "Oslo"}', 1)))
+        while confirm.pending is None or confirm.pending not in ButtonConfirm.waiting:
+            await asyncio.sleep(0.01)
+        label, run, decline = confirm.pending.children
+        assert label.value == 'Run <code>get_weather({"city": "Oslo"})</code>?'
+        (run, decline)[which].click()
+        return await task, label.value, run.disabled and decline.disabled
+
+    assert asyncio.run(main(1)) == (False, 'Declined: <code>get_weather({"city": "Oslo"})</code>', True)
+    assert asyncio.run(main(0)) == (True, 'Allowed: <code>get_weather({"city": "Oslo"})</code>', True)
+    assert ButtonConfirm.waiting == []
+
+
+def test_an_async_confirm_works_in_both_loops(local_url, session) -> None:
+    import asyncio
+
+    import wcode_magic as wm
+
+    async def no(call):
+        await asyncio.sleep(0)
+        return False
+
+    exec(TOOLS, scope := {})
+    kw = {"model": "local/ngram", "base_url": local_url, "tools": [scope["get_weather"]], "confirm": no}
+    for r in (wm.chat("get_weather 'Oslo'", **kw), asyncio.run(wm.achat("get_weather 'Oslo'", **kw))):
+        assert r.turns.error.dropna().tolist()[0].startswith("Declined")
 
 
 def _showing(text: str):

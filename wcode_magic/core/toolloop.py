@@ -77,8 +77,9 @@ def check_max_steps(value: Any) -> int:
     return value
 
 
-def check_confirm(value: Any) -> Callable[[ToolCall], bool] | None:
-    """``confirm``: False (run every call), True (ask in the terminal), or a function (call) -> bool."""
+def check_confirm(value: Any) -> Callable[[ToolCall], Any] | None:
+    """``confirm``: False (run every call), True (ask in the terminal), or a function (call) -> bool; with
+    ``achat`` it may be async (the notebook's buttons are: ``notebook/approve.py``)."""
     if value is False or value is None:
         return None
     if value is True:
@@ -279,7 +280,7 @@ def _summed(usages: list[Usage]) -> Usage:
 # -- the loop, sync ----------------------------------------------------------------------------------------------
 def _setup(
     prompt_or_messages: str | list[dict[str, Any]], tools: Any, max_steps: Any, confirm: Any
-) -> tuple[ToolRun, list[dict[str, Any]], Callable[[ToolCall], bool] | None]:
+) -> tuple[ToolRun, list[dict[str, Any]], Callable[[ToolCall], Any] | None]:
     run = ToolRun(as_tools(tools), check_max_steps(max_steps))
     messages = client.build_messages(prompt_or_messages, None)  # the system prompt is added by each step's call
     return run, messages, check_confirm(confirm)
@@ -372,7 +373,7 @@ def _run_sync(
     tc: ToolCall,
     tool: Tool | None,
     prepared: dict[str, Any] | str,
-    ask: Callable[[ToolCall], bool] | None,
+    ask: Callable[[ToolCall], Any] | None,
     final: bool,
     max_steps: int,
 ) -> tuple[str, bool, float | None]:
@@ -381,8 +382,12 @@ def _run_sync(
         return f"Not run: the tool loop reached max_steps={max_steps}.", True, None
     if isinstance(prepared, str) or tool is None or tool.fn is None:
         return str(prepared), True, None
-    if ask is not None and not ask(tc):
-        return DECLINED, True, None
+    if ask is not None:
+        allowed = ask(tc)
+        if inspect.isawaitable(allowed):
+            allowed = client.LOOP.run(allowed)
+        if not allowed:
+            return DECLINED, True, None
     started = time.perf_counter()
     try:
         if tool.is_async:
@@ -447,7 +452,7 @@ async def achat(
 
 async def _run_async(
     prepared: list[tuple[ToolCall, Tool | None, dict[str, Any] | str]],
-    ask: Callable[[ToolCall], bool] | None,
+    ask: Callable[[ToolCall], Any] | None,
     final: bool,
     max_steps: int,
 ) -> list[tuple[str, bool, float | None]]:
@@ -459,7 +464,7 @@ async def _run_async(
             outcomes[i] = (f"Not run: the tool loop reached max_steps={max_steps}.", True, None)
         elif isinstance(args, str) or tool is None or tool.fn is None:
             outcomes[i] = (str(args), True, None)
-        elif ask is not None and not ask(tc):
+        elif ask is not None and not await _allowed(ask, tc):
             outcomes[i] = (DECLINED, True, None)
         elif tool.is_async:
             waiting[i] = _timed_async(tc, tool.fn, args)
@@ -470,6 +475,13 @@ async def _run_async(
         for i, outcome in zip(waiting, done, strict=True):
             outcomes[i] = outcome
     return [o for o in outcomes if o is not None]
+
+
+async def _allowed(ask: Callable[[ToolCall], Any], tc: ToolCall) -> bool:
+    allowed = ask(tc)
+    if inspect.isawaitable(allowed):
+        allowed = await allowed
+    return bool(allowed)
 
 
 async def _timed_async(tc: ToolCall, fn: Callable[..., Any], args: Mapping[str, Any]) -> tuple[str, bool, float]:

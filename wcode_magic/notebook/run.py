@@ -308,6 +308,11 @@ async def cell_async(magic: str, line: str, cell: str | None) -> Any:
     """What a transformed ``%%chat`` / ``%%wcode`` / ``%wcode PROMPT`` cell awaits in a kernel."""
     shell = _shell()
     call, view = _prepare_cell(shell, magic, line, cell)
+    if call.kwargs.get("confirm") is True and is_rich(shell):
+        # buttons under each call: the cell awaits, so a click arrives (a blocking cell would never see it)
+        from .approve import ButtonConfirm
+
+        call.kwargs["confirm"] = ButtonConfirm()
     return await drive_async(shell, call, view)
 
 
