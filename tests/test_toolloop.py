@@ -252,3 +252,11 @@ def test_a_broken_step_keeps_the_loop_on_the_partial(script, session):
     partial = info.value.partial
     assert partial.status == "error" and len(partial.steps) == 2
     assert partial.turns.kind.tolist()[:2] == ["tool_call", "tool_result"]
+
+
+def test_the_history_records_each_step(local_url, session):
+    before = len(wm.history())
+    r = wm.chat("Use get_weather for 'Riga'", model=LOCAL, base_url=local_url, tools=[get_weather], max_tokens=20)
+    rows = wm.history(2)
+    assert len(wm.history()) == before + 2
+    assert sorted(rows["finish_reason"].tolist()) == sorted(s.finish_reason for s in r.steps)
