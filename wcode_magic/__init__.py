@@ -172,6 +172,30 @@ def _show_tokens(response: Response, **kw: Any) -> Any:
     return show_tokens(response, **kw)
 
 
+def _turns(response: Response) -> Any:
+    from .analysis.turns import turns
+
+    return turns(response)
+
+
+def _tool_steps(response: Response) -> str:
+    from .notebook.toolview import steps_markdown
+
+    return steps_markdown(response)
+
+
+def _tool_loop(*args: Any, **kw: Any) -> Any:
+    from .core.toolloop import chat
+
+    return chat(*args, **kw)
+
+
+def _atool_loop(*args: Any, **kw: Any) -> Any:
+    from .core.toolloop import achat
+
+    return achat(*args, **kw)
+
+
 hooks.after_call(_remember)
 hooks.after_call(_count_and_log)
 hooks.after_call(_record)
@@ -184,7 +208,10 @@ def _field_probs(response: Response) -> Any:
     return field_probs(response)
 
 
-hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens, field_probs=_field_probs)
+hooks.provide(
+    tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens, field_probs=_field_probs, turns=_turns
+)
+hooks.provide(tool_loop=_tool_loop, atool_loop=_atool_loop, tool_steps=_tool_steps)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import catalog, errors, hooks, params
+from . import catalog, errors, hooks, params, toolspec
 from . import schema as schemas
 from .keys import Secret, scrub_all
 from .response import Response
@@ -781,6 +781,8 @@ async def achat(
     extra_body: Mapping[str, Any] | None = None,
     cache: bool | None = None,
     schema: Any = None,
+    max_steps: int = 8,
+    confirm: Any = False,
     **call_params: Any,
 ) -> Response:
     """Send one chat request and return its Response.
@@ -799,7 +801,13 @@ async def achat(
     ``"label: yes|no, reason: str"``, see ``core/schema.py``) asks for JSON of that shape with response_format
     json_schema; where a server refuses json_schema the call is sent again with json_object and the schema in the
     instructions. The answer is read with ``r.parsed`` (SchemaError when it does not fit).
+
+    ``tools`` holding Python functions runs the tool loop (core/toolloop.py): the model calls them, their results
+    go back, until it answers or ``max_steps`` model turns have run; ``confirm`` asks before each call.
     """
+    if toolspec.runs_tools(call_params.get("tools")):
+        loop = hooks.provided("atool_loop")
+        return await loop(prompt_or_messages, **_own(locals()), **call_params)
     kw: dict[str, Any] = dict(
         model=model,
         system=system,
@@ -841,6 +849,11 @@ async def _acall(call: _Call) -> Response:
         raise
     hooks.call_ended(call.response)
     return call.response
+
+
+def _own(values: Mapping[str, Any]) -> dict[str, Any]:
+    """chat's / achat's own keywords from their locals, passed on to the tool loop as given."""
+    return {name: values[name] for name in params.CHAT_KEYWORDS}
 
 
 async def _within_deadline(call: _Call) -> None:
@@ -1004,6 +1017,8 @@ def chat(
     extra_body: Mapping[str, Any] | None = None,
     cache: bool | None = None,
     schema: Any = None,
+    max_steps: int = 8,
+    confirm: Any = False,
     **call_params: Any,
 ) -> Response:
     """``achat`` for code that is not async, with the same arguments and behaviour.
@@ -1011,6 +1026,8 @@ def chat(
     It needs no event loop, so it works in a notebook cell (where one is already running) without
     nest_asyncio. Ctrl-C or a kernel interrupt raises StoppedError whose ``.partial`` keeps what arrived.
     """
+    if toolspec.runs_tools(call_params.get("tools")):
+        return hooks.provided("tool_loop")(prompt_or_messages, **_own(locals()), **call_params)
     kw: dict[str, Any] = dict(
         model=model,
         system=system,

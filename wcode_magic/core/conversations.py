@@ -29,12 +29,14 @@ class Conversation:
         return [*self.messages, {"role": "user", "content": prompt}]
 
     def add(self, prompt: str, response: Response) -> bool:
-        """Append the exchange if the answer has any text (or tool calls); True if it was added."""
-        reply = response.message
-        if not reply.get("content") and not reply.get("tool_calls"):
+        """Append the exchange if the answer has any text (or tool calls); True if it was added.
+
+        After a tool loop the exchange is every message it added: the calls, their results, the answer."""
+        replies = response.tool_messages or [response.message]
+        if not any(reply.get("content") or reply.get("tool_calls") for reply in replies):
             return False
         # one assignment, so an interrupt between two appends cannot leave half an exchange
-        self.messages = [*self.messages, {"role": "user", "content": prompt}, reply]
+        self.messages = [*self.messages, {"role": "user", "content": prompt}, *replies]
         return True
 
     @property

@@ -470,6 +470,8 @@ CHAT_KEYWORDS = (
     "extra_body",
     "cache",
     "schema",
+    "max_steps",
+    "confirm",
 )
 
 

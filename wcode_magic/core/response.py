@@ -126,6 +126,11 @@ class Response:
         self.stopped = False
         self.reasoning_details: list[dict[str, Any]] = []
         self.tool_calls: list[dict[str, Any]] = []
+        # a tool loop's record, on its last step's Response (core/toolloop.py); empty for an ordinary call
+        self.steps: list[Response] = []
+        self.tool_turns: list[dict[str, Any]] = []
+        self.tool_messages: list[dict[str, Any]] = []
+        self.loop_status: str | None = None  # max_steps / stopped / error when the loop ended without an answer
         self.logprobs_status: str | None = None
         self.started = time.perf_counter() if started is None else started
         self.latency_s: float | None = None
@@ -438,7 +443,9 @@ class Response:
     # -- display -------------------------------------------------------------------------------------------
     @property
     def status(self) -> str:
-        """done / stopped / error / incomplete / streaming, for footers and status lines."""
+        """done / stopped / error / incomplete / streaming (max_steps: a tool loop that ran out of steps)."""
+        if self.loop_status is not None:
+            return self.loop_status
         if self.complete:
             return "done"
         if self.stopped:
@@ -495,7 +502,7 @@ class Response:
         return f"{spent} went to the thinking; raise max_tokens, lower the effort, or switch thinking off"
 
     def _repr_markdown_(self) -> str:
-        parts = []
+        parts = [hooks.provided("tool_steps")(self)] if self.tool_turns else []  # a tool loop's steps first
         if self.reasoning:
             quoted = self.reasoning.replace("\n", "\n> ")
             parts.append(f"<details><summary>Thinking</summary>\n\n> {quoted}\n\n</details>\n")
@@ -512,6 +519,12 @@ class Response:
     def alternatives(self) -> Any:
         """One row per (position, alternative), the sampled token always included (frames.alternatives)."""
         return hooks.provided("alternatives")(self)
+
+    @property
+    def turns(self) -> Any:
+        """A tool loop's steps, one row per turn: step, kind (thinking | tool_call | tool_result | answer), name,
+        arguments, result, error, tokens, cost, seconds (analysis/turns.py)."""
+        return hooks.provided("turns")(self)
 
     def show_tokens(self, color_by: str = "prob", top: int = 5) -> Any:
         """The answer as HTML, each token coloured by ``color_by``, its top alternatives on hover."""

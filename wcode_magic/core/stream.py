@@ -63,7 +63,19 @@ def check_depth(value: Any, what: str) -> Any:
 
 
 EventKind = Literal[
-    "start", "reasoning", "content", "logprobs", "usage", "finish", "error", "meta", "reasoning_details", "tool_call"
+    "start",
+    "reasoning",
+    "content",
+    "logprobs",
+    "usage",
+    "finish",
+    "error",
+    "meta",
+    "reasoning_details",
+    "tool_call",
+    "tools",
+    "tool_call_ready",
+    "tool_result",
 ]
 
 
@@ -73,6 +85,8 @@ class Event(NamedTuple):
     start: the Response about to be filled (the client's, before anything is sent); reasoning/content: the text piece; logprobs: ``(segment, [entries])``; usage: the usage dict;
     finish: ``(finish_reason, native_finish_reason)``; error: the error object; meta: ``{id, model, created,
     extra top-level keys}``; reasoning_details: the list as sent; tool_call: one ``delta.tool_calls`` item.
+    A tool loop (core/toolloop.py) adds: tools: its ``ToolRun`` (first, before any step's start); tool_call_ready:
+    a ``ToolCall`` about to run; tool_result: the turn row of its result.
     """
 
     kind: EventKind

@@ -31,12 +31,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import CONTEXT_TOKENS, LOOPBACK_HOSTS, jsonmode, wire
+from . import CONTEXT_TOKENS, LOOPBACK_HOSTS, jsonmode, toolcalls, wire
 from .chat import MODELS, ChatRequest, RequestError, parse_chat_request
 from .door import Door
 from .faults import HEADER, KEY_HEADER, Faults, FaultSyntaxError, TimesLedger, parse_faults
 from .generate import Generation, Token
-from .ngram import NgramModel, default_model
+from .ngram import NgramModel, default_model, tokenize
 
 FLUSH_EVENTS = 16
 FLUSH_SECONDS = 0.02
@@ -171,7 +171,21 @@ def _prepare(raw: bytes, think_inline: bool) -> _Answer:
         raise RequestError("the request body is not valid JSON") from None
     model = default_model()
     chat = parse_chat_request(body, model)
-    return _Answer(chat, model, inline_reasoning=think_inline and chat.reasoning_field is None)
+    plan = toolcalls.plan(body)
+    prefix: list[Token] = []
+    if plan is not None and plan.results:  # answer from the tool results: quote them, then continue from them
+        prefix = [_tag(t) for t in tokenize(toolcalls.result_sentence(plan.results))]
+        generation = chat.generation
+        generation = replace(
+            generation,
+            prompt=toolcalls.continuation_prompt(plan.results),
+            max_tokens=max(generation.max_tokens - len(prefix), 1),
+        )
+        chat = replace(chat, generation=generation)
+    answer = _Answer(chat, model, inline_reasoning=think_inline and chat.reasoning_field is None)
+    answer.calls = plan.calls if plan is not None else ()
+    answer.prefix = prefix
+    return answer
 
 
 def _error(error: RequestError) -> JSONResponse:
@@ -212,6 +226,8 @@ class _Answer:
         self.created = int(time.time())
         self.reasoning_tokens = 0
         self.answer_tokens = 0
+        self.calls: tuple[toolcalls.Call, ...] = ()  # tool calls instead of an answer (local/toolcalls.py)
+        self.prefix: list[Token] = []  # fixed tokens before the answer (the tool results quoted)
 
     def reasoning(self) -> Iterator[Token]:
         """Reasoning tokens sent in the dialect's reasoning field (none for local/ngram), counted."""
@@ -227,6 +243,9 @@ class _Answer:
         Everything sent, tags included, stays within ``max_tokens`` (a ``max_tokens`` under 2 cuts the tags).
         """
         tokens: Iterator[Token] = self._answer_tokens()
+        if self.prefix:
+            limit = max(self.chat.generation.max_tokens + len(self.prefix) - self.reasoning_tokens, 0)
+            tokens = itertools.islice(itertools.chain(self.prefix, tokens), limit)
         if self.inline_reasoning:
             opening, closing = (_tag(t) for t in _INLINE_TAGS)
             tokens = itertools.chain([opening], self.generation.reasoning(), [closing], tokens)
@@ -269,6 +288,15 @@ def _stream_events(answer: _Answer, faults: Faults | None) -> Iterator[Any]:
     for token in answer.reasoning():
         if chat.show_reasoning:
             yield encoder.reasoning(token)
+    if answer.calls:
+        for part in toolcalls.call_fragments(answer.calls):
+            answer.answer_tokens += 1
+            yield encoder.tool_call(part)
+        yield encoder.finish("tool_calls")
+        if chat.include_usage:
+            yield encoder.usage(answer.usage())
+        yield wire.DONE
+        return
     plan = _FaultPlan(faults, encoder) if faults and faults.affects_stream else None
     if plan:
         yield from plan.due(0)
@@ -407,6 +435,20 @@ def _whole_body(answer: _Answer) -> bytes:
     """The whole answer's JSON body: generation and encoding, both in a worker thread."""
     chat = answer.chat
     reasoning = "".join(t.text for t in answer.reasoning())
+    if answer.calls:
+        answer.answer_tokens = len(toolcalls.call_fragments(answer.calls))
+        body = wire.completion_body(
+            chat,
+            answer.id,
+            answer.created,
+            reasoning=reasoning if chat.show_reasoning and answer.reasoning_tokens else None,
+            content="",
+            finish_reason="tool_calls",
+            entries=None,
+            usage_value=answer.usage(),
+        )
+        body["choices"][0]["message"].update(content=None, tool_calls=toolcalls.message_calls(answer.calls))
+        return wire.dumps(body)
     tokens = list(answer.answer())
     entries = [wire.logprob_entry(t, answer.model.vocab) for t in tokens] if chat.logprobs else None
     return wire.dumps(

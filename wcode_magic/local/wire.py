@@ -157,6 +157,10 @@ class StreamEncoder:
             + self._close
         )
 
+    def tool_call(self, part: dict[str, Any]) -> str:
+        """One ``delta.tool_calls`` fragment (local/toolcalls.py decides what the model calls)."""
+        return self._event(self._role + '"content":null,"tool_calls":[' + dumps(part).decode() + "]")
+
     def _entry(self, token: Token) -> str:
         """The logprob entry as JSON; the alternatives' JSON is memoised per list (shared by a context's draws)."""
         head, tail = _entry_parts(token.text)

@@ -47,6 +47,9 @@ class ChatOptions:
     extra_body: dict[str, Any] = field(default_factory=dict)
     schema: str | None = None  # a spec string, JSON Schema text, or a notebook variable's name (run.prepare)
     prompt: str = ""
+    tool_names: list[str] = field(default_factory=list)  # --tools f,g: functions from the notebook's namespace
+    max_steps: int | None = None
+    confirm: bool = False
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,6 +115,10 @@ def build_parser(prog: str = "%%chat") -> argparse.ArgumentParser:
         help="Answer as JSON of this shape, read into `.parsed`: a spec such as 'label: yes|no, reason: str', a "
         "JSON Schema object, or the name of a dataclass, TypedDict or pydantic model in the notebook.",
     )
+    cell.add_argument(
+        "--max-steps", metavar="N", help="With --tools: at most N model turns in the tool loop (default 8)."
+    )
+    cell.add_argument("--confirm", action="store_true", help="With --tools: ask before each call runs.")
     request = parser.add_argument_group("request parameters")
     for p in params.PARAMS.values():
         if p.name == "logprobs":
@@ -125,6 +132,14 @@ def build_parser(prog: str = "%%chat") -> argparse.ArgumentParser:
             )
         elif p.kind == "bool":
             request.add_argument(p.flag, dest=p.name, nargs="?", const="true", metavar="BOOL", help=_param_help(p))
+        elif p.name == "tools":
+            request.add_argument(
+                p.flag,
+                dest=p.name,
+                metavar="NAMES/JSON",
+                help="Python functions from the notebook, by name (--tools get_weather,lookup): the model calls "
+                "them and the loop runs them. Or a JSON array of OpenAI tool dicts, only sent.",
+            )
         else:
             request.add_argument(p.flag, dest=p.name, metavar=p.kind.upper(), help=_param_help(p))
     return parser
@@ -185,8 +200,35 @@ def _parse(tokens: list[str], quiet: bool) -> ChatOptions:
         raise FlagError(f"--insert puts code into a new cell: use it with --format code, not --format {opts.format}.")
     if opts.insert:
         opts.format = "code"
+    if ns.tools is not None and not ns.tools.strip().startswith("["):
+        opts.tool_names = _tool_names(ns.tools)
+        ns.tools = None
+    opts.max_steps = _max_steps(ns.max_steps)
+    opts.confirm = ns.confirm
+    if (opts.max_steps is not None or opts.confirm) and not opts.tool_names:
+        used = "--max-steps" if opts.max_steps is not None else "--confirm"
+        raise FlagError(f"{used} is about running tools: use it with --tools NAME,NAME (functions of the notebook).")
     opts.params = _request_params(ns)
     return opts
+
+
+def _tool_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if not n.isidentifier()]
+    if not names or bad:
+        raise FlagError(
+            f"--tools {text!r} is not allowed: --tools takes the names of functions in the notebook, separated "
+            "by commas (--tools get_weather,lookup), or a JSON array of tool dicts."
+        )
+    return list(dict.fromkeys(names))
+
+
+def _max_steps(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise FlagError(f"--max-steps {text!r} is not allowed: --max-steps takes an integer >= 1.")
+    return int(text)
 
 
 def _is_json(text: str) -> bool:

@@ -14,7 +14,12 @@ import sys
 from typing import Any, Protocol, TextIO
 
 from ..core.response import Response
+from ..core.stream import Event
+from ..core.toolloop import ToolRun
+from . import toolview
 from .throttle import Throttle
+
+TOOL_EVENTS = ("tools", "tool_call_ready", "tool_result")  # a tool loop's own events (core/toolloop.py)
 
 
 class View(Protocol):
@@ -22,6 +27,7 @@ class View(Protocol):
     def update(self, response: Response) -> None: ...
     def finish(self, response: Response | None, note: str | None = None) -> None: ...
     def result(self, value: Any) -> Any: ...
+    def tool_event(self, event: Event) -> None: ...
 
 
 def is_rich(shell: Any) -> bool:
@@ -121,7 +127,9 @@ class NotebookView:
         self.shell = shell
         self.throttle = Throttle(per_second)
         self.handle: Any = None
-        self._shown: tuple[int, int] = (0, 0)
+        self._shown: tuple[int, int, int] = (0, 0, 0)
+        self.run: ToolRun | None = None  # a tool loop's record, drawn above the step that streams
+        self._now = False
 
     def _bundle(self, markdown: str, plain: str) -> dict[str, str]:
         if self.fmt == "text":
@@ -139,17 +147,40 @@ class NotebookView:
     def begin(self, model: str) -> None:
         self._show(self._bundle(f"<sub>{html.escape(model)} · waiting…</sub>", f"{model} · waiting…"))
 
+    def tool_event(self, event: Event) -> None:
+        """A tool loop started, a call is about to run, or a result came in: drawn at the next update."""
+        if event.kind == "tools":
+            self.run = event.value
+        self._now = True  # a call or a result shows at once, not when the throttle next allows
+
+    def _steps(self, markdown: str, plain: str, response: Response | None, *, running: bool) -> dict[str, str]:
+        """The bundle, with a tool loop's finished steps above the Response shown."""
+        run = self.run
+        if run is None or not run.turns:
+            return self._bundle(markdown, plain)
+        if response is not None and response.tool_calls and any(response is s for s in run.steps):
+            # its calls are running: drawn with the steps above, and nothing streams below
+            what = f"{response.model or '?'} · running {', '.join(str(c['function']['name']) for c in response.tool_calls)}…"
+            markdown, plain, response = f"<sub>{html.escape(what)}</sub>", what, None
+        above_md = toolview.markdown(run.turns, run.steps, response, running=running)
+        above_plain = toolview.plain(run.turns, run.steps, response)
+        return self._bundle(
+            f"{above_md}\n{markdown}" if above_md else markdown, f"{above_plain}\n{plain}" if above_plain else plain
+        )
+
     def update(self, response: Response) -> None:
         reasoning, text = response.reasoning, response.text
-        size = (len(reasoning), len(text))
-        if size == self._shown or not self.throttle.ready():
+        size = (len(reasoning), len(text), len(self.run.turns) if self.run is not None else 0)
+        if size == self._shown or not (self._now or self.throttle.ready()):
             return
-        self._shown = size
+        self._shown, self._now = size, False
         footer = streaming_footer(response)
         self._show(
-            self._bundle(
+            self._steps(
                 render_markdown(reasoning, text, footer, streaming=True, fmt=self.fmt),
                 render_plain(reasoning, text, footer),
+                response,
+                running=True,
             )
         )
 
@@ -160,9 +191,11 @@ class NotebookView:
         footer = response.footer() + (f" · {note}" if note else "")
         reasoning, text, missing = response.reasoning, response.text, response.no_answer_reason()
         self._show(
-            self._bundle(
+            self._steps(
                 render_markdown(reasoning, text, footer, streaming=False, fmt=self.fmt, no_answer=missing),
                 render_plain(reasoning, text, footer, missing),
+                response,
+                running=False,
             )
         )
 
@@ -196,6 +229,16 @@ class TerminalView:
 
     def begin(self, model: str) -> None:
         self._write(f"{self._dim}[{model}]{self._reset}\n")
+
+    def tool_event(self, event: Event) -> None:
+        """A tool loop's call and result, each on its own line as it happens; the next step streams afresh."""
+        if event.kind == "tool_call_ready":
+            if self._reasoning_shown or self._text_shown:
+                self._write(f"{self._reset}\n")
+            self._reasoning_shown = self._text_shown = 0
+            self._write(toolview.call_started(event.value) + "\n")
+        elif event.kind == "tool_result":
+            self._write(toolview.call_ended(event.value) + "\n")
 
     def update(self, response: Response) -> None:
         reasoning = response.reasoning

@@ -27,7 +27,7 @@ from ..core.params import PARAMS
 from ..core.session import is_bundled_local
 from ..core.settings import SESSION, SETTINGS, Settings, configure
 from ..core.stream import Event
-from . import codegen
+from . import codegen, toolview
 from .controls import ParamControls
 from .throttle import Throttle
 
@@ -124,11 +124,18 @@ class Panel:
 
     PLAIN = "wcode-magic panel (a live widget: run the cell in Jupyter to use it)"
 
-    def __init__(self, *, session: Settings = SESSION, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, session: Settings = SESSION, headers: dict[str, str] | None = None, tools: list[Any] | None = None
+    ) -> None:
         import ipywidgets as w
+
+        from ..core.toolspec import as_tools
 
         self.session = session
         self.headers = headers  # extra request headers, e.g. a test server's fault injection
+        self.tools = list(tools or [])  # functions (and tool dicts) the model may call: the tool loop runs them
+        self._tool_specs = as_tools(self.tools) if self.tools else []  # checked now, before any Send
+        self.run: Any = None  # the running tool loop's record (core/toolloop.ToolRun)
         self.messages: list[dict[str, Any]] = []
         self.response: Response | None = None
         self.state = "ready"
@@ -220,6 +227,8 @@ class Panel:
         self.thinking.layout.display = "none"
         self.thinking_text.layout = w.Layout(max_height="240px", overflow="auto")
         self.answer = w.Output(layout=w.Layout(max_height="480px", overflow="auto"))
+        self.tools_view = w.HTML(value=self._tools_html())
+        self.steps_view = w.Output(layout=w.Layout(max_height="480px", overflow="auto"))
         self.code = w.Output()
         self.code.layout.display = "none"
         for cls, widget in (
@@ -228,6 +237,8 @@ class Panel:
             ("wm-history", self.history_view),
             ("wm-thinking", self.thinking),
             ("wm-answer", self.answer),
+            ("wm-tools", self.tools_view),
+            ("wm-steps", self.steps_view),
             ("wm-code", self.code),
         ):
             widget.add_class(cls)
@@ -241,10 +252,12 @@ class Panel:
                 self.tabs,
                 self.system,
                 self.history_view,
+                self.tools_view,
                 self.prompt,
                 w.HBox([self.send_button, self.stop_button, self.new_button, self.code_button]),
                 self.status,
                 self.error,
+                self.steps_view,
                 self.thinking,
                 self.answer,
                 self.code,
@@ -458,6 +471,8 @@ class Panel:
     # -- the stream -----------------------------------------------------------------------------------------
     def _begin(self) -> None:
         self.response = None
+        self.run = None
+        self.steps_view.outputs = ()
         self._pieces = 0
         self._shown = (0, 0)
         self._throttle = Throttle(UPDATES_PER_SECOND)
@@ -484,6 +499,7 @@ class Panel:
                 on_event=self._on_event,
                 headers=self.headers,
                 extra_body=extra_body,
+                **self._tool_kw(),
             )
         except asyncio.CancelledError:  # Stop: our own task, so the cancel ends here
             self._release_warnings()
@@ -528,8 +544,15 @@ class Panel:
                 self.state = "thinking"
         else:
             if kind == "start":
+                if self.run is not None and self.response is not None:  # the next step of a tool loop
+                    self._next_step()
                 self.response = ev[1]
                 self._release_warnings()
+            elif kind == "tools":
+                self.run = ev[1]
+            elif kind in ("tool_call_ready", "tool_result"):
+                self.state = "running tools"
+                self._push_steps()
             return
         self._pieces += 1
         if self._throttle.ready():
@@ -554,20 +577,59 @@ class Panel:
         self.status.value = self._status_html()
         self.updates += 1
 
+    def _push_steps(self) -> None:
+        """A tool loop's steps so far, above the step that streams (the one ending in calls is drawn with them)."""
+        run = self.run
+        if run is None:
+            return
+        shown = self.response
+        if shown is not None and shown.tool_calls and any(shown is s for s in run.steps):
+            shown = None  # its calls are drawn with the steps; nothing streams below yet
+            self.thinking.layout.display = "none"
+            self.answer.outputs = ()
+        running = self.state not in ("done", "stopped", "error")
+        steps = toolview.markdown(run.turns, run.steps, shown, running=running)
+        self.steps_view.outputs = _markdown(steps) if steps else ()
+        self.status.value = self._status_html()
+
+    def _next_step(self) -> None:
+        """A new step starts streaming: the thinking and answer areas are its own."""
+        self._shown = (0, 0)
+        self.thinking_text.value = ""
+        self.thinking.layout.display = "none"
+        self.answer.outputs = ()
+
+    def _tool_kw(self) -> dict[str, Any]:
+        return {"tools": self.tools} if self.tools else {}
+
+    def _tools_html(self) -> str:
+        if not self.tools:
+            return ""
+        items = []
+        for t in self._tool_specs:
+            args = ", ".join(t.parameters.get("properties") or {})
+            runs = "" if t.runs else " <i>(described only: not run here)</i>"
+            about = f" — {html.escape(t.description.splitlines()[0])}" if t.description else ""
+            items.append(f"<li><code>{html.escape(t.name)}({html.escape(args)})</code>{about}{runs}</li>")
+        return f"<details><summary>Tools the model may call: {len(items)}</summary><ul>{''.join(items)}</ul></details>"
+
     def _end(self, state: str, turn: dict[str, Any], error: BaseException | None = None) -> None:
         r = self.response
         self.state = state
         self._push()  # the exact final text, whatever the throttle said
+        if self.run is not None:
+            self._push_steps()
         missing = r.no_answer_reason() if r is not None and state == "done" else None
         if missing:  # an empty answer area would not say that the budget went to the thinking
             self.answer.outputs = _markdown(f"**No answer:** {html.escape(missing)}.")
         self.status.value = self._status_html()
         if error is not None:
             self.error.value = self._error_html(error_text(error))
-        keep = r is not None and (state == "done" or (state == "stopped" and r.text))
+        keep = r is not None and (state == "done" or (state == "stopped" and (r.text or r.tool_messages)))
         if keep and r is not None:
             # A stopped answer joins the conversation as far as it got: the next turn continues from what was seen.
-            self.messages += [turn, r.message]
+            # After a tool loop that is every message it added (calls, results, answer).
+            self.messages += [turn, *(r.tool_messages or [r.message])]
             self.prompt.value = ""
             self._show_history()
         self.send_button.disabled = False
@@ -611,12 +673,14 @@ class Panel:
 def panel(**kw: Any) -> Panel:
     """Show the parameter panel. Keywords set session values first (``model``, ``system``, ``base_url``,
     any parameter such as ``temperature=0.2``), ``prompt`` fills the prompt box, ``headers`` go with
-    every request. The panel and ``%%chat`` share the session: a slider change is what the next cell uses."""
+    every request, ``tools`` (Python functions) are listed and the model may call them: each step shows as it
+    happens. The panel and ``%%chat`` share the session: a slider change is what the next cell uses."""
     prompt = kw.pop("prompt", None)
     headers = kw.pop("headers", None)
+    tools = kw.pop("tools", None)
     if kw:
         configure(**kw)
-    p = Panel(headers=headers)
+    p = Panel(headers=headers, tools=tools)
     if prompt:
         p.prompt.value = prompt
     return p

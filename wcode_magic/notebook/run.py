@@ -28,7 +28,7 @@ from ..core.response import Response
 from ..core.settings import SESSION
 from . import flags
 from .interpolate import interpolate
-from .live import CodeText, NotebookView, PlainText, TerminalView, View, code_blocks, is_rich
+from .live import TOOL_EVENTS, CodeText, NotebookView, PlainText, TerminalView, View, code_blocks, is_rich
 
 TICK_S = 0.05
 
@@ -92,6 +92,11 @@ def prepare(shell: Any, options: flags.ChatOptions, text: str, *, conversation: 
     }
     if options.schema is not None:
         kwargs["schema"] = schema_value(options.schema, shell)
+    if options.tool_names:
+        kwargs["tools"] = notebook_tools(shell, options.tool_names)
+        kwargs["confirm"] = options.confirm
+        if options.max_steps is not None:
+            kwargs["max_steps"] = options.max_steps
     return Call(options, prompt, conv, kwargs)
 
 
@@ -115,14 +120,34 @@ def schema_value(text: str, shell: Any) -> Any:
     return json.loads(text) if text.lstrip().startswith("{") else text
 
 
+def notebook_tools(shell: Any, names: list[str]) -> list[Any]:
+    """``--tools a,b``: the functions of those names in the notebook's namespace (tool dicts are taken too)."""
+    namespace = shell.user_ns if shell is not None else {}
+    found: list[Any] = []
+    for name in names:
+        if name not in namespace:
+            raise CellError(
+                f"--tools: there is no {name!r} in the notebook: define the function first (def {name}...)."
+            )
+        value = namespace[name]
+        if not callable(value) and not isinstance(value, dict):
+            raise CellError(f"--tools: {name!r} is a {type(value).__name__}, not a function.")
+        found.append(value)
+    return found
+
+
 # -- drivers ---------------------------------------------------------------------------------------------------
 async def drive_async(shell: Any, call: Call, view: View) -> Any:
     """Top-level-await driver: stream on the running loop, tick the view, turn cancellation into 'stopped'."""
     holder: list[Response] = []  # the Responses started; the last one is this call's (schema= may send twice)
 
     def on_event(ev: Any) -> None:
-        if ev.kind == "start":
-            holder.append(ev.value)
+        if ev.kind == "start":  # each step of a tool loop starts a Response: the view follows the latest
+            holder[:] = [ev.value]
+        elif ev.kind in TOOL_EVENTS:  # shown at once: a sync tool function may hold the loop for a while
+            view.tool_event(ev)
+            if holder:
+                view.update(holder[0])
 
     view.begin(call.model)
     task = asyncio.ensure_future(client.achat(on_event=on_event, **call.kwargs))
@@ -132,6 +157,8 @@ async def drive_async(shell: Any, call: Call, view: View) -> Any:
             if holder:
                 view.update(holder[-1])
         response = task.result()
+    except errors.StoppedError as e:  # a tool loop stopped inside (a KeyboardInterrupt in a tool function)
+        return stopped(shell, call, view, e.partial)
     except asyncio.CancelledError:
         task.cancel()
         await asyncio.wait({task}, timeout=5)  # achat marks the Response stopped and notifies history
@@ -146,8 +173,12 @@ def drive_sync(shell: Any, call: Call, view: View) -> Any:
     holder: list[Response] = []  # the Responses started; the last one is this call's (schema= may send twice)
 
     def on_event(ev: Any) -> None:
-        if ev.kind == "start":
-            holder.append(ev.value)
+        if ev.kind == "start":  # each step of a tool loop starts a Response: the view follows the latest
+            holder[:] = [ev.value]
+        elif ev.kind in TOOL_EVENTS:
+            view.tool_event(ev)
+            if holder:
+                view.update(holder[0])
         elif holder:
             view.update(holder[-1])
 
@@ -232,6 +263,12 @@ def stopped_message(call: Call, response: Response | None) -> str:
     if response is not None:
         places.append("wm.last()")
     kept = _and(places)
+    if response is not None and response.steps:  # a tool loop: its steps joined the conversation
+        where = _and((["the conversation"] if call.conversation is not None else []) + places)
+        return (
+            f"Stopped in the tool loop, in step {len(response.steps)}. The steps so far are kept in {where}; "
+            "`wm.last().turns` lists them."
+        )
     if response is not None and response.text:
         where = _and((["the conversation"] if call.conversation is not None else []) + places)
         return f"Stopped. The partial answer ({len(response.text)} characters) is kept in {where}."
@@ -293,6 +330,11 @@ async def cell_async(magic: str, line: str, cell: str | None) -> Any:
     """What a transformed ``%%chat`` / ``%%wcode`` / ``%wcode PROMPT`` cell awaits in a kernel."""
     shell = _shell()
     call, view = _prepare_cell(shell, magic, line, cell)
+    if call.kwargs.get("confirm") is True and is_rich(shell):
+        # buttons under each call: the cell awaits, so a click arrives (a blocking cell would never see it)
+        from .approve import ButtonConfirm
+
+        call.kwargs["confirm"] = ButtonConfirm()
     return await drive_async(shell, call, view)
 
 

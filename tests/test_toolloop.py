@@ -1,0 +1,262 @@
+"""The tool loop (core/toolloop.py) end to end over real HTTP: the local model, and replayed provider shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pandas as pd
+import pytest
+from tool_wire import ScriptServer, answer_stream, call_stream
+
+import wcode_magic as wm
+from wcode_magic.core import errors
+
+LOCAL = "local/ngram"
+
+
+def get_weather(city: str, days: int = 1) -> str:
+    """The weather in a city.
+
+    Args:
+        city: The city's name.
+        days: How many days ahead.
+    """
+    return f"sunny in {city} for {days} days"
+
+
+def divide(a: float, b: float) -> float:
+    """Divide a by b."""
+    return a / b
+
+
+@pytest.fixture(scope="module")
+def script():
+    server = ScriptServer()
+    yield server
+    server.stop()
+
+
+def _run(transport, *args, **kw):
+    return wm.chat(*args, **kw) if transport == "sync" else asyncio.run(wm.achat(*args, **kw))
+
+
+# -- against the local model --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_the_loop_runs_end_to_end_on_the_local_model(local_url, session, transport):
+    events = []
+    r = _run(
+        transport,
+        "Use get_weather for 'Paris' over 3 days",
+        model=LOCAL,
+        base_url=local_url,
+        tools=[get_weather],
+        max_tokens=30,
+        on_event=lambda e: events.append(e.kind),
+    )
+    assert r.status == "done" and r.text.startswith("get_weather returned sunny in Paris for 3 days.")
+    assert len(r.steps) == 2 and r.steps[-1] is r and r.steps[0].finish_reason == "tool_calls"
+    # the request carried the schema; the second step the call and its result with the call's id
+    sent = r.steps[1].request
+    assert sent["tools"][0]["function"]["parameters"]["required"] == ["city"]
+    assistant, tool = sent["messages"][-2:]
+    call_id = assistant["tool_calls"][0]["id"]
+    assert tool == {"role": "tool", "tool_call_id": call_id, "content": "sunny in Paris for 3 days"}
+    assert [m["role"] for m in r.tool_messages] == ["assistant", "tool", "assistant"]
+    # usage and cost add up over the steps
+    first = r.steps[0].usage
+    assert r.usage.completion_tokens > first.completion_tokens
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    t = r.turns
+    assert list(t.columns) == ["step", "kind", "name", "arguments", "result", "error", "tokens", "cost", "seconds"]
+    assert list(t.kind) == ["tool_call", "tool_result", "answer"] and list(t.step) == [1, 1, 2]
+    assert t.arguments[0] == '{"city": "Paris", "days": 3}' and t.result[1] == "sunny in Paris for 3 days"
+    assert t.tokens.sum() == r.usage.completion_tokens
+    assert {"tools", "tool_call_ready", "tool_result"} <= set(events) and events.count("start") == 2
+    assert wm.last() is r
+
+
+def test_a_thinking_model_thinks_before_it_calls(local_url, session):
+    r = wm.chat("Use get_weather for 'Rome'", model="local/ngram-thinking-rc", base_url=local_url, tools=[get_weather])
+    kinds = list(r.turns.kind)
+    assert kinds[:3] == ["thinking", "tool_call", "tool_result"] and kinds[-1] == "answer"
+    assert r.turns.tokens.sum() == r.usage.completion_tokens
+
+
+def test_several_async_calls_in_one_step_run_concurrently(local_url, session):
+    async def slow(n: int) -> int:
+        """Double n, slowly."""
+        await asyncio.sleep(0.4)
+        return 2 * n
+
+    started = time.perf_counter()
+    r = asyncio.run(wm.achat("Call slow with 4 and slow with 5", model=LOCAL, base_url=local_url, tools=[slow]))
+    results = r.turns[r.turns.kind == "tool_result"]
+    assert list(results.result) == ["8", "10"] and time.perf_counter() - started < 0.4 * 2
+    sent = r.steps[1].request["messages"]
+    assert [m.get("tool_call_id") for m in sent[-2:]] == [c["id"] for c in r.steps[0].tool_calls]
+    # the sync loop awaits them as well (on its own loop, so it works inside a notebook cell too)
+    r = wm.chat("Call slow with 1 and slow with 2", model=LOCAL, base_url=local_url, tools=[slow])
+    assert list(r.turns[r.turns.kind == "tool_result"].result) == ["2", "4"]
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_a_function_that_raises_goes_back_to_the_model_as_its_result(local_url, session, transport):
+    r = _run(transport, "divide 1 by 0", model=LOCAL, base_url=local_url, tools=[divide], max_tokens=30)
+    row = r.turns[r.turns.kind == "tool_result"].iloc[0]
+    assert row.error == "Error: divide raised ZeroDivisionError: float division by zero" and pd.isna(row.result)
+    assert r.steps[1].request["messages"][-1]["content"] == row.error
+    assert r.status == "done" and "divide returned Error: divide raised ZeroDivisionError" in r.text
+
+
+def test_max_steps_ends_with_a_clear_status_and_keeps_everything(local_url, session):
+    r = wm.chat("Use get_weather for 'Oslo'", model=LOCAL, base_url=local_url, tools=[get_weather], max_steps=1)
+    assert r.status == "max_steps" and "MAX_STEPS" in r.footer() and len(r.steps) == 1
+    assert r.tool_messages[-1]["content"] == "Not run: the tool loop reached max_steps=1."
+    assert r.turns.kind.tolist() == ["tool_call", "tool_result"]
+    # the conversation stays valid: a follow-up with the loop's messages is accepted
+    follow = [{"role": "user", "content": "Use get_weather for 'Oslo'"}, *r.tool_messages]
+    again = wm.chat([*follow, {"role": "user", "content": "and now?"}], model=LOCAL, base_url=local_url)
+    assert again.status == "done"
+
+
+def test_a_declined_call_is_reported_to_the_model_as_declined(local_url, session):
+    asked = []
+
+    def never(call):
+        asked.append((call.name, json.loads(call.arguments)))
+        return False
+
+    r = wm.chat("get_weather for 'Lima' in 2 days", model=LOCAL, base_url=local_url, tools=[get_weather], confirm=never)
+    assert asked == [("get_weather", {"city": "Lima", "days": 2})]
+    assert r.turns.error[1].startswith("Declined: the user did not allow this call.")
+    assert r.text.startswith("get_weather returned Declined")
+    r = wm.chat("get_weather 'Lima'", model=LOCAL, base_url=local_url, tools=[get_weather], confirm=lambda c: True)
+    assert r.turns.result[1] == "sunny in Lima for 1 days"
+
+
+def test_stop_mid_loop_keeps_everything_so_far(local_url, session):
+    def interrupted(city: str) -> str:
+        raise KeyboardInterrupt
+
+    with pytest.raises(errors.StoppedError) as info:
+        wm.chat("interrupted 'Bern'", model=LOCAL, base_url=local_url, tools=[interrupted])
+    partial = info.value.partial
+    assert partial.status == "stopped" and len(partial.steps) == 1 and "step 1" in info.value.message
+    assert partial.turns.kind.tolist() == ["tool_call"]
+    call_id = partial.tool_calls[0]["id"]
+    assert partial.tool_messages[-1] == {
+        "role": "tool",
+        "tool_call_id": call_id,
+        "content": "Not run: the tool loop was stopped.",
+    }
+
+
+def test_cancelling_an_async_loop_marks_it_stopped(local_url, session):
+    async def hang(city: str) -> str:
+        await asyncio.sleep(30)
+        return city
+
+    async def main():
+        task = asyncio.ensure_future(wm.achat("hang 'Bern'", model=LOCAL, base_url=local_url, tools=[hang]))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert wm.last().status == "stopped" and wm.last().turns.kind.tolist() == ["tool_call"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [(0, "max_steps=0 is not allowed"), ("3", "integer >= 1"), (True, "max_steps=True")]
+)
+def test_bad_max_steps_is_refused_before_anything_is_sent(local_url, session, value, message):
+    with pytest.raises(errors.InvalidParameterError, match=message):
+        wm.chat("hi", model=LOCAL, base_url=local_url, tools=[get_weather], max_steps=value)
+    with pytest.raises(errors.InvalidParameterError, match="confirm takes True"):
+        wm.chat("hi", model=LOCAL, base_url=local_url, tools=[get_weather], confirm="yes")
+
+
+def test_without_a_call_the_loop_is_one_ordinary_step(local_url, session):
+    r = wm.chat("Tell me about the sea", model=LOCAL, base_url=local_url, tools=[get_weather], max_tokens=10)
+    assert r.status == "done" and len(r.steps) == 1 and r.turns.kind.tolist() == ["answer"]
+    plain = wm.chat("Tell me about the sea", model=LOCAL, base_url=local_url, max_tokens=10)
+    assert plain.turns.kind.tolist() == ["answer"] and plain.steps == []
+
+
+# -- against replayed provider shapes --------------------------------------------------------------------------
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_provider_shapes_arguments_in_many_chunks_two_calls_reasoning_first(script, session, transport):
+    args_a = json.dumps({"city": "Paris", "days": 2})
+    args_b = json.dumps({"a": 9, "b": 3})
+    url = script.play(
+        call_stream(
+            [("call_a", "get_weather", args_a), ("call_b", "divide", args_b)], reasoning="I should look.", piece=2
+        ),
+        answer_stream("Sunny, and 3."),
+    )
+    r = _run(transport, "weather and a division", model="m", base_url=url, tools=[get_weather, divide])
+    assert r.text == "Sunny, and 3." and r.status == "done"
+    first = r.steps[0]
+    assert first.reasoning == "I should look." and first.finish_reason == "tool_calls"
+    assert [c["function"]["arguments"] for c in first.tool_calls] == [args_a, args_b]
+    second = script.requests[1]["messages"]
+    assert second[-2:] == [
+        {"role": "tool", "tool_call_id": "call_a", "content": "sunny in Paris for 2 days"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "3.0"},
+    ]
+    assert second[-3]["tool_calls"] == first.tool_calls and "reasoning_content" not in second[-3]
+    assert r.usage.completion_tokens == 12 and r.usage.prompt_tokens == 20
+    assert r.turns.kind.tolist() == ["thinking", "tool_call", "tool_call", "tool_result", "tool_result", "answer"]
+
+
+def test_failures_are_results_bad_json_unknown_name_arguments_that_do_not_fit(script, session):
+    url = script.play(
+        call_stream(
+            [
+                ("c1", "get_weather", '{"city": "Paris"'),
+                ("c2", "launch_rockets", "{}"),
+                ("c3", "divide", '{"a": "nine", "b": 3}'),
+                ("c4", "get_weather", '{"town": "Paris"}'),
+            ]
+        ),
+        answer_stream("Sorry."),
+    )
+    r = wm.chat("go", model="m", base_url=url, tools=[get_weather, divide])
+    errors_sent = [m["content"] for m in script.requests[1]["messages"][-4:]]
+    assert errors_sent[0].startswith("Error: The arguments are not valid JSON")
+    assert (
+        errors_sent[1] == "Error: there is no tool named 'launch_rockets'. The tools you can call: get_weather, divide."
+    )
+    assert errors_sent[2] == "Error: divide: argument 'a' must be a number, not \"nine\"."
+    assert errors_sent[3] == "Error: get_weather has no argument 'town' (its arguments: city, days)."
+    results = r.turns[r.turns.kind == "tool_result"]
+    assert results.error.tolist() == errors_sent and results.result.isna().all()
+    assert r.text == "Sorry."
+
+
+def test_a_described_tool_without_a_function_is_not_run(script, session):
+    spec = {"type": "function", "function": {"name": "by_hand", "parameters": {"type": "object", "properties": {}}}}
+    url = script.play(call_stream([("c1", "by_hand", "{}")]), answer_stream("ok"))
+    r = wm.chat("go", model="m", base_url=url, tools=[get_weather, spec])
+    assert script.requests[0]["tools"][1] == spec
+    assert r.turns.error[1].startswith("Error: by_hand is described but has no function to run here")
+
+
+def test_a_broken_step_keeps_the_loop_on_the_partial(script, session):
+    url = script.play(call_stream([("c1", "get_weather", '{"city": "Paris"}')]), call_stream([], done=False))
+    with pytest.raises(errors.StreamError) as info:
+        wm.chat("go", model="m", base_url=url, tools=[get_weather])
+    partial = info.value.partial
+    assert partial.status == "error" and len(partial.steps) == 2
+    assert partial.turns.kind.tolist()[:2] == ["tool_call", "tool_result"]
+
+
+def test_the_history_records_each_step(local_url, session):
+    before = len(wm.history())
+    r = wm.chat("Use get_weather for 'Riga'", model=LOCAL, base_url=local_url, tools=[get_weather], max_tokens=20)
+    rows = wm.history(2)
+    assert len(wm.history()) == before + 2
+    assert sorted(rows["finish_reason"].tolist()) == sorted(s.finish_reason for s in r.steps)
