@@ -56,6 +56,8 @@ _EXPORTS: dict[str, str] = {
     "abatch": "analysis.sweeps",
     "plot_confidence": "analysis.plots",
     "panel": "notebook.panel",
+    "Branches": "analysis.branches",
+    "PrefillError": "core.prefill",
 }
 _SUBMODULES = ("local",)
 
@@ -63,6 +65,7 @@ __all__ = ["__version__", "load_ipython_extension", *sorted([*_EXPORTS, *_SUBMOD
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_exports.py keeps the two in step)
     from . import local
+    from .analysis.branches import Branches
     from .analysis.frames import frame, label_probs
     from .analysis.history import history
     from .analysis.plots import plot_confidence
@@ -84,6 +87,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_e
         WcodeWarning,
     )
     from .core.params import PARAMS
+    from .core.prefill import PrefillError
     from .core.response import Response, Usage
     from .core.session import auto, last, use_local, use_wcode
     from .core.settings import SESSION, Settings, configure
@@ -144,9 +148,15 @@ def _show_tokens(response: Response, **kw: Any) -> Any:
     return show_tokens(response, **kw)
 
 
+def _branch(response: Response, *args: Any, **kw: Any) -> Any:
+    from .analysis.branches import branch
+
+    return branch(response, *args, **kw)
+
+
 hooks.after_call(_remember)
 hooks.after_call(_count_and_log)
-hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens)
+hooks.provide(tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens, branch=_branch)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -441,3 +441,10 @@ class Response:
     def show_tokens(self, color_by: str = "prob", top: int = 5) -> Any:
         """The answer as HTML, each token coloured by ``color_by``, its top alternatives on hover."""
         return hooks.provided("show_tokens")(self, color_by=color_by, top=top)
+
+    def branch(self, at: int, token: str | None = None, n: int = 1, **params: Any) -> Any:
+        """What if another token had been sampled at answer position ``at``? Force ``token`` there (default: each
+        alternative listed there), let the server continue the answer (``n`` times each) and return ``Branches``:
+        a tree in a notebook, ``.frame()`` one row per path (analysis/branches.py). ``params`` override the
+        original request's settings; ``dialect=`` names how the server takes a begun answer (core/prefill.py)."""
+        return hooks.provided("branch")(self, at, token, n, **params)
