@@ -73,8 +73,11 @@ def dialect_for(base_url: str, dialect: str | None = None) -> str:
     """The dialect to speak to ``base_url``: as given, as registered, by address (DeepSeek's API), else check."""
     if dialect is not None:
         return check_dialect(dialect)
+    from ..local import llama
     from .session import is_bundled_local
 
+    if llama.base_url() is not None and _norm(base_url) == _norm(llama.base_url() or ""):
+        return LLAMA
     if is_bundled_local(base_url):
         return LOCAL
     known = _servers.get(_norm(base_url))
@@ -279,6 +282,9 @@ def send(
     from .client import chat
 
     params = dict(params or {})
+    for name in ("logprobs", "top_logprobs"):  # checked together: top_logprobs=1 alone keeps logprobs on
+        if name in response.request and name not in params:
+            params[name] = response.request[name]
     spoken = dialect_for(response.base_url, dialect)
     if spoken == CHECK:
         ensure_continues(response, headers=headers, timeout=timeout)
