@@ -77,3 +77,15 @@ def test_use_local_gemma_and_the_catalog_say_what_it_is(session, gemma_url):
     assert r.base_url == gemma_url and r.text
     ngram = wm.chat("hi", model="local/ngram", max_tokens=2)  # another local model goes to its own server
     assert ngram.base_url != gemma_url and ngram.complete
+
+
+def test_step_on_the_transformer(gemma_url):
+    w = wm.step(PROMPT, model=llama.MODEL_ID, base_url=gemma_url, seed=1, max_tokens=2)
+    st = w.stepper
+    assert st.dialect == prefill.LLAMA
+    texts = [c.text for c in st.candidates()]
+    assert len(texts) == 20 and " Paris" in texts
+    w.candidate_buttons[texts.index(" Paris")].click()
+    assert st.text == " Paris" and len(w.candidate_buttons) == 20
+    w.run_button.click()
+    assert st.text.startswith(" Paris") and len(st.taken) >= 2 and st.finished

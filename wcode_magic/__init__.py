@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "panel": "notebook.panel",
     "Branches": "analysis.branches",
     "PrefillError": "core.prefill",
+    "step": "notebook.step",
 }
 _SUBMODULES = ("local",)
 
@@ -93,6 +94,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_e
     from .core.settings import SESSION, Settings, configure
     from .core.stream import Event
     from .notebook.panel import panel
+    from .notebook.step import step
 
 
 def __getattr__(name: str) -> Any:

@@ -133,13 +133,13 @@ class Branches:
     def _repr_html_(self) -> str:
         entries = self.original.logprobs
         pieces = _texts(entries)
-        shared = "".join(_span(pieces[i], _prob(entries[i].get("logprob"))) for i in range(self.position))
+        shared = "".join(span(pieces[i], _prob(entries[i].get("logprob"))) for i in range(self.position))
         lines = [
             _line(
                 "original",
-                _span(pieces[self.position], _prob(entries[self.position].get("logprob")), mark="orig")
+                span(pieces[self.position], _prob(entries[self.position].get("logprob")), mark="orig")
                 + "".join(
-                    _span(pieces[i], _prob(entries[i].get("logprob"))) for i in range(self.position + 1, len(pieces))
+                    span(pieces[i], _prob(entries[i].get("logprob"))) for i in range(self.position + 1, len(pieces))
                 ),
                 self.original.finish_reason,
                 _mean([e.get("logprob") for e in entries[self.position + 1 :]]),
@@ -147,12 +147,12 @@ class Branches:
         ]
         for b in self.branches:
             continuation = b.response.logprobs
-            body = _span(b.token, b.prob, mark="forced")
+            body = span(b.token, b.prob, mark="forced")
             if continuation:
                 texts = _texts(continuation)
-                body += "".join(_span(t, _prob(e.get("logprob"))) for t, e in zip(texts, continuation, strict=True))
+                body += "".join(span(t, _prob(e.get("logprob"))) for t, e in zip(texts, continuation, strict=True))
             else:
-                body += _span(b.continuation, None)
+                body += span(b.continuation, None)
             lines.append(_line(f"#{self.branches.index(b) + 1}", body, b.response.finish_reason, b.mean_logprob))
         note = (
             "colour: probability of each token (red = unlikely, pale = likely); framed: the forced token; "
@@ -177,7 +177,7 @@ def _texts(entries: list[dict[str, Any]]) -> list[str]:
     return texts_from([e.get("token") for e in entries], [e.get("bytes") for e in entries])
 
 
-def _span(text: str, prob: float | None, mark: str = "") -> str:
+def span(text: str, prob: float | None, mark: str = "") -> str:
     colour = PALETTE[bucket("prob", prob, math.nan, math.nan)] if prob is not None else "#eee"
     title = f"p={prob:.3g}" if prob is not None else "p not known"
     cls = f"t {mark}".strip()
