@@ -120,8 +120,15 @@ class StepWidget:
         end = f" · ended ({st.finished})" if st.finished else ""
         self.status.value = f"<span style='color:#666'>{len(st.taken)} tokens · {html.escape(st.model)}{end}</span>"
 
+    def __repr__(self) -> str:
+        st = self.stepper
+        return f"<step widget: {st.model}, {len(st.taken)} tokens so far: {st.text[-60:]!r}>"
+
     def _repr_mimebundle_(self, **kw: Any) -> Any:
-        return self.box._repr_mimebundle_(**kw)
+        data = self.box._repr_mimebundle_(**kw)
+        if isinstance(data, dict):  # a one-line text/plain (the VBox's repr lists every control)
+            data = {**data, "text/plain": repr(self)}
+        return data
 
 
 def step(prompt: str | list[dict[str, Any]], model: str | None = None, **params: Any) -> StepWidget:
