@@ -170,7 +170,7 @@ MODELS: tuple[Model, ...] = (
     Model(
         LLAMA_MODEL,
         "Gemma 3 270M base (llama.cpp): a small base model, not a chat model",
-        "local",
+        "Gemma",
         ("gemma-270m", "gemma"),
         LLAMA_CONTEXT,
         0.0,
