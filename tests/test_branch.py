@@ -217,3 +217,11 @@ def test_bad_arguments_are_refused_before_sending(local_url):
         plain.branch(0)
     with httpx.Client() as c:  # the local server is up and untouched by the refusals
         assert c.get(local_url + "/models").status_code == 200
+
+
+def test_a_key_given_for_the_branch_is_sent_and_not_kept(local_url):
+    r = answer(local_url)
+    key = "sk-test-branch-0123456789abcdef"
+    b = r.branch(1, token=" sea", max_tokens=2, api_key=key)
+    assert b[0].response.complete and key not in repr(b[0].response.request)
+    assert key not in b.frame().to_string() and key not in b._repr_html_()

@@ -44,6 +44,7 @@ def test_a_base_model_with_a_raw_template_continues_the_text(paris):
     assert len(listed) == 5 and " Paris" in listed  # the real next-token distribution, not chat boilerplate
     assert paris.text.startswith(" ") and paris.finish_reason == "length"
     assert paris.model == llama.MODEL_ID and paris.cost == 0
+    assert paris.footer().startswith("local/gemma-270m (small base model, not a chat model) · ")
     assert sum(listed.values()) < 1 and all(0 < p < 1 for p in listed.values())
 
 

@@ -242,10 +242,12 @@ def branch(
     dialect: str | None = None,
     headers: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    api_key: str | None = None,
     **params: Any,
 ) -> Branches:
     """Continue ``response``'s answer as if ``token`` had been sampled at answer position ``at`` (see the module
-    docstring); ``params`` override the original request's (``max_tokens=20``, ``temperature=0``…)."""
+    docstring); ``params`` override the original request's (``max_tokens=20``, ``temperature=0``…). The key is
+    the session's for the answer's server (the request kept none): give ``api_key=`` if the answer used its own."""
     entries = response.logprobs
     if not entries:
         raise InvalidParameterError(
@@ -272,6 +274,8 @@ def branch(
             call = dict(params)
             if n > 1 and isinstance(seed, int) and not isinstance(seed, bool):
                 call["seed"] = seed + i
-            reply = prefill.send(response, prefix, dialect=dialect, headers=headers, timeout=timeout, params=call)
+            reply = prefill.send(
+                response, prefix, dialect=dialect, headers=headers, timeout=timeout, api_key=api_key, params=call
+            )
             branches.append(Branch(position, text, raw, prob, prefix, reply))
     return Branches(response, position, branches)

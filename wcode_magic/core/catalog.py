@@ -37,6 +37,7 @@ class Model:
     ignores_sampling: bool = False
     local: bool = False
     note: str = ""  # what a local model is, said wherever it is used ("word statistics, not an LLM")
+    caveat: str = ""  # said after the model's id in every answer's footer ("small base model, not a chat model")
 
     @property
     def context_label(self) -> str:
@@ -179,6 +180,7 @@ MODELS: tuple[Model, ...] = (
         "none",
         local=True,
         note=GEMMA_NOTE,
+        caveat="small base model, not a chat model",
     ),
 )
 

@@ -218,7 +218,11 @@ def carried(request: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[st
 
 
 def ensure_continues(
-    response: Response, *, headers: Mapping[str, str] | None = None, timeout: float | None = None
+    response: Response,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    api_key: str | None = None,
 ) -> None:
     """For a server of unknown dialect: probe once per (server, model) whether it continues a prefill; raise
     :class:`PrefillError` when it does not (now or earlier this session) or when it cannot be checked."""
@@ -249,6 +253,7 @@ def ensure_continues(
         base_url=base_url,
         headers=headers,
         timeout=timeout,
+        api_key=api_key,
         extra_body=carried(response.request, overrides),
         **overrides,
     )
@@ -274,6 +279,7 @@ def send(
     dialect: str | None = None,
     headers: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    api_key: str | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> Response:
     """Ask the server that gave ``response`` for the continuation of ``prefix`` (the answer begun), in its
@@ -287,7 +293,7 @@ def send(
             params[name] = response.request[name]
     spoken = dialect_for(response.base_url, dialect)
     if spoken == CHECK:
-        ensure_continues(response, headers=headers, timeout=timeout)
+        ensure_continues(response, headers=headers, timeout=timeout, api_key=api_key)
     messages, extra = prefill_request(response.request.get("messages") or [], prefix, spoken)
     return chat(
         messages,
@@ -295,6 +301,7 @@ def send(
         base_url=response.base_url,
         headers=headers,
         timeout=timeout,
+        api_key=api_key,
         stream=True,
         extra_body={**carried(response.request, params), **extra},
         **params,

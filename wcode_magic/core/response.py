@@ -388,6 +388,9 @@ class Response:
         """One line: model, tokens (prompt / reasoning / answer), cost, time to first token, speed."""
         u = self.usage
         parts = [self.model or self.request.get("model", "?")]
+        entry = catalog.lookup(self.request.get("model", "")) or catalog.lookup(self.model)
+        if entry is not None and entry.caveat:
+            parts[0] += f" ({entry.caveat})"
         if u.prompt_tokens is not None:
             parts.append(f"tokens {u.prompt_tokens} in / {u.reasoning_tokens or 0} thinking / {u.answer_tokens} answer")
         cost = self.cost
