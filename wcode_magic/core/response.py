@@ -458,6 +458,9 @@ class Response:
         """One line: model, tokens (prompt / reasoning / answer), cost, time to first token, speed."""
         u = self.usage
         parts = [self.model or self.request.get("model", "?")]
+        entry = catalog.lookup(self.request.get("model", "")) or catalog.lookup(self.model)
+        if entry is not None and entry.caveat:
+            parts[0] += f" ({entry.caveat})"
         if u.prompt_tokens is not None:
             parts.append(f"tokens {u.prompt_tokens} in / {u.reasoning_tokens or 0} thinking / {u.answer_tokens} answer")
         cost = self.cost
@@ -529,3 +532,10 @@ class Response:
     def show_tokens(self, color_by: str = "prob", top: int = 5) -> Any:
         """The answer as HTML, each token coloured by ``color_by``, its top alternatives on hover."""
         return hooks.provided("show_tokens")(self, color_by=color_by, top=top)
+
+    def branch(self, at: int, token: str | None = None, n: int = 1, **params: Any) -> Any:
+        """What if another token had been sampled at answer position ``at``? Force ``token`` there (default: each
+        alternative listed there), let the server continue the answer (``n`` times each) and return ``Branches``:
+        a tree in a notebook, ``.frame()`` one row per path (analysis/branches.py). ``params`` override the
+        original request's settings; ``dialect=`` names how the server takes a begun answer (core/prefill.py)."""
+        return hooks.provided("branch")(self, at, token, n, **params)

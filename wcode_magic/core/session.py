@@ -26,18 +26,30 @@ def last() -> Response | None:
 
 
 def is_bundled_local(url: str | None) -> bool:
-    """True when ``url`` is this process's bundled local server (``wm.use_local()``, ``%wcode use local``)."""
+    """True when ``url`` is one of this process's bundled local servers (``wm.use_local()``, ``%wcode use
+    local``): the n-gram one, or llama.cpp's for ``local/gemma-270m``."""
     from .. import local
 
-    running = local.base_url()
-    return url is not None and running is not None and url.rstrip("/") == running.rstrip("/")
+    return url is not None and url.rstrip("/") in {u.rstrip("/") for u in local.base_urls()}
 
 
 def use_local(model: str = catalog.DEFAULT_LOCAL_MODEL) -> str:
-    """Point the session at the bundled local model (started on 127.0.0.1 if needed); returns its base URL."""
+    """Point the session at a bundled local model (its server started on 127.0.0.1 if needed); returns its base
+    URL. ``local/gemma-270m`` is a real small transformer (the optional extra; a base model, not a chat model);
+    the others are the n-gram model. An unknown local id, or the transformer without its extra, is refused."""
     from .. import local
 
-    base_url = local.start()
+    model = catalog.resolve(model)
+    entry = catalog.lookup(model)
+    if entry is None or not entry.local:
+        local_ids = ", ".join(m.id for m in catalog.MODELS if m.local)
+        raise InvalidParameterError(
+            f"{model!r} is not a bundled local model: use one of {local_ids}.", param="model", value=model
+        )
+    try:
+        base_url = local.start_for(model)
+    except RuntimeError as e:
+        raise ConfigurationError(f"{e}.") from None
     SESSION.update(base_url=base_url, model=model)
     return base_url
 

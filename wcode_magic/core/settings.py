@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import catalog, params
-from .errors import InvalidParameterError, WcodeError
+from .errors import ConfigurationError, InvalidParameterError, WcodeError
 from .keys import Secret, check_key_transport, stored_key
 from .setting import Setting, setting
 
@@ -204,9 +204,7 @@ class Settings:
             return self.route(model_id) or check_base_url(self.base_url)
         entry = catalog.lookup(model_id)
         if entry is not None and entry.local:
-            from .. import local
-
-            url = local.start()
+            url = _start_local(model_id)
             log.debug("routing: %s goes to the bundled local server %s (no base_url configured)", model_id, url)
             return url
         env = os.environ.get("WCODE_BASE_URL")
@@ -236,14 +234,16 @@ class Settings:
             return None
         from .. import local
 
-        if entry.local and urlsplit(configured).hostname not in ("127.0.0.1", "localhost", "::1"):
-            url = local.start()
+        own = local.url_for(model_id)  # an in-process server serves only its own local models
+        mine = {u.rstrip("/") for u in local.base_urls()}
+        elsewhere = configured in mine and (own is None or own.rstrip("/") != configured)
+        if entry.local and (elsewhere or urlsplit(configured).hostname not in ("127.0.0.1", "localhost", "::1")):
+            url = _start_local(model_id)
             log.info(
                 "routing: %s is a bundled local model; sent to %s, not the session's %s", model_id, url, configured
             )
             return url
-        running = local.base_url()
-        if not entry.local and running is not None and configured == running.rstrip("/"):
+        if not entry.local and configured in mine:
             env = os.environ.get("WCODE_BASE_URL")
             url = check_base_url(env, "WCODE_BASE_URL") if env else WCODE_BASE_URL
             log.info("routing: %s is a wcode model; sent to %s, not the bundled local server", model_id, url)
@@ -305,3 +305,14 @@ def configure(**kw: Any) -> Settings:
         SESSION.api_key_server = checked["base_url"].rstrip("/")
     SESSION.update(**checked)
     return SESSION
+
+
+def _start_local(model_id: str) -> str:
+    """The in-process server of a local model, started if needed; the transformer without its optional extra is
+    a ConfigurationError saying what to install."""
+    from .. import local
+
+    try:
+        return local.start_for(model_id)
+    except RuntimeError as e:
+        raise ConfigurationError(f"{e}.") from None

@@ -23,9 +23,12 @@ __all__ = [
     "MAX_TOP_LOGPROBS",
     "MODEL_IDS",
     "base_url",
+    "base_urls",
     "bind",
     "start",
+    "start_for",
     "stop",
+    "url_for",
 ]
 
 MODEL_IDS = ("local/ngram", "local/ngram-thinking", "local/ngram-thinking-rc")
@@ -99,6 +102,28 @@ def stop() -> None:
 def base_url() -> str | None:
     """The running server's base URL, or None."""
     return _base_url
+
+
+def start_for(model_id: str) -> str:
+    """The base URL of the in-process server for a local model (started if needed): llama.cpp's for the
+    transformer (``local/gemma-270m``, the optional extra: local/llama.py), the n-gram server for the others."""
+    from . import llama
+
+    return llama.start() if model_id == llama.MODEL_ID else start()
+
+
+def url_for(model_id: str) -> str | None:
+    """The running in-process server's base URL for a local model, or None when it is not running."""
+    from . import llama
+
+    return llama.base_url() if model_id == llama.MODEL_ID else _base_url
+
+
+def base_urls() -> tuple[str, ...]:
+    """The base URLs of the in-process servers running now (the n-gram one, llama.cpp's)."""
+    from . import llama
+
+    return tuple(url for url in (_base_url, llama.base_url()) if url is not None)
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -107,6 +107,7 @@ def parse_chat_request(body: Any, model: NgramModel) -> ChatRequest:
     if not isinstance(stream_options, dict):
         raise RequestError("stream_options must be an object", "stream_options")
     prompt = _prompt(messages)
+    prefill = _prefill(messages)
     prompt_tokens = sum(count_tokens(_text(m.get("content"))) for m in messages)
     generation = GenerationRequest(
         prompt=prompt,
@@ -115,8 +116,9 @@ def parse_chat_request(body: Any, model: NgramModel) -> ChatRequest:
         stop=_stop(body.get("stop")),
         ignore_eos=_boolean(body, "ignore_eos", False),
         seed=_seed(body.get("seed")),
-        reasoning_budget=budget,
+        reasoning_budget=0 if prefill else budget,
         top_logprobs=top_logprobs if logprobs else None,
+        prefill=prefill,
     )
     return ChatRequest(
         model=model_id,
@@ -160,9 +162,30 @@ def _text(content: Any) -> str:
 
 
 def _prompt(messages: list[dict[str, Any]]) -> str:
-    """The text the answer continues from: the last user message (or the last message if none is a user's)."""
+    """The text the answer continues from: the last user message (or the last message if none is a user's).
+
+    A trailing assistant message (a prefill) is not the prompt: the answer continues it (:func:`_prefill`)."""
     users = [m for m in messages if m.get("role") == "user"]
     return _text((users or messages)[-1].get("content"))
+
+
+def _prefill(messages: list[dict[str, Any]]) -> str:
+    """A trailing assistant message's text: the answer begun, which the answer continues exactly ("" if none)."""
+    if len(messages) > 1 and messages[-1].get("role") == "assistant":
+        return _text(messages[-1].get("content"))
+    return ""
+
+
+def drop_prefill(body: dict[str, Any]) -> dict[str, Any]:
+    """The body without its trailing assistant message: what a server that ignores a prefill answers
+    (the ``ignore_prefill`` fault)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or len(messages) < 2:
+        return body
+    last = messages[-1]
+    if isinstance(last, dict) and last.get("role") == "assistant":
+        return {**body, "messages": messages[:-1]}
+    return body
 
 
 def _number(body: dict[str, Any], name: str, low: float, high: float, integer: bool, default: float) -> float:

@@ -23,6 +23,8 @@ Grammar (items separated by commas, spaces ignored, names case-insensitive)::
                                             does not exist: a client that follows it gets 404)
               | "delay_ms=" MS              wait MS milliseconds before answering at all
               | "think_inline"              local/ngram only: reasoning inline in content as <think>...</think>
+              | "ignore_prefill"            drop a trailing assistant message (a prefill) and answer afresh, as
+                                            servers that do not continue a prefilled answer do
     STATUS   := 401 | 402 | 403 | 404 | 408 | 422 | 429 | 500 | 502 | 503
     REDIRECT := 301 | 302 | 303 | 307 | 308
 
@@ -41,7 +43,7 @@ HEADER = "x-wcode-fault"
 KEY_HEADER = "x-wcode-fault-key"
 STATUSES = frozenset({401, 402, 403, 404, 408, 422, 429, 500, 502, 503})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_FLAGS = frozenset({"retry_after_date", "keepalive", "think_inline", "endless"})
+_FLAGS = frozenset({"retry_after_date", "keepalive", "think_inline", "endless", "ignore_prefill"})
 _SECONDS = frozenset({"retry_after", "stall_s", "delay_ms"})
 
 
@@ -69,6 +71,7 @@ class Faults:
     redirect: int | None = None
     delay_ms: float = 0.0
     think_inline: bool = False
+    ignore_prefill: bool = False
 
     @property
     def affects_stream(self) -> bool:

@@ -6,6 +6,10 @@ the last ones exist.
 Choices a student may notice:
 
 - The answer continues from the last two in-vocabulary words of the last user message, so it relates to the prompt.
+- A trailing assistant message (a prefill) is continued exactly: its tokens are taken as already generated (the
+  context, the history the penalties see, the count before a paragraph break may end the answer), so the
+  distribution after a prefill of the model's own first k tokens is the one it had at position k. A prefilled
+  answer does not think again.
 - ``max_tokens`` bounds the whole completion, reasoning included, as on OpenRouter, OpenAI and DeepSeek
   (``completion_tokens = reasoning_tokens + answer tokens <= max_tokens``). Reasoning gets the smaller of its own
   budget and ``max_tokens``; the answer gets what is left. When the thinking used it all, the answer is empty and
@@ -57,6 +61,7 @@ class GenerationRequest:
     seed: int | None = None
     reasoning_budget: int = 0  # reasoning's own limit; it also stops at max_tokens
     top_logprobs: int | None = None
+    prefill: str = ""  # the answer begun (a trailing assistant message): the answer continues it exactly
 
 
 class Token:
@@ -178,10 +183,13 @@ class Generation:
         """
         request, model = self.request, self.model
         context = model.prompt_context(request.prompt)
-        history = History(model.size, self.prompt_ids)
+        prefilled = model.token_ids(request.prefill)
+        for token_id in prefilled:  # the answer begun: as if these had been generated (context, history, count)
+            context = (context[1], token_id)
+        history = History(model.size, self.prompt_ids + prefilled)
         stops = StopMatcher(request.stop) if request.stop else None
         for count in range(request.max_tokens - self.reasoning_used):
-            early = not request.ignore_eos and count < MIN_ANSWER_TOKENS
+            early = not request.ignore_eos and count + len(prefilled) < MIN_ANSWER_TOKENS
             token = self._next(context, history, model.paragraph_id if early else None)
             if token.id == model.paragraph_id and not request.ignore_eos:
                 self.finish_reason = "stop"

@@ -210,6 +210,20 @@ class NgramModel:
                     break
         return found
 
+    def token_ids(self, text: str) -> list[int]:
+        """The tokens of ``text`` the model knows, in order: exact, else the word in lower case or capitalised
+        (with its leading space); unknown ones are left out. The model's own output maps back token for token."""
+        found = []
+        for token in tokenize(text):
+            space = " " if token.startswith(" ") else ""
+            word = token[len(space) :]
+            for candidate in (token, space + word.lower(), space + word.capitalize()):
+                token_id = self.index.get(candidate)
+                if token_id is not None:
+                    found.append(token_id)
+                    break
+        return found
+
     def prompt_context(self, text: str) -> tuple[int, int]:
         """Context for an answer: the last two in-vocabulary words of the prompt, or a paragraph start."""
         words = self.word_ids(text)

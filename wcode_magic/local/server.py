@@ -32,7 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import CONTEXT_TOKENS, LOOPBACK_HOSTS, jsonmode, toolcalls, wire
-from .chat import MODELS, ChatRequest, RequestError, parse_chat_request
+from .chat import MODELS, ChatRequest, RequestError, drop_prefill, parse_chat_request
 from .door import Door
 from .faults import HEADER, KEY_HEADER, Faults, FaultSyntaxError, TimesLedger, parse_faults
 from .generate import Generation, Token
@@ -154,7 +154,9 @@ async def chat_completions(request: Request) -> Response:
             return Response(status_code=faults.redirect, headers={"Location": str(moved)})
     raw = await request.body()
     try:  # decoding and counting a long prompt is work too: off the loop
-        answer = await run_in_threadpool(_prepare, raw, bool(faults and faults.think_inline))
+        answer = await run_in_threadpool(
+            _prepare, raw, bool(faults and faults.think_inline), bool(faults and faults.ignore_prefill)
+        )
     except RequestError as error:
         return _error(error)
     if answer.chat.stream:
@@ -163,12 +165,14 @@ async def chat_completions(request: Request) -> Response:
     return await _complete(answer, faults)
 
 
-def _prepare(raw: bytes, think_inline: bool) -> _Answer:
+def _prepare(raw: bytes, think_inline: bool, ignore_prefill: bool = False) -> _Answer:
     """Decode and validate the body (raise :class:`RequestError`); the answer, ready to generate."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise RequestError("the request body is not valid JSON") from None
+    if ignore_prefill and isinstance(body, dict):
+        body = drop_prefill(body)
     model = default_model()
     chat = parse_chat_request(body, model)
     plan = toolcalls.plan(body)

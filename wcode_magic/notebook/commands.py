@@ -59,13 +59,13 @@ def use(args: list[str]) -> str:
             local_ids = ", ".join(m.id for m in catalog.MODELS if m.local)
             raise Misuse(f"%wcode use local takes a local model ({local_ids}), not {rest[0]!r}.")
         url = session.use_local(*(catalog.resolve(m) for m in rest[:1]))
-        return f"Using the bundled local model {SESSION.model} at {url} (word statistics, not an LLM)."
+        return f"Using the bundled local model {SESSION.model} at {url} ({_note(SESSION.model)})."
     if rest:
         raise Misuse("%wcode use takes one model id or alias (or: use local [MODEL], use wcode [MODEL]).")
     entry = catalog.lookup(name)
     if entry is not None and entry.local:
         url = session.use_local(entry.id)
-        return f"Using the bundled local model {entry.id} at {url} (word statistics, not an LLM)."
+        return f"Using the bundled local model {entry.id} at {url} ({entry.note})."
     if entry is not None and session.is_bundled_local(
         SESSION.base_url
     ):  # the bundled server cannot serve a wcode model
@@ -75,6 +75,11 @@ def use(args: list[str]) -> str:
     where = SESSION.base_url or "the default server"
     known = "" if entry is not None else " (not in the catalog: sent as written, no price known)"
     return f"Model {SESSION.model} at {where}{known}."
+
+
+def _note(model: str | None) -> str:
+    entry = catalog.lookup(model or "")
+    return entry.note if entry is not None and entry.note else "word statistics, not an LLM"
 
 
 def _is_local(name: str) -> bool:
