@@ -107,24 +107,28 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
         choice = choices[0]
         delta = choice.get("delta") or choice.get("message")
         if delta:
-            # one field or the other; a server sending both (vLLM while renaming) repeats the same text, and
-            # "reasoning": "" beside a filled reasoning_content must not hide it
-            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-            if reasoning:
-                if reasoning.__class__ is not str:
-                    raise TypeError(f"reasoning is {type(reasoning).__name__}, not text")
-                out.append(_event(Event, ("reasoning", reasoning)))
-            details = delta.get("reasoning_details")
-            if details:
-                out.append(Event("reasoning_details", details))
+            # most chunks carry a piece of answer and nothing else: then the other fields are not looked for
+            more = delta.__class__ is not dict or len(delta) > 1 or "content" not in delta
+            if more:
+                # one field or the other; a server sending both (vLLM while renaming) repeats the same text, and
+                # "reasoning": "" beside a filled reasoning_content must not hide it
+                reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                if reasoning:
+                    if reasoning.__class__ is not str:
+                        raise TypeError(f"reasoning is {type(reasoning).__name__}, not text")
+                    out.append(_event(Event, ("reasoning", reasoning)))
+                details = delta.get("reasoning_details")
+                if details:
+                    out.append(Event("reasoning_details", details))
             content = delta.get("content")
             if content:
                 if content.__class__ is not str:  # joined into the answer later, where it would fail far from here
                     raise TypeError(f"content is {type(content).__name__}, not text")
                 out.append(_event(Event, ("content", content)))
-            tool_calls = delta.get("tool_calls")
-            if tool_calls:
-                out.extend(Event("tool_call", call) for call in tool_calls)
+            if more:
+                tool_calls = delta.get("tool_calls")
+                if tool_calls:
+                    out.extend(Event("tool_call", call) for call in tool_calls)
         logprobs = choice.get("logprobs")
         if logprobs:
             for segment in SEGMENTS:
