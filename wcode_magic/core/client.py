@@ -491,22 +491,27 @@ class _Call:
             raise self.broken(f"a malformed event arrived: {data[:80]!r}") from None
         if not isinstance(chunk, dict):
             raise self.broken(f"an event arrived that is not a JSON object: {data[:80]!r}")
+        response = self.response
         try:
-            events = self.response.feed(chunk, raw=data)
+            events = response.feed(chunk, raw=data)
         except SHAPE_ERRORS as e:
             raise self.broken(f"a malformed event arrived (not a chat completion chunk: {e}): {data[:80]!r}") from None
-        self.emit(events)
-        if self.response.error is not None:
+        if self.on_event is not None:
+            self.emit(events)
+        if response.error is not None:
             raise self.broken(f"the server reported an error mid-stream: {error_message(chunk)}")
-        if self.response.finish_reason == "error":
+        if response.finish_reason == "error":
             raise self.broken("the server ended the answer with finish_reason 'error' and gave no reason")
         if self.answer_cap is not None:
-            self.answer_chunks += any(ev.kind == "content" for ev in events)
-            if self.answer_chunks > self.answer_cap:
-                raise self.broken(
-                    f"the answer ran far past max_tokens={self.body['max_tokens']} ({self.answer_chunks} pieces "
-                    "so far), so the server is not ending it"
-                )
+            for ev in events:  # a chunk with answer text counts once
+                if ev[0] == "content":
+                    self.answer_chunks += 1
+                    if self.answer_chunks > self.answer_cap:
+                        raise self.broken(
+                            f"the answer ran far past max_tokens={self.body['max_tokens']} ({self.answer_chunks} "
+                            "pieces so far), so the server is not ending it"
+                        )
+                    break
         return False
 
     def no_answer(self) -> errors.ServerError:

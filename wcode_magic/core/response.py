@@ -167,38 +167,43 @@ class Response:
             state = logprobs_state(chunk)
             if state and (self.logprobs_status is None or state == "sent" or self.logprobs_status == "null"):
                 self.logprobs_status = state
-        out: list[Event] = []
+        events = chunk_events(chunk)
+        split: list[Event] | None = None  # what the think splitter made of this chunk's content piece, if it ran
         kept_raw = False
-        for ev in chunk_events(chunk):
-            if ev.kind == "content":
+        for ev in events:
+            kind = ev[0]
+            if kind == "content":
                 if self._splitter.passthrough:  # past any opening think block: the piece is answer as it is
-                    self._content.append(ev.value)
-                    out.append(ev)
-                    continue
-                for sub in self._splitter.feed(ev.value):
-                    self._apply(sub)
-                    out.append(sub)
-                continue
-            if ev.kind == "meta":
-                if ev.value != self._last_meta:  # every chunk repeats id and model: apply only a change
-                    self._last_meta = ev.value
+                    self._content.append(ev[1])
+                else:
+                    split = self._splitter.feed(ev[1])
+                    for sub in split:
+                        self._apply(sub)
+            elif kind == "meta":
+                if ev[1] != self._last_meta:  # every chunk repeats id and model: apply only a change
+                    self._last_meta = ev[1]
                     self._apply(ev)
-                out.append(ev)
-                continue
-            if ev.kind == "logprobs":
-                segment, entries = ev.value
+            elif kind == "logprobs":
+                segment, entries = ev[1]
                 columns = self._lp_columns.get(segment)
                 if columns is None:
                     columns = self._lp_columns[segment] = LogprobColumns()
                 columns.add(entries)
                 if raw is None:
-                    self._lp_items.append(ev.value)
+                    self._lp_items.append(ev[1])
                 elif not kept_raw:
                     self._lp_items.append(raw)
                     kept_raw = True
             else:
                 self._apply(ev)
-            out.append(ev)
+        if split is None:  # the common case: the events as chunk_events read them
+            return events
+        out: list[Event] = []
+        for ev in events:  # the content piece replaced by what the splitter made of it (chunk_events gives one)
+            if ev[0] == "content":
+                out += split
+            else:
+                out.append(ev)
         return out
 
     def _apply(self, ev: Event) -> None:

@@ -99,7 +99,6 @@ _event = tuple.__new__
 # what reading a JSON object of the wrong shape raises, here or while the Response folds it
 SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError, RecursionError)
 SEGMENTS = ("content", "refusal", "reasoning")  # the logprob lists a choice may carry
-_META_SKIP = frozenset({"choices", "usage", "object", "error"})
 
 
 def chunk_events(chunk: dict[str, Any]) -> list[Event]:
@@ -111,30 +110,39 @@ def chunk_events(chunk: dict[str, Any]) -> list[Event]:
     """
     out: list[Event] = []
     if "model" in chunk or "id" in chunk:
-        out.append(_event(Event, ("meta", {k: v for k, v in chunk.items() if k not in _META_SKIP})))
+        meta = chunk.copy()  # then the keys that are not meta out: C calls, about 3x faster than a comprehension
+        meta.pop("choices", None)
+        meta.pop("usage", None)
+        meta.pop("object", None)
+        meta.pop("error", None)
+        out.append(_event(Event, ("meta", meta)))
     choices = chunk.get("choices")
     if choices:
         choice = choices[0]
         delta = choice.get("delta") or choice.get("message")
         if delta:
-            # one field or the other; a server sending both (vLLM while renaming) repeats the same text, and
-            # "reasoning": "" beside a filled reasoning_content must not hide it
-            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-            if reasoning:
-                if reasoning.__class__ is not str:
-                    raise TypeError(f"reasoning is {type(reasoning).__name__}, not text")
-                out.append(_event(Event, ("reasoning", reasoning)))
-            details = delta.get("reasoning_details")
-            if details:
-                out.append(Event("reasoning_details", details))
+            # most chunks carry a piece of answer and nothing else: then the other fields are not looked for
+            more = delta.__class__ is not dict or len(delta) > 1 or "content" not in delta
+            if more:
+                # one field or the other; a server sending both (vLLM while renaming) repeats the same text, and
+                # "reasoning": "" beside a filled reasoning_content must not hide it
+                reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                if reasoning:
+                    if reasoning.__class__ is not str:
+                        raise TypeError(f"reasoning is {type(reasoning).__name__}, not text")
+                    out.append(_event(Event, ("reasoning", reasoning)))
+                details = delta.get("reasoning_details")
+                if details:
+                    out.append(Event("reasoning_details", details))
             content = delta.get("content")
             if content:
                 if content.__class__ is not str:  # joined into the answer later, where it would fail far from here
                     raise TypeError(f"content is {type(content).__name__}, not text")
                 out.append(_event(Event, ("content", content)))
-            tool_calls = delta.get("tool_calls")
-            if tool_calls:
-                out.extend(Event("tool_call", call) for call in tool_calls)
+            if more:
+                tool_calls = delta.get("tool_calls")
+                if tool_calls:
+                    out.extend(Event("tool_call", call) for call in tool_calls)
         logprobs = choice.get("logprobs")
         if logprobs:
             for segment in SEGMENTS:
