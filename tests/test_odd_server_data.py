@@ -106,3 +106,14 @@ def wire_ask_local(local_url: str, headers: dict[str, str], **kw):
 
     kw = {"base_url": local_url, "model": "local/ngram", "max_tokens": 5, "headers": headers, **kw}
     return wm.chat("hi", **kw) if wire.TRANSPORT[0] == "sync" else asyncio.run(wm.achat("hi", **kw))
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_logprob_bytes_that_are_no_list_of_bytes_are_not_sent(replay, session, transport, n):
+    """A number where the byte list belongs (5, 10**12, a string, -1): the token string gives the text; no zero
+    bytes, no MemoryError."""
+    r = ask(replay, f"odd_bytes_{n}", logprobs=True, top_logprobs=1)
+    assert r.complete and r.text == "Hi"
+    tokens = r.tokens()
+    assert list(tokens["token"]) == ["Hi"] and list(tokens["text"]) == ["Hi"]  # not "\x00" * 5
+    assert r.alternatives()["token"].tolist() == ["Hi"]

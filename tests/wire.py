@@ -274,6 +274,14 @@ for _name, _chunk in DEEP.items():
     RAW_FIXTURES[_name + "_whole"] = ("application/json", _chunk.replace('"delta"', '"message"').encode())
 
 # finish_reason "error" with no error object: the server failed, whatever it sent before (item 5)
+# logprob entries whose "bytes" is a number, not a list: bytes(5) would be five zero bytes, bytes(10**12) a
+# MemoryError; both are "not sent", and the token string decides
+for _i, _raw in enumerate(("5", str(10**12), '"e2"', "-1")):
+    SSE_FIXTURES[f"odd_bytes_{_i}"] = _sse(
+        '{"id":"b","model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[{"token":"Hi",'
+        f'"logprob":-0.1,"bytes":{_raw},"top_logprobs":[{{"token":"Hi","logprob":-0.1,"bytes":{_raw}}}]}}]}}}}]}}',
+        '{"id":"b","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}',
+    )
 SSE_FIXTURES["finish_error_bare"] = _sse(
     _ANSWER, '{"id":"o","model":"m","choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}'
 )

@@ -75,7 +75,7 @@ def ambiguous_token(token: str) -> bool:
 
 def _as_bytes(raw: Any) -> bytes | None:
     """A ``bytes`` field as an immutable bytes object (not a list the garbage collector tracks); None if unusable."""
-    if raw is None:
+    if raw is None or not isinstance(raw, (list, tuple)):  # bytes(5) would be five zero bytes; bytes(10**12) 1 TB
         return None
     try:
         return bytes(raw)
