@@ -586,3 +586,13 @@ def test_show_code_for_the_bundled_local_model_names_no_port(session, local_url)
     assert (
         codegen.show("hi", "m", base_url="http://127.0.0.1:8000/v1").count("base_url='http://127.0.0.1:8000/v1'") == 2
     )
+
+
+def test_the_model_picker_says_what_a_base_model_is():
+    """Every display says what Gemma 270M is (issue 15): the picker's entry too, not only the answer's footer."""
+    from wcode_magic.core import catalog
+    from wcode_magic.notebook.panel import model_label
+
+    gemma = model_label(catalog.lookup("local/gemma-270m"))
+    assert gemma.startswith("local/gemma-270m · ") and gemma.endswith(" · small base model, not a chat model")
+    assert "chat model" not in model_label(catalog.lookup("local/ngram"))

@@ -49,7 +49,8 @@ def model_label(m: catalog.Model) -> str:
         price = "price unknown"
     else:
         price = f"¥{m.price_in:g} in / ¥{m.price_out:g} out per 1K tokens"
-    return f"{m.id} · {ctx} · {price}"
+    caveat = f" · {m.caveat}" if m.caveat else ""  # Gemma 270M: a small base model, not a chat model
+    return f"{m.id} · {ctx} · {price}{caveat}"
 
 
 def status_line(state: str, response: Response | None, pieces: int, now: float | None = None) -> str:
