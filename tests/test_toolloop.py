@@ -356,3 +356,60 @@ def test_a_tool_loop_stopped_in_its_answer_replays_stopped_there(tmp_path, local
     assert now.text == was.text and now.steps[-1].replayed and now.steps[-1].stopped
     _same_turns(now.turns, was.turns)
     assert now.tool_messages == was.tool_messages
+
+
+# -- served from the cache --------------------------------------------------------------------------------------------
+@pytest.fixture
+def own_history(tmp_path, monkeypatch):
+    """A history of the test's own (the cache reads it)."""
+    from wcode_magic.analysis import history
+
+    monkeypatch.setenv("WCODE_DATA_DIR", str(tmp_path / "data"))
+    history._WRITER.close()
+    yield
+    history._WRITER.close()
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_a_tool_loop_served_from_the_cache_keeps_its_tool_calls(own_history, counted_local, session, transport):
+    kw = {"model": "local/ngram-thinking", "base_url": counted_local.base_url, "tools": [get_weather, divide]}
+    ask = "Use get_weather for 'Lima' over 2 days, then divide 9 by 3"
+    live = _run(transport, ask, cache=True, **kw)
+    sent = counted_local.count
+    again = _run(transport, ask, cache=True, **kw)
+    assert counted_local.count == sent  # every step from the history: nothing sent
+    assert [s.cached for s in again.steps] == [True, True] and len(live.steps) == 2
+    assert again.steps[0].tool_calls == live.steps[0].tool_calls and len(again.steps[0].tool_calls) == 2
+    assert again.steps[0].finish_reason == "tool_calls" and again.status == "done" and again.text == live.text
+    pd.testing.assert_frame_equal(again.turns.drop(columns="seconds"), live.turns.drop(columns="seconds"))
+    assert again.tool_messages == live.tool_messages
+    assert wm.history(1)["tool_calls"].iloc[0] is None  # the answer step called nothing
+    assert wm.history(2)["tool_calls"].iloc[0] == live.steps[0].tool_calls
+
+
+def test_a_cached_answer_names_the_model_the_server_answered_with(own_history, script, session):
+    args = json.dumps({"city": "Quito"})
+    url = script.play(call_stream([("call_q", "get_weather", args)]), answer_stream("Sunny in Quito."))
+    live = wm.chat("weather in Quito", model="local/ngram", base_url=url, tools=[get_weather], cache=True)
+    assert [s.model for s in live.steps] == ["m", "m"]  # the server says it answered with "m"
+    url = script.play()  # nothing more to answer: a request would fail
+    again = wm.chat("weather in Quito", model="local/ngram", base_url=url, tools=[get_weather], cache=True)
+    assert script.requests == [] and [s.cached for s in again.steps] == [True, True]
+    assert [s.model for s in again.steps] == ["m", "m"] and again.steps[0].tool_calls == live.steps[0].tool_calls
+    assert again.text == "Sunny in Quito." and again.status == "done"
+    assert list(wm.history()["model"]) == ["local/ngram"] * 4 and list(wm.history()["served_model"]) == ["m"] * 4
+
+
+def test_a_tool_call_row_from_before_layout_4_is_not_served_without_its_calls(own_history, counted_local, session):
+    from wcode_magic.analysis import history
+
+    kw = {"model": LOCAL, "base_url": counted_local.base_url, "tools": [get_weather], "cache": True}
+    wm.chat("Use get_weather for 'Lagos'", **kw)
+    conn = history.connect()
+    conn.execute("UPDATE exchanges SET tool_calls = NULL")  # as a row written before the calls were kept
+    conn.close()
+    sent = counted_local.count
+    again = wm.chat("Use get_weather for 'Lagos'", **kw)
+    # the first step is sent again (its calls get new ids, so the answer step is a new request as well)
+    assert counted_local.count == sent + 2 and [s.cached for s in again.steps] == [False, False]
+    assert again.steps[0].tool_calls and again.status == "done" and len(again.steps) == 2
