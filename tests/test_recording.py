@@ -518,3 +518,36 @@ def test_a_broken_answer_breaks_again(tmp_path, local_url) -> None:
     with wm.replay(path, strict=True), pytest.raises(wm.StreamError, match="mid-stream") as again:
         ask(local_url, "What is a star?", headers={"X-Wcode-Fault": "error_after=3"})
     assert again.value.partial.replayed and again.value.partial.text == broken.value.partial.text
+
+
+def test_the_panel_replays_a_stopped_answer_as_stopped(tmp_path, session, local_url) -> None:
+    from wcode_magic.notebook.panel import Panel
+
+    path = tmp_path / "panel.jsonl"
+    session.update(base_url=local_url, model="local/ngram-thinking")
+
+    async def send(p, prompt, stop_after=None):
+        p.send(prompt)
+        while stop_after is not None and len(p.response.reasoning if p.response else "") < stop_after:
+            await asyncio.sleep(0.005)
+        if stop_after is not None:
+            p.stop()
+        await p.wait()
+
+    p = Panel()
+    p.controls.controls["seed"].widget.value = "5"
+    p.controls.controls["max_tokens"].widget.value = "400"
+    try:
+        with wm.record(path):
+            asyncio.run(asyncio.wait_for(send(p, "Tell me about the sea.", stop_after=20), 60))
+        live = p.response
+        assert p.state == "stopped" and live.stopped and live.reasoning and not live.complete
+        assert lines(path)[1]["stopped"] is True
+        p.new_conversation()
+        with wm.replay(path, strict=True):
+            asyncio.run(asyncio.wait_for(send(p, "Tell me about the sea."), 60))
+        again = p.response
+        assert p.state == "stopped" and again.replayed and again.stopped and "replayed (recorded " in p.status.value
+        assert (again.text, again.reasoning) == (live.text, live.reasoning) and not p.error.value.strip()
+    finally:
+        p.close()
