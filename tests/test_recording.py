@@ -18,6 +18,7 @@ import wcode_magic as wm
 from wcode_magic.analysis import history, recorder, recording
 from wcode_magic.analysis.recording import RecordingError
 from wcode_magic.analysis.usage import totals
+from wcode_magic.core.client import STOPPED
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-record-SECRET-0123456789-abcdefghij"
@@ -255,13 +256,16 @@ def test_no_key_in_a_recording(tmp_path, local_url, replay, session) -> None:
         with pytest.raises(wm.WcodeError):
             wm.chat("hi", base_url=replay.base_url, api_key=KEY, headers={"X-Replay-Status": "401"})
     text = path.read_text()
-    assert len(lines(path)) == 3  # the refused call had no answer to replay: not recorded
+    assert len(lines(path)) == 4 and lines(path)[3]["error"]["class"] == "AuthenticationError"  # refused: recorded
     pieces = {KEY[i : i + 8] for i in range(len(KEY) - 7)}
     assert not [p for p in pieces if p in text], "a piece of the key is in the recording"
     assert "Authorization" not in text and "Bearer" not in text
     with wm.replay(path, strict=True):
         echoed = wm.chat("hi", base_url=replay.base_url, api_key=KEY, headers={"X-Replay": "echo-key-stream"})
+        with pytest.raises(wm.AuthenticationError, match="HTTP 401") as refused:
+            wm.chat("hi", base_url=replay.base_url, api_key=KEY, headers={"X-Replay-Status": "401"})
     assert echoed.replayed and KEY not in echoed.text and echoed.text.startswith("Your key: ")
+    assert refused.value.status == 401 and KEY not in str(refused.value)
 
 
 # -- cache -----------------------------------------------------------------------------------------------------------
@@ -353,19 +357,197 @@ def test_the_panel_records_and_replays_at_the_recorded_pace(tmp_path, session, l
         p.close()
 
 
-def test_a_stopped_answer_is_not_recorded_and_a_broken_one_breaks_again(tmp_path, local_url) -> None:
+DEAD = "http://127.0.0.1:9/v1"  # nothing listens there: a request that went out would fail
+
+
+def _live_and_replayed(transport, path, url, fault, **kw):
+    """The exception a faulty call raised live (while recording) and on a strict replay (sending nothing)."""
+
+    def run():
+        headers = {"X-Wcode-Fault": fault} if fault else None
+        if transport == "sync":
+            return ask(url, headers=headers, **kw)
+        return asyncio.run(wm.achat("What is a river?", base_url=url, headers=headers, **{**THINK, **kw}))
+
+    with wm.record(path), pytest.raises(wm.WcodeError) as live:
+        run()
+    with wm.replay(path, strict=True), pytest.raises(wm.WcodeError) as again:
+        run()
+    return live.value, again.value
+
+
+FAULTS = {
+    "401": ("status=401", {}, wm.AuthenticationError),
+    "429": ("status=429, retry_after=0", {}, wm.RateLimitError),
+    "404": ("status=404", {}, wm.NotFoundError),
+    "500 not streamed": ("status=500, retry_after=0", {"stream": False}, wm.ServerError),
+    "error event": ("error_after=3", {}, wm.StreamError),
+    "dropped": ("drop_after=3", {}, wm.StreamError),
+    "malformed": ("malformed_after=2", {}, wm.StreamError),
+}
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+@pytest.mark.parametrize("case", list(FAULTS))
+def test_a_failed_exchange_is_recorded_and_replays_the_same_failure(tmp_path, local_url, session, case, transport):
+    fault, kw, kind = FAULTS[case]
+    session.update(max_retries=1)
     path = tmp_path / "r.jsonl"
+    live, again = _live_and_replayed(transport, path, local_url, fault, **kw)
+    assert type(live) is kind and type(again) is kind
+    assert (again.message, str(again), again.status, again.body) == (live.message, str(live), live.status, live.body)
+    assert getattr(again, "retry_after", None) == getattr(live, "retry_after", None)
+    (line,) = lines(path)[1:]
+    assert line["error"]["class"] == kind.__name__ and local_url not in path.read_text()
+    if live.partial is None:
+        assert again.partial is None and line["events"] == [] and wm.last().replayed
+        assert wm.last().status == "error" and wm.last().error["type"] == kind.__name__
+    else:  # what arrived before the failure comes back with it
+        was, now = live.partial, again.partial
+        assert now.replayed and not now.complete and now.status == was.status
+        assert (now.text, now.reasoning) == (was.text, was.reasoning) and (was.text or was.reasoning)
+        assert now.latency_s == pytest.approx(was.latency_s, abs=1e-4)
+
+
+def test_an_unreachable_server_is_recorded_and_replays_as_unreachable(tmp_path, session) -> None:
+    session.update(max_retries=0)
+    live, again = _live_and_replayed("sync", tmp_path / "r.jsonl", DEAD, None)
+    assert type(live) is type(again) is wm.APIConnectionError and str(again) == str(live)
+    assert f"Could not reach {DEAD}" in str(again) and again.partial is None
+    text = (tmp_path / "r.jsonl").read_text()
+    assert DEAD not in text and "Could not reach {base_url}" in text  # no base_url in a recording, errors included
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_a_stopped_answer_is_recorded_and_replays_stopped(tmp_path, local_url, counted_local, transport) -> None:
+    path = tmp_path / "r.jsonl"
+    seen: list[str] = []
+    live_run = [True]
 
     def stop(ev):
         if ev.kind == "content":
-            raise KeyboardInterrupt
+            seen.append(ev.value)
+            if len(seen) == 3 and live_run[0]:  # the user stops it live; the replay stops by itself
+                raise KeyboardInterrupt
 
-    with wm.record(path):
-        with pytest.raises(wm.StoppedError):
-            ask(local_url, on_event=stop)
-        with pytest.raises(wm.StreamError) as broken:
-            ask(local_url, "What is a star?", headers={"X-Wcode-Fault": "error_after=3"})
+    def run():
+        seen.clear()
+        if transport == "sync":
+            return ask(counted_local.base_url, on_event=stop)
+        return asyncio.run(wm.achat("What is a river?", base_url=counted_local.base_url, on_event=stop, **THINK))
+
+    with wm.record(path), pytest.raises((wm.StoppedError, KeyboardInterrupt)) as live:
+        run()
+    sent = counted_local.count
+    was = live.value.partial if isinstance(live.value, wm.StoppedError) else wm.last()
+    assert was.stopped and was.reasoning and len(seen) == 3
+    (line,) = lines(path)[1:]
+    assert line["stopped"] is True and "error" not in line and line["events"]
+    live_run[0] = False
+    with wm.replay(path, strict=True), pytest.raises(wm.StoppedError) as again:
+        run()
+    now = again.value.partial
+    assert counted_local.count == sent and str(again.value) == STOPPED
+    assert now.replayed and now.stopped and now.status == "stopped" and now.error is None
+    assert (now.text, now.reasoning) == (was.text, was.reasoning) and len(seen) == 3
+    assert now.latency_s == pytest.approx(was.latency_s, abs=1e-4)
+
+
+def test_a_recording_in_the_current_format_still_replays(tmp_path) -> None:
+    """A format-1 file as written before failures were recorded (no "error" / "stopped" keys) replays as before."""
+    chunk = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "model": "local/ngram",
+        "choices": [{"index": 0, "delta": {"content": "Rivers flow."}, "finish_reason": None}],
+    }
+    end = {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    usage = {**chunk, "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7}}
+    request = {"model": "local/ngram", "messages": [{"role": "user", "content": "What is a river?"}], "seed": 1}
+    body = {
+        **chunk,
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Stars shine."}, "finish_reason": "stop"}],
+    }
+    star = {**request, "messages": [{"role": "user", "content": "What is a star?"}]}
+    path = tmp_path / "old.jsonl"
+    path.write_text(
+        "\n".join(
+            json.dumps(doc)
+            for doc in (
+                {"wcode_recording": 1, "package": "0.1.0", "created": "2026-12-01T10:00:00Z"},
+                {
+                    "recorded_at": "2026-12-01T10:00:01Z",
+                    "request": {**request, "stream": True, "stream_options": {"include_usage": True}},
+                    "model": "local/ngram",
+                    "status": "done",
+                    "ttft_s": 0.01,
+                    "latency_s": 0.02,
+                    "events": [
+                        [0.01, json.dumps(chunk)],
+                        [0.015, json.dumps(end)],
+                        [0.016, json.dumps(usage)],
+                        [0.02, "[DONE]"],
+                    ],
+                },
+                {
+                    "recorded_at": "2026-12-01T10:00:02Z",
+                    "request": {**star, "stream": False},
+                    "model": "local/ngram",
+                    "status": "done",
+                    "ttft_s": 0.03,
+                    "latency_s": 0.03,
+                    "body": json.dumps(body),
+                },
+            )
+        )
+        + "\n"
+    )
+    with wm.replay(path, strict=True):
+        r = wm.chat("What is a river?", model="local/ngram", seed=1, base_url=DEAD)
+        s = wm.chat("What is a star?", model="local/ngram", seed=1, base_url=DEAD, stream=False)
+    assert r.replayed and r.complete and r.text == "Rivers flow." and r.usage.total_tokens == 7 and r.ttft_s == 0.01
+    assert s.replayed and s.complete and s.text == "Stars shine." and s.recorded_at == "2026-12-01T10:00:02Z"
+
+
+def test_a_broken_answer_breaks_again(tmp_path, local_url) -> None:
+    path = tmp_path / "r.jsonl"
+    with wm.record(path), pytest.raises(wm.StreamError) as broken:
+        ask(local_url, "What is a star?", headers={"X-Wcode-Fault": "error_after=3"})
     assert len(lines(path)) == 2  # the header and the broken exchange
     with wm.replay(path, strict=True), pytest.raises(wm.StreamError, match="mid-stream") as again:
         ask(local_url, "What is a star?", headers={"X-Wcode-Fault": "error_after=3"})
     assert again.value.partial.replayed and again.value.partial.text == broken.value.partial.text
+
+
+def test_the_panel_replays_a_stopped_answer_as_stopped(tmp_path, session, local_url) -> None:
+    from wcode_magic.notebook.panel import Panel
+
+    path = tmp_path / "panel.jsonl"
+    session.update(base_url=local_url, model="local/ngram-thinking")
+
+    async def send(p, prompt, stop_after=None):
+        p.send(prompt)
+        while stop_after is not None and len(p.response.reasoning if p.response else "") < stop_after:
+            await asyncio.sleep(0.005)
+        if stop_after is not None:
+            p.stop()
+        await p.wait()
+
+    p = Panel()
+    p.controls.controls["seed"].widget.value = "5"
+    p.controls.controls["max_tokens"].widget.value = "400"
+    try:
+        with wm.record(path):
+            asyncio.run(asyncio.wait_for(send(p, "Tell me about the sea.", stop_after=20), 60))
+        live = p.response
+        assert p.state == "stopped" and live.stopped and live.reasoning and not live.complete
+        assert lines(path)[1]["stopped"] is True
+        p.new_conversation()
+        with wm.replay(path, strict=True):
+            asyncio.run(asyncio.wait_for(send(p, "Tell me about the sea."), 60))
+        again = p.response
+        assert p.state == "stopped" and again.replayed and again.stopped and "replayed (recorded " in p.status.value
+        assert (again.text, again.reasoning) == (live.text, live.reasoning) and not p.error.value.strip()
+    finally:
+        p.close()

@@ -260,3 +260,156 @@ def test_the_history_records_each_step(local_url, session):
     rows = wm.history(2)
     assert len(wm.history()) == before + 2
     assert sorted(rows["finish_reason"].tolist()) == sorted(s.finish_reason for s in r.steps)
+
+
+# -- recorded and replayed (issue 14 item 6) ----------------------------------------------------------------------
+DEAD = "http://127.0.0.1:9/v1"  # nothing listens there: a request that went out would fail
+
+
+def _same_turns(replayed: pd.DataFrame, live: pd.DataFrame) -> None:
+    """The turns alike: every cell, and the seconds of the model's turns as recorded (to 0.1 ms); a tool result's
+    seconds are how long the function ran this time (the replay runs the tools again, only the model is replayed)."""
+    assert list(replayed.columns) == list(live.columns) and len(replayed) == len(live)
+    pd.testing.assert_frame_equal(replayed.drop(columns="seconds"), live.drop(columns="seconds"))
+    model = live.kind != "tool_result"
+    assert replayed.seconds[model].tolist() == pytest.approx(live.seconds[model].tolist(), abs=1e-4, nan_ok=True)
+    assert replayed.seconds[~model].notna().tolist() == live.seconds[~model].notna().tolist()
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_a_recorded_tool_loop_replays_strictly_with_the_server_unreachable(tmp_path, counted_local, session, transport):
+    """Two loops of one conversation (each: a thinking step calling two tools, one of which raises, then the
+    answer), recorded against the local model, replay strictly with base_url on a closed port: the same turns,
+    steps, messages and text, the tools run again, and no request is sent anywhere."""
+    path = tmp_path / "loop.jsonl"
+    ran: list[str] = []
+
+    def weather(city: str, days: int = 1) -> str:
+        """The weather in a city."""
+        ran.append(city)
+        return get_weather(city, days)
+
+    tools = [weather, divide]
+    kw = {"model": "local/ngram-thinking", "tools": tools, "max_tokens": 60, "logprobs": True, "top_logprobs": 2}
+    first_ask = "Use weather for 'Paris' over 3 days, then divide 6 by 0"
+
+    def conversation(url):
+        one = _run(transport, first_ask, base_url=url, **kw)
+        follow = [{"role": "user", "content": first_ask}, *one.tool_messages]
+        two = _run(transport, [*follow, {"role": "user", "content": "Now weather for 'Oslo'"}], base_url=url, **kw)
+        return one, two
+
+    with wm.record(path):
+        live = conversation(counted_local.base_url)
+    assert [len(r.steps) for r in live] == [2, 2] and all(r.status == "done" for r in live)
+    assert "divide raised ZeroDivisionError" in live[0].turns.error.dropna().iloc[0]
+    lines = path.read_text().splitlines()
+    assert len(lines) == 1 + 4  # the header, then every step of both loops
+    sent, ran_live = counted_local.count, list(ran)
+
+    session.update(base_url=DEAD, max_retries=0)
+    with wm.replay(path, strict=True):
+        again = conversation(DEAD)
+    assert counted_local.count == sent and ran == ran_live * 2  # nothing sent; the tools ran again
+    for was, now in zip(live, again, strict=True):
+        assert now.status == "done" and now.text == was.text and now.reasoning == was.reasoning
+        _same_turns(now.turns, was.turns)
+        assert now.tool_messages == was.tool_messages and now.usage == was.usage and now.cost == was.cost
+        assert [s.replayed for s in now.steps] == [True, True] and not any(s.replayed for s in was.steps)
+        assert [s.request for s in now.steps] == [s.request for s in was.steps]
+        assert [s.tool_calls for s in now.steps] == [s.tool_calls for s in was.steps]
+        assert now.steps[-1].tokens().equals(was.steps[-1].tokens()) and len(now.steps[-1].tokens())
+    assert ran_live == ["Paris", "Oslo"]
+
+
+def test_a_tool_loop_stopped_in_its_answer_replays_stopped_there(tmp_path, local_url, session):
+    path = tmp_path / "loop.jsonl"
+    stopping = [True]
+    pieces: list[str] = []
+
+    def stop_in_the_answer(ev):
+        if ev.kind == "content":
+            pieces.append(ev.value)
+            if len(pieces) == 2 and stopping[0]:
+                raise KeyboardInterrupt
+
+    def run():
+        pieces.clear()
+        with pytest.raises(errors.StoppedError) as info:
+            wm.chat(
+                "Use get_weather for 'Bern'",
+                model=LOCAL,
+                base_url=local_url,
+                tools=[get_weather],
+                on_event=stop_in_the_answer,
+            )
+        return info.value
+
+    with wm.record(path):
+        live = run()
+    stopping[0] = False  # the replay stops by itself, where the user stopped
+    with wm.replay(path, strict=True):
+        again = run()
+    assert str(again) == str(live) and len(pieces) == 2
+    was, now = live.partial, again.partial
+    assert now.status == was.status == "stopped" and len(now.steps) == len(was.steps) == 2
+    assert now.text == was.text and now.steps[-1].replayed and now.steps[-1].stopped
+    _same_turns(now.turns, was.turns)
+    assert now.tool_messages == was.tool_messages
+
+
+# -- served from the cache --------------------------------------------------------------------------------------------
+@pytest.fixture
+def own_history(tmp_path, monkeypatch):
+    """A history of the test's own (the cache reads it)."""
+    from wcode_magic.analysis import history
+
+    monkeypatch.setenv("WCODE_DATA_DIR", str(tmp_path / "data"))
+    history._WRITER.close()
+    yield
+    history._WRITER.close()
+
+
+@pytest.mark.parametrize("transport", ["sync", "async"])
+def test_a_tool_loop_served_from_the_cache_keeps_its_tool_calls(own_history, counted_local, session, transport):
+    kw = {"model": "local/ngram-thinking", "base_url": counted_local.base_url, "tools": [get_weather, divide]}
+    ask = "Use get_weather for 'Lima' over 2 days, then divide 9 by 3"
+    live = _run(transport, ask, cache=True, **kw)
+    sent = counted_local.count
+    again = _run(transport, ask, cache=True, **kw)
+    assert counted_local.count == sent  # every step from the history: nothing sent
+    assert [s.cached for s in again.steps] == [True, True] and len(live.steps) == 2
+    assert again.steps[0].tool_calls == live.steps[0].tool_calls and len(again.steps[0].tool_calls) == 2
+    assert again.steps[0].finish_reason == "tool_calls" and again.status == "done" and again.text == live.text
+    pd.testing.assert_frame_equal(again.turns.drop(columns="seconds"), live.turns.drop(columns="seconds"))
+    assert again.tool_messages == live.tool_messages
+    assert wm.history(1)["tool_calls"].iloc[0] is None  # the answer step called nothing
+    assert wm.history(2)["tool_calls"].iloc[0] == live.steps[0].tool_calls
+
+
+def test_a_cached_answer_names_the_model_the_server_answered_with(own_history, script, session):
+    args = json.dumps({"city": "Quito"})
+    url = script.play(call_stream([("call_q", "get_weather", args)]), answer_stream("Sunny in Quito."))
+    live = wm.chat("weather in Quito", model="local/ngram", base_url=url, tools=[get_weather], cache=True)
+    assert [s.model for s in live.steps] == ["m", "m"]  # the server says it answered with "m"
+    url = script.play()  # nothing more to answer: a request would fail
+    again = wm.chat("weather in Quito", model="local/ngram", base_url=url, tools=[get_weather], cache=True)
+    assert script.requests == [] and [s.cached for s in again.steps] == [True, True]
+    assert [s.model for s in again.steps] == ["m", "m"] and again.steps[0].tool_calls == live.steps[0].tool_calls
+    assert again.text == "Sunny in Quito." and again.status == "done"
+    assert list(wm.history()["model"]) == ["local/ngram"] * 4 and list(wm.history()["served_model"]) == ["m"] * 4
+
+
+def test_a_tool_call_row_from_before_layout_4_is_not_served_without_its_calls(own_history, counted_local, session):
+    from wcode_magic.analysis import history
+
+    kw = {"model": LOCAL, "base_url": counted_local.base_url, "tools": [get_weather], "cache": True}
+    wm.chat("Use get_weather for 'Lagos'", **kw)
+    conn = history.connect()
+    conn.execute("UPDATE exchanges SET tool_calls = NULL")  # as a row written before the calls were kept
+    conn.close()
+    sent = counted_local.count
+    again = wm.chat("Use get_weather for 'Lagos'", **kw)
+    # the first step is sent again (its calls get new ids, so the answer step is a new request as well)
+    assert counted_local.count == sent + 2 and [s.cached for s in again.steps] == [False, False]
+    assert again.steps[0].tool_calls and again.status == "done" and len(again.steps) == 2

@@ -43,12 +43,25 @@ log = logging.getLogger("wcode_magic.history")
 
 _INTEGER = {"prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "complete", "repeat", "cached"}
 _REAL = {"time", "cost", "latency_s", "ttft_s", "mean_logprob", "perplexity", "min_prob"}
-_JSON = ("params", "messages", "error")
+_JSON = ("params", "messages", "error", "tool_calls", "reasoning_details")
 _NULLABLE_TEXT = (
     "request_hash",
     "replayed",
+    "served_model",
 )  # None where missing (as error), whether or not some row has one  # stored as JSON text; logprobs have their own format (stored_logprobs)
-EXTRA_COLUMNS = ("response_id", "messages", "logprobs", "error", "request_hash", "repeat", "cached", "replayed")
+EXTRA_COLUMNS = (
+    "response_id",
+    "messages",
+    "logprobs",
+    "error",
+    "request_hash",
+    "repeat",
+    "cached",
+    "replayed",
+    "served_model",
+    "tool_calls",
+    "reasoning_details",
+)
 ALL_COLUMNS = (*rows.COLUMNS, *EXTRA_COLUMNS)
 
 _CALLER_WAIT_MS = 20  # the longest a recording call waits for another process's lock before queueing the row
@@ -116,7 +129,22 @@ def _add_request_hash(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS exchanges_request_hash ON exchanges (request_hash, repeat)")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_exchanges, _add_error, _add_request_hash)
+def _add_answer_parts(conn: sqlite3.Connection) -> None:
+    """4: what the server answered beside the text, so an answer served from the cache is whole: the model it
+    named (``served_model``: a router may answer with another than the one asked for, which ``model`` keeps), the
+    tool calls and OpenRouter's reasoning_details (JSON). Rows written before have none of them; a cached row that
+    ended in tool calls without them is never served (it would come back without its calls)."""
+    conn.execute("ALTER TABLE exchanges ADD COLUMN served_model TEXT")
+    conn.execute("ALTER TABLE exchanges ADD COLUMN tool_calls TEXT")
+    conn.execute("ALTER TABLE exchanges ADD COLUMN reasoning_details TEXT")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_exchanges,
+    _add_error,
+    _add_request_hash,
+    _add_answer_parts,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -187,6 +215,9 @@ def row_for(response: Response) -> dict[str, Any]:
     row["repeat"] = OCCURRENCE.get()  # observers run in the call's own context (its task in a sweep)
     row["cached"] = int(response.cached)
     row["replayed"] = (response.recorded_at or "?") if response.replayed else None
+    row["served_model"] = response.model or None
+    row["tool_calls"] = response.tool_calls or None
+    row["reasoning_details"] = response.reasoning_details or None
     return row
 
 
@@ -216,12 +247,16 @@ _CACHED_COLUMNS = (
     "ttft_s",
     "response_id",
     "logprobs",
+    "served_model",
+    "tool_calls",
+    "reasoning_details",
 )
 # the oldest complete answer the server gave (not itself served from the cache or a recording) to the same repeat
 # of the same request: the same answer however often the notebook runs, and a sweep's n runs their own n answers
 _CACHED = (
     f"SELECT {', '.join(_CACHED_COLUMNS)} FROM exchanges WHERE request_hash = ? AND repeat = ? AND complete = 1 "
-    "AND status = 'done' AND NOT cached AND replayed IS NULL ORDER BY id LIMIT 1"
+    "AND status = 'done' AND NOT cached AND replayed IS NULL "
+    "AND (tool_calls IS NOT NULL OR finish_reason IS NOT 'tool_calls') ORDER BY id LIMIT 1"
 )
 
 
@@ -245,6 +280,9 @@ def cached(request: dict[str, Any]) -> Served | None:
     message: dict[str, Any] = {"role": "assistant", "content": row["text"] or ""}
     if row["reasoning"]:
         message["reasoning"] = row["reasoning"]
+    for part in ("tool_calls", "reasoning_details"):
+        if row[part]:
+            message[part] = json.loads(row[part])
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": row["finish_reason"]}
     entries = stored_logprobs.loads(row["logprobs"])
     if entries:
@@ -254,7 +292,8 @@ def cached(request: dict[str, Any]) -> Served | None:
     }
     if row["reasoning_tokens"] is not None:
         usage["completion_tokens_details"] = {"reasoning_tokens": row["reasoning_tokens"]}
-    body = {"id": row["response_id"], "object": "chat.completion", "model": row["model"], "choices": [choice]}
+    model = row["served_model"] or row["model"]  # the model the server named (rows before layout 4: the one asked)
+    body = {"id": row["response_id"], "object": "chat.completion", "model": model, "choices": [choice]}
     if usage:
         body["usage"] = usage
     return Served(

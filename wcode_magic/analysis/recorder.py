@@ -138,6 +138,8 @@ class _Replayer:
                     latency_s=ex.latency_s,
                     recorded_at=ex.recorded_at,
                     pace=self.pace,
+                    error=ex.error,
+                    stopped=ex.stopped,
                 )
         if self.strict:
             raise self.miss(request, found)

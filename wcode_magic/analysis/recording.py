@@ -7,7 +7,11 @@ A recording is one UTF-8 text file in JSON Lines, one object per line, so a diff
   "events": [[seconds, data], ...]}`` (and ``"repeat"``, the run of a compare or batch it answered, when not 0),
   the stream's SSE data fields as sent (``[DONE]`` included) with the seconds
   from the request to each, enough to stream it again at its pace; or ``"body"``, the text of a non-streamed
-  answer, instead of ``events``.
+  answer, instead of ``events``. An exchange that did not end in an answer says how it ended: ``"error"``, the
+  exception it raised (``{"class", "status", "message", "body", "partial"}``, plus ``retry_after`` or ``param``:
+  ``errors.describe``; the server's address in it written as ``{base_url}``), with the events that arrived before it (none for an error status); or ``"stopped": true``
+  when the user stopped it. A replay folds the events and ends the same way. (Format 1 still: a file without
+  these keys reads as before, and an older reader ignores them.)
 
 The request is the body as sent, keys masked (``Response.request``): never headers, never the key, never base_url.
 Every event and body is masked too (``Response.scrub``); an answer that echoed a key (perhaps split over many
@@ -26,7 +30,7 @@ import orjson
 
 from ..core.errors import ConfigurationError
 from ..core.response import Response
-from ..core.served import matched_part, request_key
+from ..core.served import BASE_URL, matched_part, request_key, swap_text
 
 FORMAT_VERSION = 1
 MAGIC = "wcode_recording"
@@ -49,6 +53,8 @@ class Exchange:
     ttft_s: float | None
     latency_s: float | None
     repeat: int = 0  # which run of a compare/batch it answered (0 elsewhere)
+    error: dict[str, Any] | None = None  # how a failed exchange ended (errors.describe)
+    stopped: bool = False  # the user stopped it
 
 
 def now_iso(when: float | None = None) -> str:
@@ -62,15 +68,20 @@ def header(package_version: str, when: float | None = None) -> bytes:
 
 
 def exchange_line(response: Response, when: float | None = None, repeat: int = 0) -> bytes | None:
-    """One exchange as a line (ending in a newline), keys masked; None when there is nothing to replay: a failure
-    before any answer (a refused key, no connection), or an answer the user stopped."""
+    """One exchange as a line (ending in a newline), keys masked: every exchange, answered, failed (an error
+    status, no connection, a broken stream: the error it raised) or stopped; None only for a call that neither
+    answered nor says how it ended."""
+    ending: dict[str, Any] = {}
     if response.stopped:
-        return None
+        ending["stopped"] = True
+    elif response.failure is not None:
+        ending["error"] = swap_text(response.scrub(response.failure), response.base_url, BASE_URL)
     wire, body = response.wire, response.wire_body
     if response.echoed_key() or (not wire and body is None):
-        if not (response.text or response.reasoning or response.complete):
+        if response.text or response.reasoning or response.complete:
+            wire, body = None, json.dumps(response.scrub(response.raw), ensure_ascii=False)
+        elif not ending:
             return None
-        wire, body = None, json.dumps(response.scrub(response.raw), ensure_ascii=False)
     doc: dict[str, Any] = {
         "recorded_at": response.recorded_at or now_iso(when),
         "request": response.request,  # masked already
@@ -85,7 +96,8 @@ def exchange_line(response: Response, when: float | None = None, repeat: int = 0
         doc["body"] = response.scrub(body)
     else:
         doc["events"] = [[round(at, 4), response.scrub(data)] for at, data in wire or ()]
-    return orjson.dumps(doc) + b"\n"
+    doc.update(ending)
+    return orjson.dumps(doc, default=str) + b"\n"
 
 
 def _rounded(x: float | None) -> float | None:
@@ -178,6 +190,14 @@ def _exchange(text: str, number: int, name: str) -> Exchange:
     repeat = doc.get("repeat", 0)
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
         raise _corrupt(name, number, f"repeat is not a run number: {_short(repeat)}")
+    error = doc.get("error")
+    if error is not None and not (
+        isinstance(error, dict) and isinstance(error.get("class"), str) and isinstance(error.get("message"), str)
+    ):
+        raise _corrupt(name, number, f"its error is not {{class, message, ...}}: {_short(error)}")
+    stopped = doc.get("stopped", False)
+    if not isinstance(stopped, bool):
+        raise _corrupt(name, number, f"stopped is not true or false: {_short(stopped)}")
     return Exchange(
         line=number,
         request=request,
@@ -188,6 +208,8 @@ def _exchange(text: str, number: int, name: str) -> Exchange:
         ttft_s=timings[0],
         latency_s=timings[1],
         repeat=repeat,
+        error=error,
+        stopped=stopped,
     )
 
 

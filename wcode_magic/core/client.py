@@ -30,6 +30,7 @@ from . import schema as schemas
 from .keys import Secret, scrub_all
 from .response import Response
 from .sendable import check_headers, check_json
+from .served import BASE_URL, swap_text
 from .settings import KEY_URL, SESSION, SETTINGS, is_wcode
 from .sse import SSEDecoder
 from .stream import DONE, SHAPE_ERRORS, Event, loads
@@ -47,6 +48,7 @@ TICK_S = 0.1  # how often an async call in the main thread wakes its loop, so a 
 OVERRUN = 2
 OVERRUN_SLACK = 16
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+STOPPED = "Stopped; the partial answer is kept in `.partial` (and `wm.last()`)."
 
 
 class _SessionDefault:
@@ -626,19 +628,25 @@ class _Call:
         """
         if self.key is not None:  # the server's or httpx's words may echo the key: never pass it on
             _scrub_error(e, self.response, self.key)
-        if self.response.error is None and not isinstance(e, errors.StreamError):
+        if self.response.error is None and not isinstance(e, (errors.StreamError, errors.StoppedError)):
             self.response.error = {"message": e.message, "code": e.status, "type": type(e).__name__}
         if self.response.latency_s is None:
             self.response.finish(complete=False)
         if e.partial is None and (self.response.text or self.response.reasoning):
             e.partial = self.response
+        if not isinstance(e, errors.StoppedError):  # how it ended, for a recording (a stop is ``.stopped``)
+            self.response.failure = errors.describe(e, self.response.scrub)
 
     def served_answer(self) -> list[tuple[float, str]]:
         """Start folding the served answer: its body at once, or its events to pace; timings as recorded after."""
         served = self.served
         assert served is not None
         if served.body is not None:
-            self.whole(served.body.encode("utf-8", "surrogatepass"))
+            try:
+                self.whole(served.body.encode("utf-8", "surrogatepass"))
+            except errors.WcodeError:
+                if served.error is None and not served.stopped:
+                    raise
             return []
         return served.events
 
@@ -649,14 +657,33 @@ class _Call:
         return max(0.0, self.response.started + at - time.perf_counter())
 
     def served_end(self) -> None:
-        """A served stream's end, then the timings it was recorded with (what the user saw when it was made)."""
+        """A served stream's end, then the timings it was recorded with (what the user saw when it was made). A
+        recorded exchange that failed or was stopped ends as it did: the same exception, the partial kept."""
         served = self.served
         assert served is not None
-        if served.body is None:
-            self.end_of_stream()
         r = self.response
+        ended_badly = served.error is not None or served.stopped
+        if ended_badly:
+            r.finish(complete=False, stopped=served.stopped)
+        elif served.body is None:
+            self.end_of_stream()
         r.ttft_s = served.ttft_s if served.ttft_s is not None else r.ttft_s
         r.latency_s = served.latency_s if served.latency_s is not None else r.latency_s
+        if served.stopped:
+            raise errors.StoppedError(STOPPED, partial=r)
+        if served.error is not None:
+            raise errors.rebuild(swap_text(served.error, BASE_URL, self.base_url), r)
+
+    def served_event(self, data: str) -> bool:
+        """Fold one served event; True at its end. An exchange recorded as failed or stopped ends as it did: an
+        error its folding raises (a mid-stream error event) ends the fold, and ``served_end`` raises the recorded
+        one."""
+        try:
+            return self.event(data)
+        except errors.WcodeError:
+            if self.served is None or not (self.served.error is not None or self.served.stopped):
+                raise
+            return True
 
     def stopped(self) -> Response:
         """Mark the Response stopped, unless the answer was already complete (a stop while the body's end after
@@ -844,9 +871,7 @@ async def _acall(call: _Call) -> Response:
     except asyncio.CancelledError:
         hooks.call_ended(call.stopped())
         if _is_cell_task():
-            raise errors.StoppedError(
-                "Stopped; the partial answer is kept in `.partial` (and `wm.last()`).", partial=call.response
-            ) from None
+            raise errors.StoppedError(STOPPED, partial=call.response) from None
         raise
     except errors.WcodeError as e:
         call.failed(e)
@@ -906,7 +931,7 @@ async def _aserve(call: _Call) -> None:
         if wait:
             await asyncio.sleep(wait)
         call.check_deadline()
-        if call.event(data):
+        if call.served_event(data):
             break
     call.served_end()
 
@@ -1063,9 +1088,7 @@ def _call(call: _Call) -> Response:
         _send(call)
     except KeyboardInterrupt:
         hooks.call_ended(call.stopped())
-        raise errors.StoppedError(
-            "Stopped; the partial answer is kept in `.partial` (and `wm.last()`).", partial=call.response
-        ) from None
+        raise errors.StoppedError(STOPPED, partial=call.response) from None
     except errors.WcodeError as e:
         call.failed(e)
         hooks.call_ended(call.response)
@@ -1081,7 +1104,7 @@ def _serve(call: _Call) -> None:
         if wait:
             time.sleep(wait)
         call.check_deadline()
-        if call.event(data):
+        if call.served_event(data):
             break
     call.served_end()
 

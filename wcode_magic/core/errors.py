@@ -142,3 +142,47 @@ class SchemaError(WcodeError):
     def path(self) -> str | None:
         """Where the first problem is (``(the answer)`` for the answer as a whole)."""
         return self.problems[0].path if self.problems else None
+
+
+# -- a failure as data (a recording keeps how an exchange ended; a replay raises it again) ---------------------
+_EXTRAS = ("retry_after", "param")  # the subclasses' own JSON-able attributes, kept beside message/status/body
+
+
+def describe(error: WcodeError, mask: Any = None) -> dict[str, Any]:
+    """``error`` as a JSON-able dict: its class name, status, message and body (``mask``ed: keys never leave),
+    whether it carried a partial Response, and the extras a subclass has (``retry_after``, ``param``)."""
+    masked = mask if mask is not None else (lambda value: value)
+    out: dict[str, Any] = {
+        "class": type(error).__name__,
+        "status": error.status,
+        "message": masked(error.message),
+        "body": masked(error.body),
+        "partial": error.partial is not None,
+    }
+    for name in _EXTRAS:
+        value = getattr(error, name, None)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            out[name] = masked(value)
+    return out
+
+
+def _classes(cls: type[WcodeError]) -> dict[str, type[WcodeError]]:
+    found = {cls.__name__: cls}
+    for sub in cls.__subclasses__():
+        found.update(_classes(sub))
+    return found
+
+
+def rebuild(record: dict[str, Any], partial: Response | None) -> WcodeError:
+    """The exception ``describe`` described: the same class (WcodeError for a name not known here), message,
+    status, body and extras, carrying ``partial`` when the original carried one."""
+    cls = _classes(WcodeError).get(str(record.get("class")), WcodeError)
+    error = cls(str(record.get("message", "")))
+    status = record.get("status")
+    error.status = status if isinstance(status, int) and not isinstance(status, bool) else None
+    error.body = record.get("body")
+    error.partial = partial if record.get("partial") else None
+    for name in _EXTRAS:
+        if name in record:
+            setattr(error, name, record[name])
+    return error

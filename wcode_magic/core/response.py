@@ -151,6 +151,8 @@ class Response:
         # the stream's SSE data fields and their times, kept only while a recording is on (hooks.keep_wire)
         self.wire: list[tuple[float, str]] | None = None
         self.wire_body: str | None = None  # a non-streamed answer's body, likewise
+        # how a failed call ended (errors.describe of its exception, keys masked): a recording replays it
+        self.failure: dict[str, Any] | None = None
         self.schema: Schema | None = None  # schema= of the call: what ``parsed`` builds
         self._parsed: tuple[int, Any, SchemaError | None] | None = None
 

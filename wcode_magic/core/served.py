@@ -35,10 +35,30 @@ def request_key(request: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+# Where a recorded error's words named the server (``Could not reach http://...``): a recording never holds a
+# base_url, so it holds this instead, and a replay puts the replaying call's base_url back.
+BASE_URL = "{base_url}"
+
+
+def swap_text(value: Any, old: str, new: str) -> Any:
+    """``value`` (JSON) with ``old`` replaced by ``new`` in every string in it."""
+    if not old:
+        return value
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, list):
+        return [swap_text(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {k: swap_text(v, old, new) for k, v in value.items()}
+    return value
+
+
 @dataclass
 class Served:
     """A whole answer to fold instead of a server's: the stream's SSE data fields with their times (seconds from
-    the request), or one non-streamed body; and the timings and date it was made with."""
+    the request), or one non-streamed body; and the timings and date it was made with. An exchange that did not
+    end in an answer ends as it did: ``error`` (``errors.describe`` of the exception it raised, raised again once
+    its events are folded) or ``stopped`` (the user stopped it: StoppedError with the partial)."""
 
     source: Literal["replayed", "cached"]
     events: list[tuple[float, str]] = field(default_factory=list)
@@ -47,3 +67,5 @@ class Served:
     latency_s: float | None = None
     recorded_at: str | None = None  # ISO date and time the answer was first received
     pace: Literal["instant", "recorded"] = "instant"
+    error: dict[str, Any] | None = None
+    stopped: bool = False

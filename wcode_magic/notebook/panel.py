@@ -22,7 +22,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..core import catalog
-from ..core.errors import InvalidParameterError, WcodeError, WcodeWarning, error_line
+from ..core.errors import InvalidParameterError, StoppedError, WcodeError, WcodeWarning, error_line
 from ..core.params import PARAMS
 from ..core.session import is_bundled_local
 from ..core.settings import SESSION, SETTINGS, Settings, configure
@@ -502,8 +502,8 @@ class Panel:
                 extra_body=extra_body,
                 **self._tool_kw(),
             )
-        except asyncio.CancelledError:  # Stop: our own task, so the cancel ends here
-            self._release_warnings()
+        except (asyncio.CancelledError, StoppedError):  # Stop: our own task, so the cancel ends here (or a
+            self._release_warnings()  # replayed answer that was stopped when it was recorded)
             self._end("stopped", turn)
         except Exception as e:  # shown in the panel; a background task has no cell to raise into
             self._release_warnings()
