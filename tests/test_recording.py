@@ -317,6 +317,33 @@ def test_a_rerun_batch_sends_only_what_is_missing(data_dir, counted_local) -> No
     assert [r.cached for r in whole["response"]] == [True] * 4 + [False] * 4
 
 
+def test_a_batch_stopped_by_a_real_interrupt_resumes_with_only_what_is_missing(data_dir, counted_local) -> None:
+    """A real SIGINT (what the kernel's interrupt sends) stops the batch; run again with cache=True, only the prompts
+    that had not finished are sent, and the finished ones come back as they were."""
+    import os
+    import signal
+    import threading
+
+    kw = {"base_url": counted_local.base_url, "model": "local/ngram", "max_tokens": 3, "progress": False}
+    prompts = [f"prompt {i}" for i in range(8)]
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.warns(wm.WcodeWarning, match="Interrupted"):
+        part = wm.batch(prompts, concurrency=2, headers={"X-Wcode-Fault": "delay_ms=400"}, cache=True, **kw)
+    timer.join()
+    finished = len(part)
+    assert part.attrs["interrupted"] and 0 < finished < len(prompts)
+    sent = counted_local.count
+    whole = wm.batch(prompts, concurrency=2, cache=True, **kw)
+    assert len(whole) == len(prompts) and whole["complete"].all()
+    assert counted_local.count - sent == len(prompts) - finished
+    served = whole[[r.cached for r in whole["response"]]]
+    assert sorted(served["prompt"]) == sorted(part["prompt"])
+    assert dict(zip(served["prompt"], served["text"], strict=True)) == dict(
+        zip(part["prompt"], part["text"], strict=True)
+    )
+
+
 def test_a_cache_lookup_uses_the_index(data_dir, local_url) -> None:
     ask(local_url, cache=True)
     conn = history.connect()
