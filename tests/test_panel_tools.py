@@ -94,3 +94,22 @@ def test_bad_tools_are_refused_when_the_panel_is_made(session):
 
     with pytest.raises(InvalidParameterError, match="each tool is a function"):
         wm.panel(tools=[42])
+
+
+def test_show_code_names_the_tools_and_its_cell_parses_back(session, local_url):
+    """The code the panel shows makes the same call: ``--tools`` in the cell (which %%chat reads back) and
+    ``tools=[...]`` in the Python call; the functions are the notebook's own, by name."""
+    import wcode_magic as wm
+    from wcode_magic.notebook import flags
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = wm.panel(tools=[get_weather, slow_lookup])
+    try:
+        code = p.code_text("Use get_weather for 'Lima'")
+    finally:
+        p.close()
+    cell = code.split("```\n", 1)[1].split("\n```", 1)[0]
+    line, prompt = cell.split("\n", 1)
+    assert line.startswith("%%chat --tools get_weather,slow_lookup") and prompt == "Use get_weather for 'Lima'"
+    assert flags.parse(line.removeprefix("%%chat")).tool_names == ["get_weather", "slow_lookup"]
+    assert "    tools=[get_weather, slow_lookup],\n" in code

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.params import PARAMS
@@ -112,11 +112,15 @@ def chat_line(
     *,
     new: bool = False,
     no_interpolate: bool = False,
+    tools: Sequence[str] = (),
 ) -> str:
-    """The ``%%chat`` first line: ``%%chat -m MODEL --system "..." --temperature 0.2 ...``."""
+    """The ``%%chat`` first line: ``%%chat -m MODEL --system "..." --temperature 0.2 ...``; ``tools`` are the names
+    of the notebook's functions the model may call (``--tools a,b``)."""
     parts = ["%%chat"]
     if new:
         parts.append("--new")
+    if tools:
+        parts += ["--tools", ",".join(tools)]
     if model:
         parts += _option("--model", model) if model.startswith("-") else ["-m", quote(model)]
     if system and fits_on_line(system):  # a magic line cannot hold a line break; see notes()
@@ -142,13 +146,14 @@ def chat_cell(
     extra_body: Mapping[str, Any] | None = None,
     *,
     new: bool = False,
+    tools: Sequence[str] = (),
 ) -> str:
     """A whole ``%%chat`` cell: the options line, then the prompt as the cell body.
 
     A prompt with braces gets ``--no-interpolate``, so the cell sends it exactly as written, as the panel does;
     ``new`` adds ``--new``, so the cell does not continue the magics' conversation.
     """
-    line = chat_line(model, system, params, extra_body, new=new, no_interpolate=has_braces(prompt))
+    line = chat_line(model, system, params, extra_body, new=new, no_interpolate=has_braces(prompt), tools=tools)
     return f"{line}\n{prompt}"
 
 
@@ -160,11 +165,15 @@ def python_call(
     *,
     base_url: str | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    tools: Sequence[str] = (),
 ) -> str:
-    """``wm.chat(...)`` with the same request, one keyword per line, as valid Python."""
+    """``wm.chat(...)`` with the same request, one keyword per line, as valid Python (``tools`` by their names, the
+    functions the notebook defines)."""
     args = [repr(prompt)]
     if model:
         args.append(f"model={model!r}")
+    if tools:
+        args.append(f"tools=[{', '.join(tools)}]")
     if system:
         args.append(f"system={system!r}")
     if base_url:
@@ -217,6 +226,7 @@ def show(
     new: bool = False,
     earlier_turns: int = 0,
     bundled_local: bool = False,
+    tools: Sequence[str] = (),
 ) -> str:
     """Markdown with both forms and any notes, for the panel's "Show code".
 
@@ -227,8 +237,10 @@ def show(
     """
     url = None if bundled_local and (model or "").startswith("local/") else base_url
     parts = [
-        "```\n" + chat_cell(prompt, model, system, params, extra_body, new=new) + "\n```",
-        "```python\n" + python_call(prompt, model, system, params, base_url=url, extra_body=extra_body) + "\n```",
+        "```\n" + chat_cell(prompt, model, system, params, extra_body, new=new, tools=tools) + "\n```",
+        "```python\n"
+        + python_call(prompt, model, system, params, base_url=url, extra_body=extra_body, tools=tools)
+        + "\n```",
     ]
     parts += [f"- {n}" for n in notes(system, base_url, earlier_turns, bundled_local=bundled_local)]
     return "\n\n".join(parts)

@@ -456,6 +456,7 @@ class Panel:
             new=magics is not None and (bool(magics.messages) or magics.system is not None),
             earlier_turns=len(self.messages) // 2,
             bundled_local=is_bundled_local(base_url),
+            tools=[t.__name__ for t in self.tools if callable(t) and hasattr(t, "__name__")],
         )
 
     def toggle_code(self) -> None:
