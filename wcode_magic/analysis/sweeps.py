@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core import client
-from ..core.errors import InvalidParameterError, WcodeError, warn_user
+from ..core.errors import InvalidParameterError, WcodeError, tasks_warn_here, tasks_warn_reset, warn_user
 from ..core.params import CHAT_KEYWORDS
 from ..core.response import Response
 from ..core.schema import Schema, check_call, parse_json, to_schema
@@ -259,7 +259,9 @@ async def _run(
                 bar.set_postfix_str(f"{failures} failed", refresh=False)
             bar.update(1)
 
+    here = tasks_warn_here()  # the cells' warnings point at the user's line
     tasks = [asyncio.ensure_future(one(cell)) for cell in cells]
+    tasks_warn_reset(here)
     try:
         await asyncio.gather(*tasks)
     except asyncio.CancelledError:
