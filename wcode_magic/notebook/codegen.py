@@ -112,6 +112,7 @@ def chat_line(
     *,
     new: bool = False,
     no_interpolate: bool = False,
+    schema: str | Mapping[str, Any] | None = None,
 ) -> str:
     """The ``%%chat`` first line: ``%%chat -m MODEL --system "..." --temperature 0.2 ...``."""
     parts = ["%%chat"]
@@ -126,6 +127,8 @@ def chat_line(
     parts += flags(params or {})
     if extra_body:
         parts += ["--extra-body", quote(_json(dict(extra_body)))]
+    if schema is not None:
+        parts += ["--schema", quote(schema if isinstance(schema, str) else _json(dict(schema)))]
     return " ".join(parts)
 
 
@@ -142,13 +145,14 @@ def chat_cell(
     extra_body: Mapping[str, Any] | None = None,
     *,
     new: bool = False,
+    schema: str | Mapping[str, Any] | None = None,
 ) -> str:
     """A whole ``%%chat`` cell: the options line, then the prompt as the cell body.
 
     A prompt with braces gets ``--no-interpolate``, so the cell sends it exactly as written, as the panel does;
     ``new`` adds ``--new``, so the cell does not continue the magics' conversation.
     """
-    line = chat_line(model, system, params, extra_body, new=new, no_interpolate=has_braces(prompt))
+    line = chat_line(model, system, params, extra_body, new=new, no_interpolate=has_braces(prompt), schema=schema)
     return f"{line}\n{prompt}"
 
 
@@ -160,6 +164,7 @@ def python_call(
     *,
     base_url: str | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    schema: str | Mapping[str, Any] | None = None,
 ) -> str:
     """``wm.chat(...)`` with the same request, one keyword per line, as valid Python."""
     args = [repr(prompt)]
@@ -172,6 +177,8 @@ def python_call(
     args += [f"{name}={value!r}" for name, value in (params or {}).items() if value is not None]
     if extra_body:
         args.append(f"extra_body={dict(extra_body)!r}")
+    if schema is not None:
+        args.append(f"schema={schema if isinstance(schema, str) else dict(schema)!r}")
     body = "".join(f"    {a},\n" for a in args)
     return f"import wcode_magic as wm\n\nwm.chat(\n{body})"
 
@@ -217,6 +224,7 @@ def show(
     new: bool = False,
     earlier_turns: int = 0,
     bundled_local: bool = False,
+    schema: str | Mapping[str, Any] | None = None,
 ) -> str:
     """Markdown with both forms and any notes, for the panel's "Show code".
 
@@ -227,8 +235,10 @@ def show(
     """
     url = None if bundled_local and (model or "").startswith("local/") else base_url
     parts = [
-        "```\n" + chat_cell(prompt, model, system, params, extra_body, new=new) + "\n```",
-        "```python\n" + python_call(prompt, model, system, params, base_url=url, extra_body=extra_body) + "\n```",
+        "```\n" + chat_cell(prompt, model, system, params, extra_body, new=new, schema=schema) + "\n```",
+        "```python\n"
+        + python_call(prompt, model, system, params, base_url=url, extra_body=extra_body, schema=schema)
+        + "\n```",
     ]
     parts += [f"- {n}" for n in notes(system, base_url, earlier_turns, bundled_local=bundled_local)]
     return "\n\n".join(parts)
