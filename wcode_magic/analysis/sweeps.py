@@ -393,11 +393,11 @@ def schema_cells(response: Response | None, schema: Schema, error: str | None) -
 
 def _field_probs(response: Response | None, schema: Schema) -> dict[str, float]:
     """Each top-level field's probability (fieldprobs.top_level_probs), or nothing without answer logprobs."""
-    from .fieldprobs import field_probs, top_level_probs
+    from .fieldprobs import row_probs
 
     if response is None or response.logprob_columns("content") is None or response.parse_error is not None:
         return {}
-    return top_level_probs(field_probs(response), schema.fields)
+    return row_probs(response, schema.fields)
 
 
 def _table(cells: list[Cell], run: dict, label_columns: list[str], schema: Schema | None = None) -> pd.DataFrame:
