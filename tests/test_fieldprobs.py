@@ -10,7 +10,7 @@ import math
 import pytest
 
 import wcode_magic as wm
-from wcode_magic.analysis.fieldprobs import leaves
+from wcode_magic.analysis.fieldprobs import leaves, row_probs, top_level_probs
 from wcode_magic.core.errors import WcodeWarning
 
 SPEC = "label: yes|no|unsure, ok: bool, reason: str, items: [{name: str, n: int}]"
@@ -194,3 +194,14 @@ def test_json_after_an_inline_think_block(thinker):
     row = r.field_probs().set_index("path").loc["ok"]
     assert row["n_tokens"] == 1 and math.isclose(row["prob"], 0.6)
     assert row["choices"] == pytest.approx({"true": 0.65, "false": 0.3})
+
+
+def test_a_sweeps_row_probs_are_field_probs_top_level_without_the_frame(answer, thinker):
+    """wm.batch's <field>_prob columns come from row_probs (no DataFrame per row): the same numbers."""
+    other = wm.chat("?", base_url=thinker, model="qwen/qwen3-8b", schema="ok: bool", logprobs=True, top_logprobs=5)
+    for r, fields in ((answer, ["label", "ok", "reason", "items"]), (other, ["ok", "missing"])):
+        expected = top_level_probs(r.field_probs(), fields)
+        got = row_probs(r, fields)
+        assert list(got) == list(expected) == fields
+        for f in fields:
+            assert got[f] == expected[f] or (math.isnan(got[f]) and math.isnan(expected[f])), f

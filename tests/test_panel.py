@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 import time
 import warnings
 
@@ -596,3 +597,123 @@ def test_the_model_picker_says_what_a_base_model_is():
     gemma = model_label(catalog.lookup("local/gemma-270m"))
     assert gemma.startswith("local/gemma-270m · ") and gemma.endswith(" · small base model, not a chat model")
     assert "chat model" not in model_label(catalog.lookup("local/ngram"))
+
+
+# -- the schema box -----------------------------------------------------------------------------------------------
+SPEC = "label: yes|no|unsure, reason: str"
+JSON_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "n": {"type": "integer"}}}
+
+
+def test_the_schema_box_maps_to_what_is_sent():
+    assert controls.schema_value("  ") is None
+    assert controls.schema_value(f" {SPEC} ") == SPEC
+    assert controls.schema_value(" " + json.dumps(JSON_SCHEMA)) == JSON_SCHEMA
+    with pytest.raises(InvalidParameterError, match="unknown type 'maybe'"):
+        controls.schema_value("label: maybe")
+    with pytest.raises(InvalidParameterError, match="not valid JSON"):
+        controls.schema_value('{"type": ')
+    with pytest.raises(InvalidParameterError, match="top level"):
+        controls.schema_value('{"type": "array"}')
+
+
+@pytest.mark.parametrize("box", [SPEC, json.dumps(JSON_SCHEMA)])
+def test_show_code_with_a_schema_sends_what_send_sends(session, local_url, box):
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+    try:
+        p.schema.value = box
+        code = p.code_text("Is it good?")
+        sent = controls.schema_value(box)
+        assert "--schema " in code.split("```python")[0]
+        assert _cell_request(code, {})["schema"] == sent  # the cell, read by the magics, sends the same schema
+        python = code.split("```python\n", 1)[1].split("\n```", 1)[0]
+        call = ast.parse(python).body[-1].value
+        assert {k.arg: ast.literal_eval(k.value) for k in call.keywords}["schema"] == sent
+        p.schema.value = ""
+        assert "schema" not in p.code_text("Is it good?")
+    finally:
+        p.close()
+
+
+def test_a_bad_schema_is_shown_at_once_and_blocks_send(session):
+    from wcode_magic.notebook.panel import Panel
+
+    p = Panel()
+    try:
+        p.schema.value = "label: maybe"
+        assert "unknown type &#x27;maybe&#x27;" in p.error.value
+        assert p.send("hello") is None and p.response is None
+        p.toggle_code()
+        assert p.code.layout.display == "none"
+        p.schema.value = "label: yes|no"
+        assert p.error.value == ""
+    finally:
+        p.close()
+
+
+def test_send_with_a_schema_answers_json_of_that_shape(session, local_url):
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+
+    async def go():
+        p.send("Is the soup good?")
+        await p.wait()
+
+    try:
+        p.schema.value = SPEC
+        _run(go())
+        assert p.state == "done" and p.error.value == ""
+        r = p.response
+        assert r.request["response_format"]["type"] == "json_schema"
+        assert sorted(r.parsed) == ["label", "reason"] and r.parsed["label"] in ("yes", "no", "unsure")
+        assert json.loads(r.text) == r.parsed and r.text in _answer(p)
+    finally:
+        p.close()
+
+
+@pytest.fixture
+def refusing_server():
+    from wire import SchemaRefusingServer
+
+    from wcode_magic.core import schema as schemas
+
+    schemas.REFUSALS.clear()
+    server = SchemaRefusingServer()
+    yield server
+    server.stop()
+    schemas.REFUSALS.clear()
+
+
+def test_the_json_object_fallback_and_an_answer_that_does_not_fit_are_said_in_the_panel(session, refusing_server):
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=refusing_server.base_url, model="qwen/qwen3-8b")
+    p = Panel()
+
+    async def go():
+        p.send("Is it good?")
+        await p.wait()
+
+    try:
+        p.schema.value = "label: yes|no|unsure, reason: str, score: float"
+        for _ in range(2):  # every Send says it, the second one sent straight as json_object
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _run(go())
+            assert p.state == "done"
+            assert p.error.value.count("refused response_format json_schema") == 1
+            assert p.response.parsed == {"label": "yes", "reason": "fine", "score": 0.5}
+        assert [q["response_format"]["type"] for q in refusing_server.requests] == [
+            "json_schema",
+            "json_object",
+            "json_object",
+        ]
+        refusing_server.pieces = ['{"label": "perhaps", "reason": "fine", "score": 1}']
+        _run(go())
+        assert p.state == "done" and "label: is &quot;perhaps&quot;, not one of" in p.error.value
+    finally:
+        p.close()

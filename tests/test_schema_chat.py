@@ -6,12 +6,13 @@ CJK values)."""
 from __future__ import annotations
 
 import asyncio
-import json
+import linecache
 import warnings
 from dataclasses import dataclass
 from typing import Literal, TypedDict
 
 import pytest
+from wire import SchemaRefusingServer
 
 import wcode_magic as wm
 from wcode_magic.core import schema as schemas
@@ -111,53 +112,9 @@ def test_an_answer_that_does_not_fit_is_a_schema_error_with_the_text_kept(local_
 
 
 # -- replayed provider shapes ---------------------------------------------------------------------------------------
-def _sse(model: str, pieces: list[str]) -> bytes:
-    chunks = [{"id": "x", "model": model, "choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
-    chunks.append({"id": "x", "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    return b"".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
-
-
-class Provider:
-    """A server that refuses json_schema (as many OpenAI-compatible servers do) and answers json_object requests
-    with the pieces it is given; every request body kept."""
-
-    def __init__(self) -> None:
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import JSONResponse, Response
-        from starlette.routing import Route
-        from wire import serve
-
-        self.requests: list[dict] = []
-        self.pieces = ['{"label": "yes"', ', "reason": "fine", "score": 0.5}']
-
-        async def completions(request: Request) -> Response:
-            body = await request.json()
-            self.requests.append(body)
-            if body.get("response_format", {}).get("type") == "json_schema":
-                return JSONResponse(
-                    {
-                        "error": {
-                            "message": "This response_format type is unavailable now: json_schema",
-                            "type": "invalid_request_error",
-                            "param": None,
-                        }
-                    },
-                    status_code=400,
-                )
-            return Response(_sse(body["model"], self.pieces), media_type="text/event-stream")
-
-        self._server, self.base_url = serve(
-            Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
-        )
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-
-
 @pytest.fixture(scope="module")
 def provider():
-    server = Provider()
+    server = SchemaRefusingServer()
     yield server
     server.stop()
 
@@ -206,3 +163,21 @@ def test_a_value_of_the_wrong_kind_names_its_field(provider):
         _ = r.parsed
     paths = [p.path for p in e.value.problems]
     assert paths == ["score", "label", "reason"] and 'label: is "perhaps"' in e.value.message
+
+
+def test_the_fallback_said_from_a_batch_points_at_the_batch_line(provider):
+    """The warning is raised in a task of ours (the client's loop thread for wm.batch, the caller's loop for
+    wm.abatch): it still points at the user's line, not at asyncio or the package."""
+
+    async def abatch():
+        return await wm.abatch(["a", "b"], base_url=provider.base_url, model="m/two", schema=Verdict, progress=False)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plain = wm.batch(["a", "b"], base_url=provider.base_url, model="m/one", schema=Verdict, progress=False)
+        awaited = asyncio.run(abatch())
+    said = [w for w in caught if issubclass(w.category, WcodeWarning)]
+    assert [str(w.message).split(" at ")[0] for w in said] == ["m/one", "m/two"]
+    for w, call in zip(said, ["wm.batch(", "wm.abatch("], strict=True):
+        assert w.filename == __file__ and call in linecache.getline(w.filename, w.lineno), (w.filename, w.lineno)
+    assert plain["label"].tolist() == awaited["label"].tolist() == ["yes", "yes"]

@@ -444,6 +444,49 @@ class CountingServer:
         self._server.should_exit = True
 
 
+def _content_sse(model: str, pieces: list[str]) -> bytes:
+    chunks = [{"id": "x", "model": model, "choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+    chunks.append({"id": "x", "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return b"".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
+
+
+class SchemaRefusingServer:
+    """A server that refuses json_schema (as many OpenAI-compatible servers do) and answers json_object requests
+    with the pieces it is given (``.pieces``, content deltas of one streamed answer); every request body kept."""
+
+    def __init__(self) -> None:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse, Response
+        from starlette.routing import Route
+
+        self.requests: list[dict] = []
+        self.pieces = ['{"label": "yes"', ', "reason": "fine", "score": 0.5}']
+
+        async def completions(request: Request) -> Response:
+            body = await request.json()
+            self.requests.append(body)
+            if body.get("response_format", {}).get("type") == "json_schema":
+                return JSONResponse(
+                    {
+                        "error": {
+                            "message": "This response_format type is unavailable now: json_schema",
+                            "type": "invalid_request_error",
+                            "param": None,
+                        }
+                    },
+                    status_code=400,
+                )
+            return Response(_content_sse(body["model"], self.pieces), media_type="text/event-stream")
+
+        self._server, self.base_url = serve(
+            Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+        )
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+
 TRANSPORT = ["sync"]  # set by conftest's ``transport`` fixture
 
 

@@ -172,7 +172,6 @@ def field_probs(response: Response) -> pd.DataFrame:
     """One row per leaf value of the JSON answer (see the module docstring): ``path`` (``items[2].name``),
     ``value``, ``prob``, ``min_prob``, ``n_tokens``, and for enum and boolean fields ``choices`` (allowed value ->
     probability), ``runner_up`` and ``runner_up_prob``."""
-    import numpy as np
     import pandas as pd
 
     reason = empty_reason(response)
@@ -191,6 +190,20 @@ def field_probs(response: Response) -> pd.DataFrame:
     except Exception as e:  # SchemaError: the Response goes with it
         e.partial = response  # type: ignore[attr-defined]
         raise
+    data = _leaf_data(response, cols, choices=True)
+    df = pd.DataFrame(data, columns=list(FIELD_COLUMNS))
+    df.attrs["logprobs_status"] = response.logprobs_status
+    if not response.request.get("top_logprobs") and df["choices"].notna().any():
+        df.attrs["note"] = "without top_logprobs only the written value's own probability is known"
+    return df
+
+
+def _leaf_data(response: Response, cols: Any, *, choices: bool) -> dict[str, list[Any]]:
+    """``field_probs``'s columns as lists, for an answer that parses; without ``choices`` the enum and boolean
+    columns are left empty (None / NaN), for callers that want only each leaf's probability (a sweep's rows)."""
+    import numpy as np
+
+    text = response.text
     found = leaves(text)
 
     texts = texts_from(cols.tokens, cols.bytes)
@@ -215,10 +228,12 @@ def field_probs(response: Response) -> pd.DataFrame:
         data["prob"].append(math.exp(float(inside.sum())) if n else math.nan)
         data["min_prob"].append(math.exp(float(inside.min())) if n else math.nan)
         data["n_tokens"].append(n)
-        allowed = choices_of(schema_at(schema.json, leaf.path)) if schema is not None else None
-        if allowed is None and isinstance(leaf.value, bool):
-            allowed = [True, False]
-        choices = None
+        allowed = None
+        if choices:
+            allowed = choices_of(schema_at(schema.json, leaf.path)) if schema is not None else None
+            if allowed is None and isinstance(leaf.value, bool):
+                allowed = [True, False]
+        masses = None
         if allowed is not None and n:
             position = placed[lo]
             sampled = cols.tokens[position] or ""
@@ -226,23 +241,31 @@ def field_probs(response: Response) -> pd.DataFrame:
             if not any(token == sampled for token, _ in known):
                 known.append((sampled, float(lp[lo])))
             before = text[int(starts[lo]) : leaf.start] if starts[lo] < leaf.start else ""
-            choices = _choice_masses(allowed, known, before)
-        data["choices"].append(choices)
-        runner = _runner_up(choices, leaf.value) if choices else (None, math.nan)
+            masses = _choice_masses(allowed, known, before)
+        data["choices"].append(masses)
+        runner = _runner_up(masses, leaf.value) if masses else (None, math.nan)
         data["runner_up"].append(runner[0])
         data["runner_up_prob"].append(runner[1])
-    df = pd.DataFrame(data, columns=list(FIELD_COLUMNS))
-    df.attrs["logprobs_status"] = response.logprobs_status
-    if not response.request.get("top_logprobs") and df["choices"].notna().any():
-        df.attrs["note"] = "without top_logprobs only the written value's own probability is known"
-    return df
+    return data
 
 
 def top_level_probs(frame: pd.DataFrame, fields: Sequence[str]) -> dict[str, float]:
     """Each top-level field's probability: its tokens together, over every leaf under it (NaN when absent)."""
+    return _top_level(frame["path"].tolist(), frame["prob"].tolist(), fields)
+
+
+def row_probs(response: Response, fields: Sequence[str]) -> dict[str, float]:
+    """``top_level_probs(field_probs(response), fields)`` without building the DataFrame (a sweep does this for
+    every row): for an answer that parses and has answer logprobs; the same numbers."""
+    cols = response.logprob_columns("content")
+    if cols is None:
+        return {}
+    data = _leaf_data(response, cols, choices=False)
+    return _top_level(data["path"], data["prob"], fields)
+
+
+def _top_level(paths: list[str], probs: list[float], fields: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
-    paths = frame["path"].tolist()
-    probs = frame["prob"].tolist()
     for name in fields:
         head = format_path((name,))
         mine = [

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core import client
-from ..core.errors import InvalidParameterError, WcodeError, warn_user
+from ..core.errors import InvalidParameterError, WcodeError, tasks_warn_here, tasks_warn_reset, warn_user
 from ..core.params import CHAT_KEYWORDS
 from ..core.response import Response
 from ..core.schema import Schema, check_call, parse_json, to_schema
@@ -259,7 +259,9 @@ async def _run(
                 bar.set_postfix_str(f"{failures} failed", refresh=False)
             bar.update(1)
 
+    here = tasks_warn_here()  # the cells' warnings point at the user's line
     tasks = [asyncio.ensure_future(one(cell)) for cell in cells]
+    tasks_warn_reset(here)
     try:
         await asyncio.gather(*tasks)
     except asyncio.CancelledError:
@@ -391,11 +393,11 @@ def schema_cells(response: Response | None, schema: Schema, error: str | None) -
 
 def _field_probs(response: Response | None, schema: Schema) -> dict[str, float]:
     """Each top-level field's probability (fieldprobs.top_level_probs), or nothing without answer logprobs."""
-    from .fieldprobs import field_probs, top_level_probs
+    from .fieldprobs import row_probs
 
     if response is None or response.logprob_columns("content") is None or response.parse_error is not None:
         return {}
-    return top_level_probs(field_probs(response), schema.fields)
+    return row_probs(response, schema.fields)
 
 
 def _table(cells: list[Cell], run: dict, label_columns: list[str], schema: Schema | None = None) -> pd.DataFrame:

@@ -893,7 +893,9 @@ async def _within_deadline(call: _Call) -> None:
     the cell's task only when its loop wakes up, and a stalled read alone would not wake it until the gap timeout.
     A cancellation of this call cancels the task and waits (briefly) for its connection to close.
     """
+    here = errors.tasks_warn_here()  # a warning while reading the stream points at the user's line
     task = asyncio.ensure_future(_asend(call))
+    errors.tasks_warn_reset(here)
     tick = TICK_S if threading.current_thread() is threading.main_thread() else None
     try:
         while not task.done():
@@ -1205,7 +1207,11 @@ class _LoopThread:
 
     def run(self, coro: Awaitable[T], on_interrupt: Callable[[], BaseException | None] | None = None) -> T:
         """Run ``coro`` to the end; on KeyboardInterrupt cancel it and raise what ``on_interrupt`` gives."""
-        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop())  # type: ignore[arg-type]
+        here = errors.tasks_warn_here()  # the loop thread's warnings point at the caller's line (context copied)
+        try:
+            future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop())  # type: ignore[arg-type]
+        finally:
+            errors.tasks_warn_reset(here)
         try:
             return future.result()
         except KeyboardInterrupt:

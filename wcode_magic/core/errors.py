@@ -7,6 +7,8 @@ user received is lost.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import os
 import sys
 import warnings
@@ -22,21 +24,63 @@ class WcodeWarning(UserWarning):
 
 def warn_user(message: str) -> None:
     """A WcodeWarning at the user's line (``wm.chat(...)``, ``r.tokens()``, ``wm.compare(...)``): how many of our
-    frames lie in between depends on the entry point, so a fixed ``stacklevel`` would point into the package."""
-    warnings.warn(message, WcodeWarning, stacklevel=_caller_stacklevel())
+    frames lie in between depends on the entry point, so a fixed ``stacklevel`` would point into the package.
+
+    In a task of ours (a ``%%chat`` cell's call, a stream read, a batch's cells) no user frame is on the stack, only
+    asyncio's: the warning then points at the line that started the task (``tasks_warn_here``), not at asyncio's
+    ``events.py``."""
+    level, frame = _caller(sys._getframe(0))
+    origin = _ORIGIN.get()
+    if origin is not None and frame is not None and frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
+        filename, lineno, module_globals = origin
+        warnings.warn_explicit(
+            message,
+            WcodeWarning,
+            filename,
+            lineno,
+            module=module_globals.get("__name__"),
+            registry=module_globals.setdefault("__warningregistry__", {}),
+            module_globals=None if filename.startswith("%") else module_globals,  # a label has no source line
+        )
+        return
+    warnings.warn(message, WcodeWarning, stacklevel=level)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # wcode_magic/, all layers
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep
+# where a warning raised in one of our tasks points: the user's (filename, line, module globals) that started it
+_ORIGIN: contextvars.ContextVar[tuple[str, int, dict[str, Any]] | None] = contextvars.ContextVar(
+    "wcode_warning_origin", default=None
+)
 
 
-def _caller_stacklevel() -> int:
-    """The ``stacklevel`` (as ``warn_user`` passes it) of the first frame outside this package."""
-    frame = sys._getframe(2)  # 0: here, 1: warn_user (stacklevel 1), 2: its caller (stacklevel 2)
+def _caller(frame: Any) -> tuple[int, Any]:
+    """The ``stacklevel`` (as ``warn_user`` passes it) and frame of the first frame outside this package, given
+    ``warn_user``'s own frame."""
+    frame = frame.f_back  # warn_user is stacklevel 1, its caller 2
     level = 2
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    while frame is not None and frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back
         level += 1
-    return level
+    return level, frame
+
+
+def tasks_warn_here(label: str | None = None) -> contextvars.Token[Any]:
+    """Before starting a task: its warnings (and its own tasks') point at the user's line calling us now, or with
+    ``label`` (``"%%chat"``) at that instead: a magic's cell line as run is the transformed call, not what the user
+    wrote. Undo with ``tasks_warn_reset(token)`` once the task is created (it keeps a copy of the context)."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame.f_code.co_filename.startswith(_ASYNCIO_DIR):  # already inside a task: keep where it points
+        return _ORIGIN.set(_ORIGIN.get())
+    if label is not None:
+        return _ORIGIN.set((label, 1, frame.f_globals))
+    return _ORIGIN.set((frame.f_code.co_filename, frame.f_lineno, frame.f_globals))
+
+
+def tasks_warn_reset(token: contextvars.Token[Any]) -> None:
+    _ORIGIN.reset(token)
 
 
 def error_line(error: WcodeError) -> str:

@@ -113,6 +113,7 @@ def chat_line(
     new: bool = False,
     no_interpolate: bool = False,
     tools: Sequence[str] = (),
+    schema: str | Mapping[str, Any] | None = None,
 ) -> str:
     """The ``%%chat`` first line: ``%%chat -m MODEL --system "..." --temperature 0.2 ...``; ``tools`` are the names
     of the notebook's functions the model may call (``--tools a,b``)."""
@@ -130,6 +131,8 @@ def chat_line(
     parts += flags(params or {})
     if extra_body:
         parts += ["--extra-body", quote(_json(dict(extra_body)))]
+    if schema is not None:
+        parts += ["--schema", quote(schema if isinstance(schema, str) else _json(dict(schema)))]
     return " ".join(parts)
 
 
@@ -147,13 +150,16 @@ def chat_cell(
     *,
     new: bool = False,
     tools: Sequence[str] = (),
+    schema: str | Mapping[str, Any] | None = None,
 ) -> str:
     """A whole ``%%chat`` cell: the options line, then the prompt as the cell body.
 
     A prompt with braces gets ``--no-interpolate``, so the cell sends it exactly as written, as the panel does;
     ``new`` adds ``--new``, so the cell does not continue the magics' conversation.
     """
-    line = chat_line(model, system, params, extra_body, new=new, no_interpolate=has_braces(prompt), tools=tools)
+    line = chat_line(
+        model, system, params, extra_body, new=new, no_interpolate=has_braces(prompt), tools=tools, schema=schema
+    )
     return f"{line}\n{prompt}"
 
 
@@ -166,6 +172,7 @@ def python_call(
     base_url: str | None = None,
     extra_body: Mapping[str, Any] | None = None,
     tools: Sequence[str] = (),
+    schema: str | Mapping[str, Any] | None = None,
 ) -> str:
     """``wm.chat(...)`` with the same request, one keyword per line, as valid Python (``tools`` by their names, the
     functions the notebook defines)."""
@@ -181,6 +188,8 @@ def python_call(
     args += [f"{name}={value!r}" for name, value in (params or {}).items() if value is not None]
     if extra_body:
         args.append(f"extra_body={dict(extra_body)!r}")
+    if schema is not None:
+        args.append(f"schema={schema if isinstance(schema, str) else dict(schema)!r}")
     body = "".join(f"    {a},\n" for a in args)
     return f"import wcode_magic as wm\n\nwm.chat(\n{body})"
 
@@ -227,6 +236,7 @@ def show(
     earlier_turns: int = 0,
     bundled_local: bool = False,
     tools: Sequence[str] = (),
+    schema: str | Mapping[str, Any] | None = None,
 ) -> str:
     """Markdown with both forms and any notes, for the panel's "Show code".
 
@@ -237,9 +247,9 @@ def show(
     """
     url = None if bundled_local and (model or "").startswith("local/") else base_url
     parts = [
-        "```\n" + chat_cell(prompt, model, system, params, extra_body, new=new, tools=tools) + "\n```",
+        "```\n" + chat_cell(prompt, model, system, params, extra_body, new=new, tools=tools, schema=schema) + "\n```",
         "```python\n"
-        + python_call(prompt, model, system, params, base_url=url, extra_body=extra_body, tools=tools)
+        + python_call(prompt, model, system, params, base_url=url, extra_body=extra_body, tools=tools, schema=schema)
         + "\n```",
     ]
     parts += [f"- {n}" for n in notes(system, base_url, earlier_turns, bundled_local=bundled_local)]

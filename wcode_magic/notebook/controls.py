@@ -120,6 +120,34 @@ def _not_default(p: Param, value: Any) -> Any:
     return None if p.default is not None and value == p.default and type(value) is type(p.default) else value
 
 
+# -- the schema box --------------------------------------------------------------------------------------------
+SCHEMA_EXAMPLE = "label: yes|no|unsure, reason: str"
+
+
+def schema_value(text: str) -> str | dict[str, Any] | None:
+    """What the panel's "schema" box sends as ``schema=``: None when empty, a JSON Schema object for text starting
+    with ``{``, else the spec string; checked now (InvalidParameterError naming the problem, as ``--schema`` is).
+    """
+    from ..core.schema import to_schema
+
+    text = text.strip()
+    if not text:
+        return None
+    value: str | dict[str, Any] = text
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidParameterError(
+                f"schema: {text!r} is not valid JSON ({e.msg}); the box takes a spec such as '{SCHEMA_EXAMPLE}' "
+                "or a JSON Schema object.",
+                param="schema",
+                value=text,
+            ) from None
+    to_schema(value)  # InvalidParameterError "schema: ..." naming the field and the problem
+    return value
+
+
 # -- the thinking switch ---------------------------------------------------------------------------------------
 SWITCH_CHOICES = (("model default", UNSET), ("on", "on"), ("off", "off"))
 

@@ -28,7 +28,7 @@ from ..core.session import is_bundled_local
 from ..core.settings import SESSION, SETTINGS, Settings, configure
 from ..core.stream import Event
 from . import codegen, toolview
-from .controls import ParamControls
+from .controls import SCHEMA_EXAMPLE, ParamControls, schema_value
 from .throttle import Throttle
 
 if TYPE_CHECKING:
@@ -196,10 +196,18 @@ class Panel:
             tooltip=SETTINGS["system"].help,
             continuous_update=False,
         )
+        self.schema = w.Text(
+            placeholder=f"{SCHEMA_EXAMPLE} (optional: answer as JSON of this shape)",
+            description="schema",
+            tooltip="Answer as JSON of this shape, read into .parsed (as %%chat --schema): a spec such as "
+            f"'{SCHEMA_EXAMPLE}', or a JSON Schema object. Empty: a plain answer.",
+            continuous_update=False,
+        )
         self.prompt = w.Textarea(placeholder="Type a prompt, then Send", description="prompt", rows=3)
-        for box in (self.system, self.prompt):
+        for box in (self.system, self.schema, self.prompt):
             box.layout = w.Layout(width="620px")
         self.system.add_class("wm-system")
+        self.schema.add_class("wm-schema")
         self.prompt.add_class("wm-prompt")
         self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
@@ -252,6 +260,7 @@ class Panel:
                 self.controls.thinking.row,
                 self.tabs,
                 self.system,
+                self.schema,
                 self.history_view,
                 self.tools_view,
                 self.prompt,
@@ -271,6 +280,7 @@ class Panel:
         self.model_text.observe(lambda _c: self._model_changed(), names="value")
         self.base_url.observe(lambda _c: self._write("base_url", self.base_url.value.strip() or None), names="value")
         self.system.observe(lambda _c: self._write("system", self.system.value or None), names="value")
+        self.schema.observe(lambda _c: self._schema_changed(), names="value")
         self._unbind = self.controls.bind(session)
         self._unsubscribe = session.subscribe(self._session_changed)
 
@@ -357,6 +367,17 @@ class Panel:
         if not self._syncing and name in ("model", "base_url", "system"):
             self._show_settings()
 
+    def _schema_changed(self) -> None:
+        """Check the schema box as it is left (not only at Send), as the parameter boxes are."""
+        try:
+            schema_value(self.schema.value)
+        except InvalidParameterError as e:
+            self._unsettled["schema"] = e
+            self._refuse(e.message)
+        else:
+            if self._unsettled.pop("schema", None) is not None:
+                self.error.value = self._error_html(None)
+
     def _param_error(self, error: InvalidParameterError | None) -> None:
         self.error.value = self._error_html(None if error is None else error.message)
 
@@ -379,11 +400,12 @@ class Panel:
             return None
         try:
             extra = parse_extra_body(self.extra_body.value)
+            schema = schema_value(self.schema.value)
         except InvalidParameterError as e:
             self._refuse(e.message)
             return None
         self._begin()
-        coro = self._run(text, extra)
+        coro = self._run(text, extra, schema)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop here (a plain script): use the client's worker loop
@@ -453,6 +475,7 @@ class Panel:
             params=self.controls.values(),
             base_url=base_url,
             extra_body=parse_extra_body(self.extra_body.value),
+            schema=schema_value(self.schema.value),
             new=magics is not None and (bool(magics.messages) or magics.system is not None),
             earlier_turns=len(self.messages) // 2,
             bundled_local=is_bundled_local(base_url),
@@ -488,7 +511,7 @@ class Panel:
         self.send_button.disabled = True
         self.stop_button.disabled = False
 
-    async def _run(self, prompt: str, extra_body: dict[str, Any] | None) -> None:
+    async def _run(self, prompt: str, extra_body: dict[str, Any] | None, schema: Any = None) -> None:
         from ..core.client import achat
 
         turn = {"role": "user", "content": prompt}
@@ -501,6 +524,7 @@ class Panel:
                 on_event=self._on_event,
                 headers=self.headers,
                 extra_body=extra_body,
+                **({"schema": schema} if schema is not None else {}),
                 **self._tool_kw(),
             )
         except (asyncio.CancelledError, StoppedError):  # Stop: our own task, so the cancel ends here (or a
@@ -625,6 +649,8 @@ class Panel:
         if missing:  # an empty answer area would not say that the budget went to the thinking
             self.answer.outputs = _markdown(f"**No answer:** {html.escape(missing)}.")
         self.status.value = self._status_html()
+        if r is not None and state == "done" and r.schema is not None:
+            self._schema_notices(r)
         if error is not None:
             self.error.value = self._error_html(error_text(error))
         keep = r is not None and (state == "done" or (state == "stopped" and (r.text or r.tool_messages)))
@@ -636,6 +662,21 @@ class Panel:
             self._show_history()
         self.send_button.disabled = False
         self.stop_button.disabled = True
+
+    def _schema_notices(self, r: Response) -> None:
+        """With a schema: say when the server refused json_schema (json_object was sent instead; the warning itself
+        is raised inside the task, where no cell shows it) and when the answer does not fit."""
+        said = []
+        if (r.request.get("response_format") or {}).get("type") == "json_object":
+            said.append(
+                f"{r.request.get('model') or r.model} at {r.base_url} refused response_format json_schema: json_object was "
+                "sent with the schema in the instructions, and the answer checked here."
+            )
+        if r.parse_error is not None:
+            said.append(r.parse_error.message)
+        self.notices += [n for n in said if n not in self.notices]
+        if said:
+            self.error.value = self._error_html(None)
 
     # -- small views ----------------------------------------------------------------------------------------
     def _status_html(self) -> str:

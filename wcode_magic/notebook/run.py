@@ -137,8 +137,9 @@ def notebook_tools(shell: Any, names: list[str]) -> list[Any]:
 
 
 # -- drivers ---------------------------------------------------------------------------------------------------
-async def drive_async(shell: Any, call: Call, view: View) -> Any:
-    """Top-level-await driver: stream on the running loop, tick the view, turn cancellation into 'stopped'."""
+async def drive_async(shell: Any, call: Call, view: View, where: str | None = None) -> Any:
+    """Top-level-await driver: stream on the running loop, tick the view, turn cancellation into 'stopped'.
+    ``where`` (``"%%chat"``) is what the call's warnings point at, rather than the transformed cell line."""
     holder: list[Response] = []  # the Responses started; the last one is this call's (schema= may send twice)
 
     def on_event(ev: Any) -> None:
@@ -150,7 +151,9 @@ async def drive_async(shell: Any, call: Call, view: View) -> Any:
                 view.update(holder[0])
 
     view.begin(call.model)
+    here = errors.tasks_warn_here(where)  # its warnings point at the cell, not at asyncio
     task = asyncio.ensure_future(client.achat(on_event=on_event, **call.kwargs))
+    errors.tasks_warn_reset(here)
     try:
         while not task.done():
             await asyncio.wait({task}, timeout=TICK_S)
@@ -335,7 +338,7 @@ async def cell_async(magic: str, line: str, cell: str | None) -> Any:
         from .approve import ButtonConfirm
 
         call.kwargs["confirm"] = ButtonConfirm()
-    return await drive_async(shell, call, view)
+    return await drive_async(shell, call, view, "%wcode" if magic == "wcode-line" else f"%%{magic}")
 
 
 def cell_sync(shell: Any, magic: str, line: str, cell: str | None) -> Any:
