@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -281,6 +282,7 @@ def main() -> None:
             )
     finally:
         proc.terminate()
+        shutil.rmtree(data_dir, ignore_errors=True)  # the scratch history: its rows were counted above
     c, lp = results["content"], results["20 top_logprobs"]
     summary = {
         "content_vs_floor": round(c["wcode_magic"] / c["raw"], 2),

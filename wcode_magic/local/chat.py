@@ -108,7 +108,7 @@ def parse_chat_request(body: Any, model: NgramModel) -> ChatRequest:
         raise RequestError("stream_options must be an object", "stream_options")
     prompt = _prompt(messages)
     prefill = _prefill(messages)
-    prompt_tokens = sum(count_tokens(_text(m.get("content"))) for m in messages)
+    prompt_tokens = sum(count_tokens(message_text(m.get("content"))) for m in messages)
     generation = GenerationRequest(
         prompt=prompt,
         params=_sampling_params(body, model),
@@ -152,7 +152,7 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def _text(content: Any) -> str:
+def message_text(content: Any) -> str:
     """Text of a message content: a string, or the text parts of a list (images and the like are ignored)."""
     if isinstance(content, str):
         return content
@@ -166,13 +166,13 @@ def _prompt(messages: list[dict[str, Any]]) -> str:
 
     A trailing assistant message (a prefill) is not the prompt: the answer continues it (:func:`_prefill`)."""
     users = [m for m in messages if m.get("role") == "user"]
-    return _text((users or messages)[-1].get("content"))
+    return message_text((users or messages)[-1].get("content"))
 
 
 def _prefill(messages: list[dict[str, Any]]) -> str:
     """A trailing assistant message's text: the answer begun, which the answer continues exactly ("" if none)."""
     if len(messages) > 1 and messages[-1].get("role") == "assistant":
-        return _text(messages[-1].get("content"))
+        return message_text(messages[-1].get("content"))
     return ""
 
 

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .chat import RequestError
+from .chat import RequestError, message_text
 
 PIECE_CHARS = 6  # characters of arguments per streamed fragment
 RESULT_CHARS = 400  # a result longer than this is quoted shortened in the answer
@@ -75,7 +75,7 @@ def plan(body: dict[str, Any]) -> Plan | None:
     last = messages[-1] if messages else {}
     if not isinstance(last, dict) or last.get("role") != "user":
         return None
-    text = _text(last.get("content"))
+    text = message_text(last.get("content"))
     chosen = _chosen(tools, choice, text)
     if not chosen:
         return None
@@ -124,14 +124,6 @@ def _tools(tools: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
-
-
 def _trailing_results(messages: list[Any]) -> tuple[tuple[str, str], ...]:
     """The tool results that end the conversation, each with the name of the call it answers."""
     tail: list[dict[str, Any]] = []
@@ -148,7 +140,9 @@ def _trailing_results(messages: list[Any]) -> tuple[tuple[str, str], ...]:
                 fn = call.get("function") if isinstance(call, dict) else None
                 if isinstance(fn, dict) and isinstance(call.get("id"), str):
                     names[call["id"]] = str(fn.get("name") or "the tool")
-    return tuple((names.get(str(m.get("tool_call_id")), "the tool"), _text(m.get("content"))) for m in reversed(tail))
+    return tuple(
+        (names.get(str(m.get("tool_call_id")), "the tool"), message_text(m.get("content"))) for m in reversed(tail)
+    )
 
 
 def _all_mentions(name: str, text: str) -> list[int]:
