@@ -564,6 +564,7 @@ def test_the_panel_replays_a_stopped_answer_as_stopped(tmp_path, session, local_
     p = Panel()
     p.controls.controls["seed"].widget.value = "5"
     p.controls.controls["max_tokens"].widget.value = "400"
+    p.headers = {"X-Wcode-Fault": "stall_after=2, stall_s=30"}  # the Stop always lands mid-stream
     try:
         with wm.record(path):
             asyncio.run(asyncio.wait_for(send(p, "Tell me about the sea.", stop_after=20), 60))

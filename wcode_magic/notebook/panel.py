@@ -529,7 +529,9 @@ class Panel:
             )
         except (asyncio.CancelledError, StoppedError):  # Stop: our own task, so the cancel ends here (or a
             self._release_warnings()  # replayed answer that was stopped when it was recorded)
-            self._end("stopped", turn)
+            # A Stop that lands after the last token (while observers run) stopped nothing: the answer is whole.
+            whole = self.response is not None and self.response.complete and not self.response.stopped
+            self._end("done" if whole else "stopped", turn)
         except Exception as e:  # shown in the panel; a background task has no cell to raise into
             self._release_warnings()
             self._end("error", turn, e)
