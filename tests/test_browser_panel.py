@@ -10,24 +10,28 @@ model server runs in this process; JupyterLab and its kernel are real subprocess
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browserlab import (
+    ARTIFACTS,
+    ROOT,
+    browser_page,
+    cell,
+    connect,
+    lab,
+    notebook,
+    require_chromium,
+    run_cell,
+    wait_output,
+    wait_text,
+)
 
 from wcode_magic.core import catalog
 from wcode_magic.notebook.panel import model_label
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "tests" / "artifacts"
 DOCS_SHOT = ROOT / "docs" / "panel.png"
 
 pytestmark = pytest.mark.browser
@@ -35,14 +39,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(autouse=True)
 def _chromium() -> None:
-    """Skip where Chromium is absent, with the reason printed; under CI (which installs it, .ci/run) fail instead,
-    so a broken install can never pass as a green run without the browser test."""
-    if Path(CHROMIUM).exists():
-        return
-    reason = f"{CHROMIUM} is absent: install Debian's chromium (`apt-get install chromium`)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI=1 requires the browser test to run")
-    pytest.skip(reason)
+    require_chromium()
 
 
 PROMPT = "Tell me about the river and the stars."
@@ -62,12 +59,6 @@ LOOK = """() => {
           answer: answer ? answer.textContent.length : 0,
           status: status ? status.textContent : ''};
 }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _notebook(local_url: str) -> dict:
@@ -90,135 +81,17 @@ def _notebook(local_url: str) -> dict:
     )
     check_stop = "r = wm.last()\nprint('LAST', r.status, len(r.text) > 0, r.request['max_tokens'])"
 
-    def cell(src: str) -> dict:
-        return {"cell_type": "code", "metadata": {}, "source": src, "outputs": [], "execution_count": None}
-
-    return {
-        "cells": [cell(setup), cell(show), cell(compare), cell(check_stop)],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
+    return notebook(setup, show, compare, check_stop)
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, local_url):
+def page(tmp_path_factory, local_url):
     root = tmp_path_factory.mktemp("lab")
-    (root / "panel.ipynb").write_text(json.dumps(_notebook(local_url)))
-    port = _free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"), JUPYTER_RUNTIME_DIR=str(root / ".runtime"))
-    cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-        "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
-        f"--LabApp.workspaces_dir={root / '.workspaces'}",
-    ]  # fmt: skip
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    log = open(root / "lab.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/api/status", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("JupyterLab did not start:\n" + (root / "lab.log").read_text()[-3000:]) from None
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def page(lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        pg = browser.new_page(viewport={"width": 1300, "height": 2200})
-        pg.set_default_timeout(30_000)
-        pg.goto(lab + "/lab/tree/panel.ipynb")
-        try:
-            yield pg
-        finally:
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            pg.screenshot(path=str(ARTIFACTS / "last-page.png"), full_page=True)  # what the page showed at the end
-            browser.close()
-
-
-def _cell(page, i: int):
-    return page.locator(".jp-Notebook .jp-Cell").nth(i)
-
-
-def _dismiss_dialog(page) -> None:
-    """A JupyterLab dialog (a kernel or file notice) blocks clicks: record it, then accept it."""
-    dialog = page.locator(".jp-Dialog")
-    if dialog.count():
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "dialog.png"))
-        dialog.locator(".jp-mod-accept").first.click()
-
-
-def _run_cell(page, i: int) -> None:
-    _dismiss_dialog(page)
-    _cell(page, i).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
-
-
-def _output(page, i: int) -> str:
-    return _cell(page, i).locator(".jp-OutputArea").inner_text()
-
-
-def _wait_output(page, i: int, needle: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = _output(page, i)
-        if needle in text:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"cell {i} never showed {needle!r}; it shows {_output(page, i)!r}")
-
-
-def _wait_text(locator, needle: str, timeout: float = 20) -> str:
-    """The element's text once it contains ``needle`` (Markdown renders a moment after the widget updates)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = locator.inner_text()
-        if needle in text:
-            return text
-        time.sleep(0.05)
-    raise AssertionError(f"never saw {needle!r}; the element shows {locator.inner_text()!r}")
-
-
-def _connect(page) -> None:
-    """Run the setup cell until it answers: the toolbar says idle before the kernel's websocket is up."""
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        _run_cell(page, 0)
-        try:
-            _wait_output(page, 0, "kernel ready", timeout=10)
-            return
-        except AssertionError:
-            continue
-    raise AssertionError("the kernel never answered the setup cell")
+    with (
+        lab(root, {"panel.ipynb": _notebook(local_url)}) as url,
+        browser_page(url + "/lab/tree/panel.ipynb", {"width": 1300, "height": 2200}) as pg,
+    ):
+        yield pg
 
 
 def _state(look: dict) -> str:
@@ -247,8 +120,8 @@ def _set_text(page, selector: str, value: str) -> None:
 def test_panel_streams_in_the_browser_and_stops_mid_stream(page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.locator(".jp-Notebook .jp-Cell").first.wait_for()
-    _connect(page)
-    _run_cell(page, 1)
+    connect(page)
+    run_cell(page, 1)
     panel = page.locator(".wm-panel")
     panel.wait_for()
 
@@ -270,7 +143,7 @@ def test_panel_streams_in_the_browser_and_stops_mid_stream(page):
     assert "sent" in row.inner_text()  # the slider moved off its default, so it will be sent
 
     page.locator(".wm-panel .wm-show-code").click()
-    code = _wait_text(page.locator(".wm-panel .wm-code"), "wm.chat(")
+    code = wait_text(page.locator(".wm-panel .wm-code"), "wm.chat(")
     assert f"--temperature {TEMPERATURE}" in code and f"--seed {SEED}" in code
     assert f"temperature={TEMPERATURE}" in code and f"seed={SEED}" in code
     page.locator(".wm-panel .wm-show-code").click()
@@ -291,14 +164,14 @@ def test_panel_streams_in_the_browser_and_stops_mid_stream(page):
     panel.screenshot(path=str(ARTIFACTS / "panel-done.png"))
 
     # The same request through wm.chat gives the same text: compare the rendered text of both, and the thinking.
-    _run_cell(page, 2)
-    said = _wait_output(page, 2, "SAME")
+    run_cell(page, 2)
+    said = wait_output(page, 2, "SAME")
     words = said.split("SAME", 1)[1].split()
     assert words[:2] == ["True", "True"], said
     thinking_dom = page.locator(".wm-panel .wm-thinking-text").text_content()
     assert hashlib.sha256(thinking_dom.encode()).hexdigest() == words[2]
     shown = page.locator(".wm-panel .wm-answer .jp-RenderedMarkdown").text_content()
-    expected = _cell(page, 2).locator(".jp-RenderedMarkdown").last.text_content()
+    expected = cell(page, 2).locator(".jp-RenderedMarkdown").last.text_content()
     assert shown == expected and len(shown) > 1000
 
     # Stop mid-stream: a long answer, Stop once it is flowing; the status says stopped and the text stays.
@@ -318,8 +191,8 @@ def test_panel_streams_in_the_browser_and_stops_mid_stream(page):
     after = page.evaluate(LOOK)
     assert after["answer"] == kept and kept > 0, "the partial text must stay, and nothing more arrive"
     assert "kept" in after["status"]
-    _run_cell(page, 3)
-    said = _wait_output(page, 3, "LAST")
+    run_cell(page, 3)
+    said = wait_output(page, 3, "LAST")
     assert f"LAST stopped True {STOP_TOKENS}" in said
 
     if os.environ.get("WCODE_UPDATE_SCREENSHOT"):  # refresh the README's picture only when asked
