@@ -530,7 +530,7 @@ class Panel:
         except (asyncio.CancelledError, StoppedError):  # Stop: our own task, so the cancel ends here (or a
             self._release_warnings()  # replayed answer that was stopped when it was recorded)
             # A Stop that lands after the last token (while observers run) stopped nothing: the answer is whole.
-            whole = self.response is not None and self.response.complete and not self.response.stopped
+            whole = self.response is not None and self.response.status == "done"
             self._end("done" if whole else "stopped", turn)
         except Exception as e:  # shown in the panel; a background task has no cell to raise into
             self._release_warnings()
