@@ -421,7 +421,7 @@ def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
     try:
         took = _run(go())
         r = p.response
-        assert took < 0.5
+        assert took < 2.0  # an endless stream: a Stop that did not work never returns
         assert p.state == "stopped" and r.stopped and not r.complete
         assert "stopped" in p.status.value
         assert _answer(p) == r.text and len(r.text) >= 200
@@ -552,7 +552,7 @@ def test_in_a_real_kernel_stop_is_handled_while_streaming(local_url):
         "p.state",
         "await asyncio.sleep(0.6)  # the task streams while this cell awaits\n"
         "t = time.perf_counter(); p.stop_button.click(); await p.wait()\n"
-        "print(p.state, len(p.response.text) > 0, time.perf_counter() - t < 0.5)\n"
+        "print(p.state, len(p.response.text) > 0, time.perf_counter() - t < 2.0)\n"
         "print(wm.last() is p.response, wm.last().stopped)",
         "print(p.answer.outputs[0]['data']['text/markdown'] == p.response.text)",
         # a warning of the request (this model has no thinking switch) shows in the panel, not on stderr

@@ -78,7 +78,7 @@ def test_stop_mid_loop_keeps_the_steps(session, local_url):
         return time.perf_counter() - clicked
 
     try:
-        assert _run(go()) < 0.5
+        assert _run(go()) < 5.0  # the tool sleeps 30 s
         r = p.response
         assert p.state == "stopped" and r.status == "stopped" and r.turns.kind.tolist() == ["tool_call"]
         assert [m["role"] for m in p.messages] == ["user", "assistant", "tool"]
