@@ -51,9 +51,14 @@ STYLE = """<style>
 .wm-compare-error { color: var(--jp-error-color1); white-space: pre-wrap; overflow-wrap: break-word; }
 .wm-compare .wm-thinking-text { white-space: pre-wrap; overflow-wrap: break-word; word-break: normal; margin: 0;
   max-height: 16em; overflow-y: auto; color: var(--jp-ui-font-color1); }
-.wm-compare-answer { overflow-wrap: break-word; word-break: normal; }
+.wm-compare .wm-compare-col .widget-html-content { line-height: 1.4; }
+/* A bounded box that follows the stream: a reversed flex column stays scrolled to its end as text grows, until
+   the reader scrolls up (then it stays where the reader is). */
+.wm-compare-answer { overflow-wrap: break-word; word-break: normal; max-height: 28em; overflow-y: auto;
+  display: flex !important; flex-direction: column-reverse; }
+.wm-compare-answer > * { flex-shrink: 0; }
 .wm-compare-compact .wm-compare-col { padding: 4px 6px; font-size: var(--jp-ui-font-size0); }
-.wm-compare-compact .wm-compare-answer { max-height: 12em; overflow-y: auto; }
+.wm-compare-compact .wm-compare-answer { max-height: 12em; }
 .wm-compare-bar { align-items: center; gap: 8px; }
 .wm-compare-status { color: var(--jp-ui-font-color1); }
 </style>"""
