@@ -225,7 +225,7 @@ def test_compare_cell_shows_columns_and_returns_wm_compares_frame(k):
 def test_a_bad_flag_is_refused_before_anything_is_sent(k):
     k.ok("before = wm.last()")
     run = k.run("%%compare -m local/ngram --temperature 9\nName a river.")
-    assert run.status == "error"
+    assert run.status == "error", (run.status, run.reply, run.stdout, run.stderr)
     message = run.error["evalue"] + "".join(run.error["traceback"])
     assert "%%compare" in message and "temperature" in message and "9" in message
     assert k.value("wm.last() is before") is True

@@ -163,8 +163,6 @@ class CompareView:
     ``widget`` is the widget (displaying the view shows it). ``concurrency`` defaults to every run at once.
     """
 
-    PLAIN = "CompareView: models side by side (needs a running kernel to show)"
-
     def __init__(
         self,
         prompt: sweeps.Prompt,
@@ -234,11 +232,12 @@ class CompareView:
 
     # -- display ---------------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kw: Any) -> Any:
-        """The widget, with a one-line plain-text form for a saved notebook read without a kernel."""
+        """The widget, with a one-line plain-text form for a saved notebook read without a kernel (GitHub,
+        nbviewer): what ran, not the VBox's nested repr, and no state (it is saved as it was when first shown)."""
         bundle = self.widget._repr_mimebundle_(**kw)
         if isinstance(bundle, dict) and "text/plain" in bundle:
             models = ", ".join(dict.fromkeys(str(c.labels["model"]) for c in self.columns))
-            bundle = {**bundle, "text/plain": f"CompareView: {len(self.columns)} runs of {models} · {self.state}"}
+            bundle = {**bundle, "text/plain": f"CompareView: {len(self.columns)} runs of {models}, side by side"}
         return bundle
 
     @property
