@@ -75,6 +75,22 @@ def test_columns_stream_at_once_at_most_15_updates_a_second_and_stop_all_keeps_t
     assert df.attrs["stopped"] == 2 and df.attrs["interrupted"] is True
 
 
+def test_stop_all_before_the_runs_began_ends_every_column_stopped(local):
+    from wcode_magic.notebook.compareview import CompareView
+
+    view = CompareView(PROMPT, ["local/ngram", "local/ngram-thinking"], **ENDLESS)
+
+    async def go():
+        view.start()
+        view.stop()  # before the task's first step
+        return await view
+
+    df = _run(go())
+    assert [c.state for c in view.columns] == ["stopped", "stopped"] and view.stop_button.disabled
+    assert all("stopped" in c.footer.value for c in view.columns)
+    assert list(df["complete"]) == [False, False] and df["error"].isna().all() and list(df["text"]) == ["", ""]
+
+
 def test_thinking_opens_while_it_streams_folds_at_the_answer_and_respects_the_reader(local):
     from wcode_magic.notebook.compareview import CompareView
 

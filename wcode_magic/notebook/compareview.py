@@ -190,6 +190,7 @@ class CompareView:
         self.stopped = False
         self._task: asyncio.Future[Any] | concurrent.futures.Future[Any] | None = None
         self._t0 = 0.0
+        self._ended = False
 
         varied = varied_labels([cell.labels for cell in plan.cells])
         self.columns = [self._column(w, cell.index, cell.labels, varied) for cell in plan.cells]
@@ -276,7 +277,15 @@ class CompareView:
             self._task = asyncio.run_coroutine_threadsafe(self._run(), LOOP.loop())
         else:
             self._task = loop.create_task(self._run())
+        self._task.add_done_callback(self._settle)
         return self._task
+
+    def _settle(self, task: asyncio.Future[Any] | concurrent.futures.Future[Any]) -> None:
+        """A Stop all that lands before the task's first step cancels it without running ``_run``: end the view
+        here, so its columns do not stay "waiting" with Stop all enabled."""
+        if not self._ended:
+            self.stopped = True
+            self._end()
 
     def stop(self) -> None:
         """Stop every run still going; what arrived stays in its column, marked stopped."""
@@ -370,6 +379,7 @@ class CompareView:
 
     def _end(self) -> None:
         """Every run ended: final states, the exact final texts, the errors in their own columns."""
+        self._ended = True
         now = time.perf_counter()
         for column in self.columns:
             out = self.outcomes.get(column.index)
