@@ -34,6 +34,19 @@ LOOK = """() => Array.from(document.querySelectorAll('.wm-compare .wm-compare-co
 })"""
 
 
+# Whether the view fits its box: every column inside the view, none narrower than useful, no label or text
+# cut off (an element whose content is wider than its box, bar the scrolling answer areas).
+FIT = """() => {
+  const view = document.querySelector('.wm-compare').getBoundingClientRect();
+  const cols = Array.from(document.querySelectorAll('.wm-compare .wm-compare-col')).map((c) => c.getBoundingClientRect());
+  const clipped = Array.from(document.querySelectorAll(
+      '.wm-compare .wm-compare-stop, .wm-compare .wm-compare-head, .wm-compare .wm-compare-foot, .wm-compare .wm-compare-status'))
+    .filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.className + ': ' + e.textContent);
+  return {columns: cols.length, narrowest: Math.min(...cols.map((c) => c.width)),
+          inside: cols.every((c) => c.left >= view.left - 1 && c.right <= view.right + 1), clipped};
+}"""
+
+
 @pytest.fixture(autouse=True)
 def _chromium() -> None:
     require_chromium()
@@ -132,3 +145,12 @@ def test_three_columns_stream_at_once_and_stop_all_stops_them_mid_stream(page):
 
     run_cell(page, 2)
     assert "FRAME [False, False, False] ['stopped'] True" in wait_output(page, 2, "FRAME")
+
+    # at 800 px wide (the file browser open) the columns wrap rather than shrink, and nothing overflows its box
+    page.set_viewport_size({"width": 800, "height": 800})
+    time.sleep(0.5)
+    fit = page.evaluate(FIT)
+    assert fit["columns"] == 3 and fit["inside"] and fit["narrowest"] >= 170, fit
+    assert not fit["clipped"], fit
+    cell(page, 1).scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "compare-800.png"))

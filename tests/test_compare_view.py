@@ -44,7 +44,7 @@ def test_columns_stream_at_once_at_most_15_updates_a_second_and_stop_all_keeps_t
     from wcode_magic.notebook.compareview import CompareView
 
     view = CompareView(PROMPT, ["local/ngram", "local/ngram-thinking"], temperature=0.7, seed=5, **ENDLESS)
-    assert not view.compact and view.grid.layout.grid_template_columns == "repeat(2, minmax(0, 1fr))"
+    assert not view.compact and view.per_row == 2
     assert "local/ngram-thinking" in view.columns[1].box.children[0].value
     grew: list[tuple[int, int]] = []  # (column, answer length) after every redraw, in order
 
@@ -145,10 +145,11 @@ def test_more_than_six_runs_become_a_compact_grid_three_to_a_row(local):
     from wcode_magic.notebook.compareview import COLUMNS_MAX, CompareView
 
     six = CompareView(PROMPT, "local/ngram", seed=list(range(COLUMNS_MAX)))
-    assert not six.compact and six.grid.layout.grid_template_columns == "repeat(6, minmax(0, 1fr))"
+    assert not six.compact and six.per_row == 6
+    assert six.grid.layout.grid_template_columns == "repeat(auto-fill, minmax(max(14em, calc((100% - 40px) / 6)), 1fr))"
     seven = CompareView(PROMPT, "local/ngram", seed=list(range(7)), max_tokens=20)
     assert seven.compact and "wm-compare-compact" in seven.grid._dom_classes
-    assert seven.grid.layout.grid_template_columns == "repeat(3, minmax(0, 1fr))"
+    assert seven.per_row == 3 and "/ 3)" in seven.grid.layout.grid_template_columns
     assert "seed 6" in seven.columns[6].box.children[0].value
     df = _run(seven.wait())
     assert len(df) == 7 and df["complete"].all()
@@ -206,6 +207,19 @@ def test_without_a_widget_front_end_the_magic_is_wm_compare(local, capsys):
     df = cell_sync(None, "-m local/ngram -m local/ngram-thinking --seed 3 --max-tokens 30", "Name a river.")
     assert list(df["model"]) == ["local/ngram", "local/ngram-thinking"] and df["complete"].all()
     assert "compare" in capsys.readouterr().err  # tqdm's progress line
+    quiet = cell_sync(None, "-m local/ngram --schema 'label: yes|no' --seed 1 --max-tokens 80;", "Is the sky blue?")
+    assert quiet is None  # the trailing ; leaves the result out
+
+
+def test_with_a_schema_the_frame_has_the_fields_as_wm_compare_gives_them(local):
+    import wcode_magic as wm
+    from wcode_magic.notebook.compareview import CompareView
+
+    kw = {"schema": "label: yes|no", "seed": 1, "max_tokens": 80}
+    ours = _run(CompareView("Is the sky blue?", ["local/ngram", "local/ngram-thinking"], **kw).wait())
+    theirs = wm.compare("Is the sky blue?", ["local/ngram", "local/ngram-thinking"], progress=False, **kw)
+    assert "label" in ours.columns and list(ours["label"]) == list(theirs["label"])
+    assert list(ours["parsed"]) == list(theirs["parsed"])
 
 
 # -- %%compare in a real kernel --------------------------------------------------------------------------------

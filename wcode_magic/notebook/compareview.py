@@ -13,7 +13,8 @@ neutral state, not an error). A run that fails shows its error in its own column
 
 Each column redraws at most ``per_second`` times a second (12: with the first and the final redraw it stays
 within 15 in any second) and always once more at the end with the exact final text. Above ``COLUMNS_MAX`` runs
-the columns become a compact grid, ``GRID_PER_ROW`` to a row. Colours come from JupyterLab's CSS variables.
+the columns become a compact grid, ``GRID_PER_ROW`` to a row; in a narrow notebook columns wrap to the next row
+rather than shrink below ``MIN_WIDTH``. Colours come from JupyterLab's CSS variables.
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ if TYPE_CHECKING:
 
 COLUMNS_MAX = 6  # runs shown as one row of columns; more become a compact grid
 GRID_PER_ROW = 3
+GAP_PX = 8
+MIN_WIDTH = {False: "14em", True: "12em"}  # (compact?) narrower than this, columns wrap to the next row
 UPDATES_PER_SECOND = 12.0
 ENDED = ("done", "stopped", "error")
 
 STYLE = """<style>
-.wm-compare-grid { display: grid; gap: 8px; align-items: start; }
+.wm-compare-grid { align-items: start; }
 .wm-compare-col { min-width: 0; border: 1px solid var(--jp-border-color2); border-radius: 4px; padding: 6px 8px;
   background: var(--jp-layout-color1); color: var(--jp-ui-font-color1); }
 .wm-compare-head { font-weight: 600; overflow-wrap: break-word; }
@@ -62,6 +65,13 @@ STYLE = """<style>
 .wm-compare-bar { align-items: center; gap: 8px; }
 .wm-compare-status { color: var(--jp-ui-font-color1); }
 </style>"""
+
+
+def grid_columns(per_row: int, min_width: str) -> str:
+    """CSS grid columns: ``per_row`` to a row where they fit, fewer (wrapping) where each would be narrower than
+    ``min_width``, so a narrow notebook gets readable columns rather than slivers."""
+    share = f"calc((100% - {(per_row - 1) * GAP_PX}px) / {per_row})"
+    return f"repeat(auto-fill, minmax(max({min_width}, {share}), 1fr))"
 
 
 def header_html(labels: dict[str, Any], varied: list[str]) -> str:
@@ -195,10 +205,14 @@ class CompareView:
         varied = varied_labels([cell.labels for cell in plan.cells])
         self.columns = [self._column(w, cell.index, cell.labels, varied) for cell in plan.cells]
         self.compact = len(self.columns) > COLUMNS_MAX
-        per_row = GRID_PER_ROW if self.compact else len(self.columns)
+        self.per_row = GRID_PER_ROW if self.compact else len(self.columns)
         self.grid = w.GridBox(
             [c.box for c in self.columns],
-            layout=w.Layout(grid_template_columns=f"repeat({per_row}, minmax(0, 1fr))", width="100%"),
+            layout=w.Layout(
+                grid_template_columns=grid_columns(self.per_row, MIN_WIDTH[self.compact]),
+                grid_gap=f"{GAP_PX}px",
+                width="100%",
+            ),
         )
         self.grid.add_class("wm-compare-grid")
         if self.compact:
