@@ -28,7 +28,7 @@ import asyncio
 import itertools
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -220,10 +220,19 @@ def _close(bar: Any) -> None:
         handle.update(bar.container)
 
 
+Watch = Callable[[int, Any], None]  # (cell index, stream event): a live view of each run (notebook.compareview)
+
+
 async def _run(
-    cells: list[Cell], call: Mapping[str, Any], concurrency: int, bar: Any, outcomes: dict[int, Outcome]
+    cells: list[Cell],
+    call: Mapping[str, Any],
+    concurrency: int,
+    bar: Any,
+    outcomes: dict[int, Outcome],
+    watch: Watch | None = None,
 ) -> None:
-    """Run every cell, at most ``concurrency`` at a time, storing each outcome as soon as it ends."""
+    """Run every cell, at most ``concurrency`` at a time, storing each outcome as soon as it ends; ``watch``
+    sees every event of every run with its cell's index."""
     gate = asyncio.Semaphore(concurrency)
     user_on_event = call.get("on_event")
     kwargs = {k: v for k, v in call.items() if k != "on_event"}
@@ -247,6 +256,8 @@ async def _run(
                     started.append(ev.value)
                 if user_on_event is not None:
                     user_on_event(ev)
+                if watch is not None:
+                    watch(cell.index, ev)
 
             t0 = time.perf_counter()
             try:
@@ -509,6 +520,48 @@ def _compare_cells(args: CompareArgs) -> tuple[list[Cell], list[str]]:
     return cells, [*names, "run"]
 
 
+@dataclass(frozen=True)
+class ComparePlan:
+    """A compare checked and laid out, nothing sent: for views that run it themselves and show each run as it
+    streams (``notebook.compareview``) and still return the table ``compare`` returns."""
+
+    cells: list[Cell]
+    labels: list[str]  # the label columns: the grid's axes, then ``run``
+    call: dict[str, Any]  # achat keywords shared by every run (a schema already converted)
+    concurrency: int
+
+
+def plan_compare(
+    prompt: Prompt,
+    models: Any = None,
+    temperature: Any = None,
+    seed: Any = None,
+    n: Any = 1,
+    concurrency: Any = 8,
+    *,
+    grid: Mapping[str, Any] | None = None,
+    **fixed: Any,
+) -> ComparePlan:
+    """compare's arguments checked (``check_compare``), its cells built and every request validated: a bad value
+    raises InvalidParameterError here, before anything is sent."""
+    args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
+    cells, labels = _compare_cells(args)
+    _validate(cells, args.call)
+    return ComparePlan(cells, labels, args.call, args.concurrency)
+
+
+async def run_plan(plan: ComparePlan, outcomes: dict[int, Outcome], watch: Watch | None = None) -> None:
+    """Run a planned compare on the caller's loop without a progress bar (the caller shows progress), storing
+    each run's Outcome in ``outcomes`` as it ends. Cancelled, it cancels every run (each marks its Response
+    stopped) and raises CancelledError; the runs that ended are in ``outcomes``."""
+    await _run(plan.cells, plan.call, plan.concurrency, _progress(len(plan.cells), "compare", False), outcomes, watch)
+
+
+def plan_table(plan: ComparePlan, outcomes: dict[int, Outcome]) -> pd.DataFrame:
+    """The table ``compare`` returns for these outcomes (one row per cell that has one, in grid order)."""
+    return _table(plan.cells, {"outcomes": outcomes, "interrupted": False}, plan.labels, plan.call.get("schema"))
+
+
 def compare(
     prompt: Prompt,
     models: Any = None,
@@ -528,11 +581,9 @@ def compare(
     (``max_tokens=100``, ``logprobs=True``) and ``achat`` options (``system``, ``base_url``, ``headers``...).
     A ``grid`` axis named like a result column (``reasoning``) is shown as ``reasoning_param``.
     """
-    args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
-    cells, labels = _compare_cells(args)
-    _validate(cells, args.call)
-    run = _run_sync(cells, args.call, concurrency, "compare", progress)
-    return _table(cells, run, labels, args.call.get("schema"))
+    plan = plan_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, **fixed)
+    run = _run_sync(plan.cells, plan.call, concurrency, "compare", progress)
+    return _table(plan.cells, run, plan.labels, plan.call.get("schema"))
 
 
 async def acompare(
@@ -548,11 +599,9 @@ async def acompare(
     **fixed: Any,
 ) -> pd.DataFrame:
     """``compare`` for ``await`` (a notebook cell with top-level await keeps its Stop button responsive)."""
-    args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
-    cells, labels = _compare_cells(args)
-    _validate(cells, args.call)
-    run = await _run_async(cells, args.call, concurrency, "compare", progress)
-    return _table(cells, run, labels, args.call.get("schema"))
+    plan = plan_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, **fixed)
+    run = await _run_async(plan.cells, plan.call, concurrency, "compare", progress)
+    return _table(plan.cells, run, plan.labels, plan.call.get("schema"))
 
 
 # -- batch ------------------------------------------------------------------------------------------------------

@@ -119,8 +119,16 @@ def build_parser(prog: str = "%%chat") -> argparse.ArgumentParser:
         "--max-steps", metavar="N", help="With --tools: at most N model turns in the tool loop (default 8)."
     )
     cell.add_argument("--confirm", action="store_true", help="With --tools: ask before each call runs.")
+    _add_request_params(parser)
+    return parser
+
+
+def _add_request_params(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
+    """One flag per declared request parameter (but those in ``skip``)."""
     request = parser.add_argument_group("request parameters")
     for p in params.PARAMS.values():
+        if p.name in skip:
+            continue
         if p.name == "logprobs":
             request.add_argument(
                 p.flag,
@@ -142,7 +150,6 @@ def build_parser(prog: str = "%%chat") -> argparse.ArgumentParser:
             )
         else:
             request.add_argument(p.flag, dest=p.name, metavar=p.kind.upper(), help=_param_help(p))
-    return parser
 
 
 _PARSER: argparse.ArgumentParser | None = None
@@ -336,7 +343,7 @@ def _request_params(ns: argparse.Namespace) -> dict[str, Any]:
     """The request parameters the line set, validated; --think/--no-think/--effort fold into ``reasoning``."""
     out: dict[str, Any] = {}
     for name in params.PARAMS:
-        text = getattr(ns, name)
+        text = getattr(ns, name, None)  # %%compare has no flag for tools
         if text is None:
             continue
         if name == "logprobs" and text.lower() not in _BOOL_WORDS:
@@ -425,3 +432,125 @@ def parse_prompt_line(line: str) -> tuple[ChatOptions, str]:
     opts = parse(head) if head else ChatOptions()
     opts.quiet = quiet
     return opts, prompt
+
+
+# -- %%compare ---------------------------------------------------------------------------------------------------
+# %%compare sends one prompt to several runs at once: no conversation, tool loop or display format to choose.
+COMPARE_SKIP = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+_SPLIT_KINDS = ("float", "int", "bool", "enum")  # -p NAME=A,B: values a comma cannot be part of
+
+
+@dataclass
+class CompareOptions:
+    """Everything a ``%%compare`` line asked for, checked: the runs are ``models`` x the ``grid`` axes x ``n``."""
+
+    models: list[str] = field(default_factory=list)
+    system: str | None = None
+    out: str | None = None
+    interpolate: bool = True
+    quiet: bool = False
+    n: int = 1
+    concurrency: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    schema: str | None = None
+
+
+def build_compare_parser() -> argparse.ArgumentParser:
+    """``%%compare``'s parser: the models (-m, repeatable), the swept settings (-p), the runs, then the request
+    parameters of ``%%chat`` (but tools: a compare runs no tool loop)."""
+    parser = _Parser(prog="%%compare", add_help=False, allow_abbrev=False, description="Options of %%compare.")
+    cell = parser.add_argument_group("cell")
+    cell.add_argument(
+        "-m",
+        "--model",
+        action="append",
+        default=[],
+        help="A model id or alias; repeat (-m r1 -m v3.1) or list (-m r1,v3.1).",
+    )
+    cell.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="Sweep a request parameter: one run per value (-p temperature=0.2,1.0); repeat -p for more values of a "
+        "JSON parameter or for another axis (axes multiply).",
+    )
+    cell.add_argument("-n", "--runs", metavar="N", help="Runs of each combination (default 1).")
+    cell.add_argument("--concurrency", metavar="N", help="Runs at a time (default: all of them, up to 64).")
+    cell.add_argument("--system", help="System prompt for every run.")
+    think = cell.add_mutually_exclusive_group()
+    think.add_argument("--think", dest="think", action="store_const", const=True, help="Switch thinking on.")
+    think.add_argument("--no-think", dest="think", action="store_const", const=False, help="Switch thinking off.")
+    cell.add_argument("--effort", help=f"Thinking effort: {' | '.join(params.EFFORTS)} (switches thinking on).")
+    cell.add_argument("-o", "--out", help="Also store the DataFrame in this variable.")
+    cell.add_argument("--no-interpolate", action="store_true", help="Send {name} placeholders as written.")
+    cell.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="Extra HTTP header.")
+    cell.add_argument("--extra-body", metavar="JSON", help="JSON object merged into every request body as is.")
+    cell.add_argument("--schema", metavar="SPEC", help="Answer as JSON of this shape (as %%chat --schema).")
+    _add_request_params(parser, COMPARE_SKIP)
+    return parser
+
+
+_COMPARE_PARSER: argparse.ArgumentParser | None = None
+
+
+def compare_parser() -> argparse.ArgumentParser:
+    global _COMPARE_PARSER
+    if _COMPARE_PARSER is None:
+        _COMPARE_PARSER = build_compare_parser()
+    return _COMPARE_PARSER
+
+
+def parse_compare(line: str) -> CompareOptions:
+    """Parse a ``%%compare`` line into checked CompareOptions (a trailing ``;``: do not show the DataFrame)."""
+    line = line.strip()
+    quiet = line.endswith(";")
+    if quiet:
+        line = line[:-1]
+    ns = compare_parser().parse_args(split(line))
+    models = [m.strip() for item in ns.model for m in item.split(",") if m.strip()]
+    return CompareOptions(
+        models=models,
+        system=ns.system,
+        out=_check_out(ns.out),
+        interpolate=not ns.no_interpolate,
+        quiet=quiet,
+        n=_count_flag("-n/--runs", ns.runs, 1) or 1,
+        concurrency=_count_flag("--concurrency", ns.concurrency, None),
+        params=_request_params(ns),
+        grid=_sweep(ns.param),
+        headers=_headers(ns.header),
+        extra_body=_extra_body(ns.extra_body),
+        schema=_check_schema(ns.schema),
+    )
+
+
+def _count_flag(flag: str, text: str | None, default: int | None) -> int | None:
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise FlagError(f"{flag} {text!r} is not allowed: {flag} takes an integer >= 1.")
+    return int(text)
+
+
+def _sweep(items: list[str]) -> dict[str, list[Any]]:
+    """``-p NAME=V1,V2`` options as grid axes, each value checked by its parameter's declaration."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().lstrip("-").replace("-", "_")
+        if not sep or not text.strip():
+            raise FlagError(f"-p {item!r} is not allowed: -p takes NAME=VALUE[,VALUE...] (-p temperature=0.2,1.0).")
+        if name not in params.PARAMS or name in COMPARE_SKIP:
+            known = [n for n in params.PARAMS if n not in COMPARE_SKIP]
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]}?" if close else f" Sweepable: {', '.join(known)}."
+            raise FlagError(f"-p {item!r}: {name!r} is not a request parameter.{hint}")
+        kind = params.PARAMS[name].kind
+        texts = text.split(",") if kind in _SPLIT_KINDS else [text]
+        grid.setdefault(name, []).extend(_parse_param(name, t) for t in texts)
+    return grid

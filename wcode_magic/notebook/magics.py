@@ -1,8 +1,10 @@
-"""``%load_ext wcode_magic``: registers ``%%chat``, ``%%wcode`` and ``%wcode`` (thin; the work is in ``run``).
+"""``%load_ext wcode_magic``: registers ``%%chat``, ``%%compare``, ``%%wcode`` and ``%wcode`` (thin; the work is in
+``run`` and ``comparerun``).
 
 In a Jupyter kernel a cell magic that returns a coroutine is not awaited, and a blocking cell cannot see widget
 events (design.md, "Notebook execution"). So a cleanup input transformer rewrites a ``%%chat`` / ``%%wcode``
-cell, and a one-line ``%wcode PROMPT`` cell, into ``await cell_async(...)``: top-level await on the kernel's
+cell, and a one-line ``%wcode PROMPT`` cell, into ``await cell_async(...)`` (a ``%%compare`` cell into ``await
+compare_async(...)``): top-level await on the kernel's
 loop. The registered magics remain for the terminal and for ``run_cell_magic`` from code; they run the sync
 client. Importing this module stays cheap: no httpx, pandas or widgets until a cell runs.
 """
@@ -14,7 +16,7 @@ from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class, no_var_expand
 
-_CELL = re.compile(r"%%(chat|wcode)(?=\s|$)(.*)")
+_CELL = re.compile(r"%%(chat|wcode|compare)(?=\s|$)(.*)")
 _LINE = re.compile(r"%wcode(?=\s|$)(.*)")
 
 
@@ -24,6 +26,9 @@ def transform(lines: list[str]) -> list[str]:
         return lines
     first = lines[0].rstrip("\r\n")
     m = _CELL.match(first)
+    if m and m.group(1) == "compare":
+        call = "__import__('wcode_magic.notebook.comparerun', fromlist=['compare_async']).compare_async"
+        return [f"await {call}({m.group(2)!r}, {''.join(lines[1:])!r})\n"]
     if m:
         magic, line, cell = m.group(1), m.group(2), "".join(lines[1:])
     else:
@@ -60,6 +65,16 @@ class WcodeMagics(Magics):
         from .run import cell_sync
 
         return cell_sync(self.shell, "chat", line, cell)
+
+    @no_var_expand
+    @cell_magic
+    def compare(self, line: str, cell: str) -> Any:
+        """Send the cell to several models at once (-m r1 -m v3.1 -m qwen3), side by side; returns wm.compare's
+        DataFrame. In a notebook the cell awaits the runs (Stop all works meanwhile). Options: %%chat's request
+        flags (%wcode help), -m repeated, -p NAME=V1,V2 (a swept parameter), -n RUNS, --concurrency N, -o NAME."""
+        from .comparerun import cell_sync
+
+        return cell_sync(self.shell, line, cell)
 
     @no_var_expand
     @line_cell_magic
