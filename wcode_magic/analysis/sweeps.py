@@ -32,13 +32,14 @@ from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..core import client
+from ..core import budget, client
 from ..core.errors import InvalidParameterError, WcodeError, tasks_warn_here, tasks_warn_reset, warn_user
 from ..core.params import CHAT_KEYWORDS
 from ..core.response import Response
 from ..core.schema import Schema, check_call, parse_json, to_schema
 from ..core.sendable import check_headers
 from ..core.served import OCCURRENCE
+from . import recorder
 from .rows import response_row
 
 if TYPE_CHECKING:
@@ -166,9 +167,9 @@ def _split(fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return call, params
 
 
-def _validate(cells: list[Cell], call: dict[str, Any]) -> None:
-    """Build every distinct request body once, so a bad value raises before the first request leaves. A schema is
-    converted here, once: every cell shares the result."""
+def _validate(cells: list[Cell], call: dict[str, Any]) -> list[dict[str, Any]]:
+    """Build every distinct request body once, so a bad value raises before the first request leaves; returns each
+    cell's body, for the cost check. A schema is converted here, once: every cell shares the result."""
     check_headers(call.get("headers"))
     if call.get("cache") is not None:
         client.SETTINGS["cache"].check(call["cache"], "cache")
@@ -176,15 +177,16 @@ def _validate(cells: list[Cell], call: dict[str, Any]) -> None:
         call["schema"] = to_schema(call["schema"])
         for cell in cells:
             check_call(call["schema"], cell.params)
-    seen: set[str] = set()
+    seen: dict[str, dict[str, Any]] = {}
+    bodies = []
     for cell in cells:
         key = repr((cell.prompt, sorted(cell.params.items(), key=lambda kv: kv[0])))  # batch: prompts differ
         if key in seen:
+            bodies.append(seen[key])
             continue
-        seen.add(key)
         params = dict(cell.params)
         model = params.pop("model", None)
-        client.build_request(
+        seen[key] = client.build_request(
             cell.prompt if isinstance(cell.prompt, str) else list(cell.prompt),
             model=model,
             system=call.get("system"),
@@ -192,6 +194,25 @@ def _validate(cells: list[Cell], call: dict[str, Any]) -> None:
             extra_body=call.get("extra_body"),
             call_params=params,
         )
+        bodies.append(seen[key])
+    return bodies
+
+
+def _cost_check(bodies: list[dict[str, Any]], call: Mapping[str, Any], what: str) -> Any:
+    """Before anything is sent: the worst case on one line (when a run is priced), and the session's cap checked
+    once for the whole sweep (asked in a notebook, else BudgetError). Returns the context to run the sweep in:
+    its runs were checked together, so they do not ask one by one. With a replay or the cache on, some runs may
+    cost nothing: then each run is checked as it is sent instead (one over the cap becomes a row with its error)."""
+    import contextlib
+
+    est = budget.estimate(bodies)
+    served = recorder.replaying() is not None or bool(call.get("cache", client.SESSION.cache))
+    if est.priced:
+        print(est.line() + (" Runs answered from a recording or the cache cost nothing." if served else ""))
+    if served:
+        return contextlib.nullcontext()
+    budget.check(est, f"this {what} ({len(bodies)} runs)")
+    return budget.covered()
 
 
 # -- running ----------------------------------------------------------------------------------------------------
@@ -530,8 +551,8 @@ def compare(
     """
     args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
     cells, labels = _compare_cells(args)
-    _validate(cells, args.call)
-    run = _run_sync(cells, args.call, concurrency, "compare", progress)
+    with _cost_check(_validate(cells, args.call), args.call, "compare"):
+        run = _run_sync(cells, args.call, concurrency, "compare", progress)
     return _table(cells, run, labels, args.call.get("schema"))
 
 
@@ -550,8 +571,8 @@ async def acompare(
     """``compare`` for ``await`` (a notebook cell with top-level await keeps its Stop button responsive)."""
     args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
     cells, labels = _compare_cells(args)
-    _validate(cells, args.call)
-    run = await _run_async(cells, args.call, concurrency, "compare", progress)
+    with _cost_check(_validate(cells, args.call), args.call, "compare"):
+        run = await _run_async(cells, args.call, concurrency, "compare", progress)
     return _table(cells, run, labels, args.call.get("schema"))
 
 
@@ -644,8 +665,8 @@ def batch(
     time, with the same ``**params``; one row per run, in input order (see the module docstring)."""
     args = check_batch(prompts, n, concurrency, column=column, fixed=params)
     cells, labels = _batch_cells(args)
-    _validate(cells, args.call)
-    run = _run_sync(cells, args.call, concurrency, "batch", progress)
+    with _cost_check(_validate(cells, args.call), args.call, "batch"):
+        run = _run_sync(cells, args.call, concurrency, "batch", progress)
     return _indexed(_table(cells, run, labels, args.call.get("schema")), args.by_item)
 
 
@@ -661,6 +682,6 @@ async def abatch(
     """``batch`` for ``await``."""
     args = check_batch(prompts, n, concurrency, column=column, fixed=params)
     cells, labels = _batch_cells(args)
-    _validate(cells, args.call)
-    run = await _run_async(cells, args.call, concurrency, "batch", progress)
+    with _cost_check(_validate(cells, args.call), args.call, "batch"):
+        run = await _run_async(cells, args.call, concurrency, "batch", progress)
     return _indexed(_table(cells, run, labels, args.call.get("schema")), args.by_item)
