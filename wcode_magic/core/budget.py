@@ -253,7 +253,8 @@ def before_call(body: Mapping[str, Any]) -> float:
     note = ""
     if long:
         cost = f"up to {yuan(run.cost)} with the answer" if run.cost is not None else "price unknown"
-        size = f"This prompt is about {run.prompt_tokens:,} tokens (over warn_prompt_tokens={threshold:,}) on {run.model}, {cost}."
+        size = f"This prompt is about {run.prompt_tokens:,} tokens (over warn_prompt_tokens={threshold:,})"
+        size += f" on {run.model}, {cost}."
         if not run.priced:
             warn_user(f"{size} %wcode reset starts a new conversation.")
         elif over(est) is not None:

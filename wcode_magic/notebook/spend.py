@@ -14,13 +14,17 @@ Code that does its work in a background task (the panel) cannot prompt: it check
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import html
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 YES = ("y", "yes")
 _CELL_TASKS = ("shell_main", "run_cell_async")  # ipykernel's task running a plain cell, and a top-level-await one
+_CELL_WAITS: contextvars.ContextVar[bool] = contextvars.ContextVar("wcode_cell_waits", default=False)
 
 
 def ask(question: str) -> bool | None:
@@ -36,6 +40,16 @@ def ask(question: str) -> bool | None:
     return answer.strip().lower() in YES
 
 
+@contextlib.contextmanager
+def cell_waits() -> Iterator[None]:
+    """Tasks started inside belong to the running cell, which waits for them (``%%chat``'s driver): they may ask."""
+    token = _CELL_WAITS.set(True)
+    try:
+        yield
+    finally:
+        _CELL_WAITS.reset(token)
+
+
 def _in_cell() -> bool:
     """Whether a user's cell (or IPython prompt) is running in this thread, so a prompt reaches its reader."""
     ipython = sys.modules.get("IPython")  # never imported: not IPython, a script
@@ -46,7 +60,7 @@ def _in_cell() -> bool:
         task = asyncio.current_task()
     except RuntimeError:  # no loop running: a terminal IPython's cell
         return True
-    if task is None:
+    if task is None or _CELL_WAITS.get():
         return True
     code = getattr(task.get_coro(), "cr_code", None)
     return code is not None and code.co_name in _CELL_TASKS

@@ -1,0 +1,79 @@
+"""The cost check in a real kernel: ``%wcode budget``, and a call over the cap asked about in the running cell
+(answered on stdin, as JupyterLab's input box answers it), refused where no answer is possible (a notebook run by
+nbclient), all against the local model answering under wcode ids (nothing is sent unless it is approved)."""
+
+from __future__ import annotations
+
+import pytest
+from magics_kernel import Kernel
+from priced_server import PricedServer
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def priced():
+    server = PricedServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def k(tmp_path_factory, priced):
+    kernel = Kernel(str(tmp_path_factory.mktemp("budget-kernel")))
+    kernel.ok(f"%load_ext wcode_magic\nimport wcode_magic as wm\nwm.configure(base_url={priced.base_url!r})")
+    yield kernel
+    kernel.close()
+
+
+def test_budget_commands_set_show_and_remove_the_cap(k: Kernel) -> None:
+    assert k.ok("%wcode budget").stdout.startswith("No budget cap (¥0 spent this session)")
+    assert k.ok("%wcode budget 5").stdout.startswith("Budget ¥5: ¥0 spent, ¥5 left.")
+    assert k.value("wm.SESSION.budget") == 5.0
+    bad = k.run("%wcode budget -2")
+    assert "budget=-2.0 is not allowed: budget takes an amount in CNY above 0" in bad.error["evalue"]
+    assert k.ok("%wcode budget off").stdout.startswith("No budget cap") and k.value("wm.SESSION.budget") is None
+    assert k.ok("%wcode set budget=3").stdout.startswith("Set budget=3.0")
+    assert "budget        ¥3 (%wcode budget shows what is left)" in k.ok("%wcode config").stdout
+    assert "warn_prompt_tokens" in k.ok("%wcode help").stdout
+
+
+def test_a_call_over_the_cap_asks_in_the_cell_and_is_sent_only_when_approved(k: Kernel, priced) -> None:
+    k.ok("%wcode budget 0.0001")
+    cell = "%%chat -m r1 --max-tokens 20\nhi"
+    before = priced.count
+    refused = k.run(cell)  # no stdin (as nbclient runs it): nobody can answer, so it is refused
+    assert "BudgetError" in refused.text() and "No one could approve it here" in refused.text()
+    declined = k.run(cell, stdin="n")
+    assert "Not sent: you declined" in declined.text() and priced.count == before
+    sent = k.run(cell, stdin="y")
+    assert sent.status == "ok" and priced.count == before + 1 and priced.models[-1] == "deepseek-r1"
+    # a plain (blocking) cell asks the same way
+    sync = k.run("r = wm.chat('hi', model='qwen3', max_tokens=20); print(r.cost > 0)", stdin="yes")
+    assert sync.stdout.strip().endswith("True") and priced.count == before + 2
+    assert k.value("wm.SESSION.budget") == 0.0001  # approving one call does not raise the cap
+
+
+def test_a_compare_over_the_cap_asks_once_for_all_its_runs(k: Kernel, priced) -> None:
+    k.ok("%wcode budget 0.0001")
+    before = priced.count
+    code = "df = wm.compare('hi', models=['r1', 'qwen3'], max_tokens=20, progress=False); print(df.error.isna().all())"
+    run = k.run(code, stdin="y")
+    assert run.stdout.startswith("Worst case: 2 runs") and run.stdout.strip().endswith("True")
+    assert priced.count == before + 2
+
+
+def test_in_a_notebook_run_by_nbclient_a_call_over_the_cap_is_refused(priced) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = [
+        f"import wcode_magic as wm\nwm.configure(base_url={priced.base_url!r}, budget=0.0001)",
+        "try:\n    wm.chat('hi', model='r1', max_tokens=20)\nexcept wm.BudgetError as e:\n    print(e.message)",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    before = priced.count
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    text = nb.cells[1].outputs[0]["text"]
+    assert text.startswith("Not sent: The worst case of this call is ¥") and "No one could approve it here" in text
+    assert priced.count == before
