@@ -210,3 +210,19 @@ def test_outside_a_notebook_cell_nobody_can_answer_and_the_buttons_answer_for_a_
 
     assert asyncio.run(click("send")) is True
     assert asyncio.run(click("cancel")) is False
+
+
+def test_a_front_end_that_asks_itself_gets_one_question_for_the_cap_and_a_long_priced_prompt(session, priced):
+    session.update(budget=None, warn_prompt_tokens=100)
+    short, long = _body("qwen3", "hi", max_tokens=5), _body("qwen3", "question " * 60, max_tokens=5)
+    assert budget.question([short]) is None
+    asked = budget.question([long])
+    assert asked.startswith("This prompt is about 184 tokens (over warn_prompt_tokens=100) on qwen/qwen3-8b")
+    assert budget.question([long]) is None  # said once for this conversation
+    assert budget.question([_body("local/ngram", "question " * 60)]) is None  # free: nothing to ask
+    session.update(budget=budget.spent() + 0.000001)
+    assert budget.question([short], "this send").startswith("The worst case of this send is ¥")
+    before = priced.count
+    with budget.covered():  # approved by the front-end's own question: the client does not ask again
+        wm.chat("hi", model="qwen3", base_url=priced.base_url, max_tokens=5)
+    assert priced.count == before + 1 and budget.reserved() == 0

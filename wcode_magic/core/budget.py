@@ -45,7 +45,7 @@ MESSAGE_OVERHEAD = 4  # role and separators each chat template adds per message
 _reserved = [0.0]
 _lock = threading.Lock()
 _covered: contextvars.ContextVar[bool] = contextvars.ContextVar("wcode_budget_covered", default=False)
-_warned: set[tuple[str, int]] = set()  # (conversation, threshold) already warned about: once per crossing
+_warned: set[tuple[str, int]] = set()  # (conversation, threshold) already said: once per crossing
 
 
 def text_tokens(text: str) -> int:
@@ -150,6 +150,9 @@ class Estimate:
         text += f" ({'; '.join(parts)})" if parts else " (free)"
         if self.unknown:
             text += f"; price unknown, not counted: {', '.join(self.unknown)}"
+        threshold = SESSION.warn_prompt_tokens
+        if threshold is not None and self.prompt_tokens > threshold:
+            text += f"; the longest prompt is about {self.prompt_tokens:,} tokens"
         cap = SESSION.budget
         if cap is not None:
             text += f". Budget: {yuan(left() or 0.0)} left of {yuan(cap)}"
@@ -247,14 +250,10 @@ def before_call(body: Mapping[str, Any]) -> float:
     worst case now held for it (pass it to ``release`` when the call ends); raises BudgetError instead."""
     est = estimate([body])
     run = est.runs[0]
-    threshold = SESSION.warn_prompt_tokens
-    key = (_conversation(body), threshold or 0)
-    long = threshold is not None and run.prompt_tokens > threshold and key not in _warned and not _covered.get()
+    crossing = None if _covered.get() else _crossing(body, run)
     note = ""
-    if long:
-        cost = f"up to {yuan(run.cost)} with the answer" if run.cost is not None else "price unknown"
-        size = f"This prompt is about {run.prompt_tokens:,} tokens (over warn_prompt_tokens={threshold:,})"
-        size += f" on {run.model}, {cost}."
+    if crossing is not None:
+        size = crossing[0]
         if not run.priced:
             warn_user(f"{size} %wcode reset starts a new conversation.")
         elif over(est) is not None:
@@ -266,11 +265,43 @@ def before_call(body: Mapping[str, Any]) -> float:
             if answer is None:
                 warn_user(f"{size} Sent; %wcode reset starts a new conversation.")
     check(est, "this call", note)
-    if long:
-        _warned.add(key)
+    if crossing is not None:
+        _warned.add(crossing[1])
     with _lock:
         _reserved[0] += est.total
     return est.total
+
+
+def question(bodies: list[Mapping[str, Any]], what: str = "this call") -> str | None:
+    """For a front-end that asks in its own way (the panel's buttons, ``notebook/spend.py``): what to ask before
+    sending ``bodies``, or None when nothing needs asking. It covers what the client would ask: a priced prompt
+    above ``warn_prompt_tokens`` (said once per conversation: it counts as said once asked) and the cap. After a
+    yes, send inside ``covered()``; without one, send nothing."""
+    est = estimate(bodies)
+    notes = []
+    for body, run in zip(bodies, est.runs, strict=True):
+        crossing = _crossing(body, run)
+        if crossing is not None and run.priced:
+            notes.append(crossing[0])
+            _warned.add(crossing[1])
+    reason = over(est, what)
+    if reason is None and not notes:
+        return None
+    return " ".join([*notes, *([reason] if reason else [])]) + " Send anyway?"
+
+
+def _crossing(body: Mapping[str, Any], run: RunCost) -> tuple[str, tuple[str, int]] | None:
+    """(what to say, its conversation key) when this prompt is above ``warn_prompt_tokens`` for the first time in
+    its conversation; None otherwise."""
+    threshold = SESSION.warn_prompt_tokens
+    if threshold is None or run.prompt_tokens <= threshold:
+        return None
+    key = (_conversation(body), threshold)
+    if key in _warned:
+        return None
+    cost = f"up to {yuan(run.cost)} with the answer" if run.cost is not None else "price unknown"
+    size = f"This prompt is about {run.prompt_tokens:,} tokens (over warn_prompt_tokens={threshold:,})"
+    return f"{size} on {run.model}, {cost}.", key
 
 
 def release(held: float) -> None:
