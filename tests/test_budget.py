@@ -226,3 +226,15 @@ def test_a_front_end_that_asks_itself_gets_one_question_for_the_cap_and_a_long_p
     with budget.covered():  # approved by the front-end's own question: the client does not ask again
         wm.chat("hi", model="qwen3", base_url=priced.base_url, max_tokens=5)
     assert priced.count == before + 1 and budget.reserved() == 0
+
+
+def test_with_the_cache_on_a_sweep_sends_only_what_fits_and_cached_runs_are_never_blocked(session, priced, capsys):
+    session.update(budget=None)
+    kw = {"model": "qwen3", "base_url": priced.base_url, "max_tokens": 5, "seed": 2, "cache": True, "progress": False}
+    wm.batch(["sweep cached"], **kw)
+    session.update(budget=budget.spent() + 0.0000001)
+    before = priced.count
+    df = wm.batch(["sweep cached", "sweep new"], **kw)
+    assert "Runs answered from a recording or the cache cost nothing." in capsys.readouterr().out
+    assert df.response[0].cached and not isinstance(df.error[0], str)
+    assert df.error[1].startswith("BudgetError: Not sent: The worst case of this call") and priced.count == before

@@ -25,6 +25,7 @@ character. Both are missing when the runs agree throughout or there is only one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import time
@@ -198,15 +199,16 @@ def _validate(cells: list[Cell], call: dict[str, Any]) -> list[dict[str, Any]]:
     return bodies
 
 
-def _cost_check(bodies: list[dict[str, Any]], call: Mapping[str, Any], what: str) -> Any:
+def _cost_check(
+    bodies: list[dict[str, Any]], call: Mapping[str, Any], what: str
+) -> contextlib.AbstractContextManager[None]:
     """Before anything is sent: the worst case on one line (when a run is priced), and the session's cap checked
     once for the whole sweep (asked in a notebook, else BudgetError). Returns the context to run the sweep in:
     its runs were checked together, so they do not ask one by one. With a replay or the cache on, some runs may
     cost nothing: then each run is checked as it is sent instead (one over the cap becomes a row with its error)."""
-    import contextlib
-
     est = budget.estimate(bodies)
-    served = recorder.replaying() is not None or bool(call.get("cache", client.SESSION.cache))
+    cache = call.get("cache")
+    served = recorder.replaying() is not None or (client.SESSION.cache if cache is None else bool(cache))
     if est.priced:
         print(est.line() + (" Runs answered from a recording or the cache cost nothing." if served else ""))
     if served:
