@@ -96,3 +96,17 @@ def test_in_a_notebook_run_by_nbclient_a_call_over_the_cap_is_refused(priced) ->
     text = nb.cells[1].outputs[0]["text"]
     assert text.startswith("Not sent: The worst case of this call is ¥") and "No one could approve it here" in text
     assert priced.count == before
+
+
+def test_a_long_prompt_on_a_priced_model_is_asked_about_in_the_cell_once(k: Kernel, priced) -> None:
+    ok(k, "%wcode budget off\n%wcode set warn_prompt_tokens=20")
+    before = priced.count
+    cell = "%%chat --new -m qwen3 --max-tokens 5\n" + "please read all of this " * 10
+    declined = run(k, cell, stdin="n")
+    assert "Not sent: you declined. This prompt is about 84 tokens (over warn_prompt_tokens=20)" in declined.text()
+    assert priced.count == before
+    asked = run(k, cell, stdin="y")
+    assert asked.status == "ok" and priced.count == before + 1
+    again = run(k, "%%chat --max-tokens 5\nand more")  # the same conversation, longer: not asked again
+    assert again.status == "ok" and priced.count == before + 2
+    ok(k, "%wcode unset warn_prompt_tokens")
