@@ -26,6 +26,7 @@ CANDIDATES = {
     "url": ["not a url", "ftp://example.com/v1", "http://127.0.0.1:9/v1", "https://example.com/v1/", 123, None],
     "model": ["", "   ", "r1", "local/ngram", "some/other-model", 5, None],
     "text": ["be brief", "", ["be brief"], None],
+    "cny": [-1, 0, 0.0001, 5, 1e6, 1e6 + 1, math.nan, math.inf, True, None, "5"],
 }
 
 
@@ -52,7 +53,7 @@ def _snapshot():
 def _text(kind: str, value) -> str | None:
     """How a user would type ``value`` after ``%wcode set NAME=``; None where no text says exactly this value (a
     cell is text: ``"10"`` typed is the number 10, ``1`` typed for history is "yes")."""
-    if kind in ("seconds", "count"):
+    if kind in ("seconds", "count", "cny"):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         return str(value) if ok else None
     if kind == "bool":

@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "StoppedError": "core.errors",
     "ReplayMissError": "core.errors",
     "SchemaError": "core.errors",
+    "BudgetError": "core.errors",
     "APIConnectionError": "core.errors",
     "use_local": "core.session",
     "use_wcode": "core.session",
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # the same names, for type checkers and editors (tests/test_e
     from .core.errors import (
         APIConnectionError,
         AuthenticationError,
+        BudgetError,
         ConfigurationError,
         InsufficientCreditError,
         InvalidParameterError,
@@ -229,6 +231,24 @@ hooks.provide(
     branch=_branch,
 )
 hooks.provide(tool_loop=_tool_loop, atool_loop=_atool_loop, tool_steps=_tool_steps)
+
+
+def _spent() -> float:
+    """The cost check's ``spent``: what the session's usage totals recorded (served answers cost nothing)."""
+    from .analysis import usage
+
+    return usage.spent()
+
+
+def _may_spend(question: str) -> bool | None:
+    """The cost check's yes/no, asked in the running notebook cell or IPython prompt; None where nobody can answer."""
+    from .notebook.spend import ask
+
+    return ask(question)
+
+
+hooks.provide(spent=_spent)
+hooks.ask_before_spending(_may_spend)
 
 
 def load_ipython_extension(ipython: Any) -> None:

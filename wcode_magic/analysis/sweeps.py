@@ -25,6 +25,7 @@ character. Both are missing when the runs agree throughout or there is only one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import time
@@ -32,13 +33,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..core import client
+from ..core import budget, client
 from ..core.errors import InvalidParameterError, WcodeError, tasks_warn_here, tasks_warn_reset, warn_user
 from ..core.params import CHAT_KEYWORDS
 from ..core.response import Response
 from ..core.schema import Schema, check_call, parse_json, to_schema
 from ..core.sendable import check_headers
 from ..core.served import OCCURRENCE
+from . import recorder
 from .rows import response_row
 
 if TYPE_CHECKING:
@@ -166,9 +168,9 @@ def _split(fixed: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return call, params
 
 
-def _validate(cells: list[Cell], call: dict[str, Any]) -> None:
-    """Build every distinct request body once, so a bad value raises before the first request leaves. A schema is
-    converted here, once: every cell shares the result."""
+def _validate(cells: list[Cell], call: dict[str, Any]) -> list[dict[str, Any]]:
+    """Build every distinct request body once, so a bad value raises before the first request leaves; returns each
+    cell's body, for the cost check. A schema is converted here, once: every cell shares the result."""
     check_headers(call.get("headers"))
     if call.get("cache") is not None:
         client.SETTINGS["cache"].check(call["cache"], "cache")
@@ -176,15 +178,16 @@ def _validate(cells: list[Cell], call: dict[str, Any]) -> None:
         call["schema"] = to_schema(call["schema"])
         for cell in cells:
             check_call(call["schema"], cell.params)
-    seen: set[str] = set()
+    seen: dict[str, dict[str, Any]] = {}
+    bodies = []
     for cell in cells:
         key = repr((cell.prompt, sorted(cell.params.items(), key=lambda kv: kv[0])))  # batch: prompts differ
         if key in seen:
+            bodies.append(seen[key])
             continue
-        seen.add(key)
         params = dict(cell.params)
         model = params.pop("model", None)
-        client.build_request(
+        seen[key] = client.build_request(
             cell.prompt if isinstance(cell.prompt, str) else list(cell.prompt),
             model=model,
             system=call.get("system"),
@@ -192,6 +195,26 @@ def _validate(cells: list[Cell], call: dict[str, Any]) -> None:
             extra_body=call.get("extra_body"),
             call_params=params,
         )
+        bodies.append(seen[key])
+    return bodies
+
+
+def _cost_check(
+    bodies: list[dict[str, Any]], call: Mapping[str, Any], what: str
+) -> contextlib.AbstractContextManager[None]:
+    """Before anything is sent: the worst case on one line (when a run is priced), and the session's cap checked
+    once for the whole sweep (asked in a notebook, else BudgetError). Returns the context to run the sweep in:
+    its runs were checked together, so they do not ask one by one. With a replay or the cache on, some runs may
+    cost nothing: then each run is checked as it is sent instead (one over the cap becomes a row with its error)."""
+    est = budget.estimate(bodies)
+    cache = call.get("cache")
+    served = recorder.replaying() is not None or (client.SESSION.cache if cache is None else bool(cache))
+    if est.priced:
+        print(est.line() + (" Runs answered from a recording or the cache cost nothing." if served else ""))
+    if served:
+        return contextlib.nullcontext()
+    budget.check(est, f"this {what} ({len(bodies)} runs)")
+    return budget.covered()
 
 
 # -- running ----------------------------------------------------------------------------------------------------
@@ -529,6 +552,7 @@ class ComparePlan:
     labels: list[str]  # the label columns: the grid's axes, then ``run``
     call: dict[str, Any]  # achat keywords shared by every run (a schema already converted)
     concurrency: int
+    bodies: list[dict[str, Any]]  # each cell's request body, for the cost check
 
 
 def plan_compare(
@@ -546,8 +570,14 @@ def plan_compare(
     raises InvalidParameterError here, before anything is sent."""
     args = check_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, fixed=fixed)
     cells, labels = _compare_cells(args)
-    _validate(cells, args.call)
-    return ComparePlan(cells, labels, args.call, args.concurrency)
+    bodies = _validate(cells, args.call)
+    return ComparePlan(cells, labels, args.call, args.concurrency, bodies)
+
+
+def cost_check(plan: ComparePlan) -> contextlib.AbstractContextManager[None]:
+    """The worst case of a planned compare shown and the session's cap checked, before anything is sent; run the
+    plan inside the returned context (see ``_cost_check``)."""
+    return _cost_check(plan.bodies, plan.call, "compare")
 
 
 async def run_plan(plan: ComparePlan, outcomes: dict[int, Outcome], watch: Watch | None = None) -> None:
@@ -582,7 +612,8 @@ def compare(
     A ``grid`` axis named like a result column (``reasoning``) is shown as ``reasoning_param``.
     """
     plan = plan_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, **fixed)
-    run = _run_sync(plan.cells, plan.call, concurrency, "compare", progress)
+    with cost_check(plan):
+        run = _run_sync(plan.cells, plan.call, concurrency, "compare", progress)
     return _table(plan.cells, run, plan.labels, plan.call.get("schema"))
 
 
@@ -600,7 +631,8 @@ async def acompare(
 ) -> pd.DataFrame:
     """``compare`` for ``await`` (a notebook cell with top-level await keeps its Stop button responsive)."""
     plan = plan_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, **fixed)
-    run = await _run_async(plan.cells, plan.call, concurrency, "compare", progress)
+    with cost_check(plan):
+        run = await _run_async(plan.cells, plan.call, concurrency, "compare", progress)
     return _table(plan.cells, run, plan.labels, plan.call.get("schema"))
 
 
@@ -693,8 +725,8 @@ def batch(
     time, with the same ``**params``; one row per run, in input order (see the module docstring)."""
     args = check_batch(prompts, n, concurrency, column=column, fixed=params)
     cells, labels = _batch_cells(args)
-    _validate(cells, args.call)
-    run = _run_sync(cells, args.call, concurrency, "batch", progress)
+    with _cost_check(_validate(cells, args.call), args.call, "batch"):
+        run = _run_sync(cells, args.call, concurrency, "batch", progress)
     return _indexed(_table(cells, run, labels, args.call.get("schema")), args.by_item)
 
 
@@ -710,6 +742,6 @@ async def abatch(
     """``batch`` for ``await``."""
     args = check_batch(prompts, n, concurrency, column=column, fixed=params)
     cells, labels = _batch_cells(args)
-    _validate(cells, args.call)
-    run = await _run_async(cells, args.call, concurrency, "batch", progress)
+    with _cost_check(_validate(cells, args.call), args.call, "batch"):
+        run = await _run_async(cells, args.call, concurrency, "batch", progress)
     return _indexed(_table(cells, run, labels, args.call.get("schema")), args.by_item)

@@ -53,6 +53,12 @@ def totals() -> dict[str, dict[str, float]]:
         return {model: dict(row) for model, row in _totals.items()}
 
 
+def spent() -> float:
+    """CNY charged this session, every model together: what the cost check (core/budget.py) counts against the cap."""
+    with _lock:
+        return sum(row["cost_cny"] for row in _totals.values())
+
+
 def usage() -> pd.DataFrame:
     """One row per model used this session, plus a total row when there are several."""
     import pandas as pd

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from . import catalog, errors, hooks, params, toolspec
+from . import budget, catalog, errors, hooks, params, toolspec
 from . import schema as schemas
 from .keys import Secret, scrub_all
 from .response import Response
@@ -400,6 +400,9 @@ class _Call:
             self.response.replayed = self.served.source == "replayed"
             self.response.cached = self.served.source == "cached"
             self.response.recorded_at = self.served.recorded_at
+        # what is about to be sent is priced first (a served answer costs nothing): the long-prompt warning and the
+        # session's cap, asked or refused before anything leaves; its worst case is held until the call ends
+        self.held = budget.before_call(self.body) if self.served is None else 0.0
         self.emit([Event("start", self.response)])
 
     def schema_refused(self, error: errors.WcodeError) -> bool:
@@ -877,7 +880,10 @@ async def _acall(call: _Call) -> Response:
         call.failed(e)
         hooks.call_ended(call.response)
         raise
-    hooks.call_ended(call.response)
+    else:
+        hooks.call_ended(call.response)
+    finally:
+        budget.release(call.held)  # after the observers: its real cost is in the usage totals by now
     return call.response
 
 
@@ -1095,7 +1101,10 @@ def _call(call: _Call) -> Response:
         call.failed(e)
         hooks.call_ended(call.response)
         raise
-    hooks.call_ended(call.response)
+    else:
+        hooks.call_ended(call.response)
+    finally:
+        budget.release(call.held)
     return call.response
 
 

@@ -171,6 +171,11 @@ class ReplayMissError(WcodeError):
         self.differences = list(differences)
 
 
+class BudgetError(WcodeError):
+    """The cost check refused a call or sweep before anything was sent: its worst case could pass what is left of
+    the session's budget (``wm.configure(budget=...)``) and nobody approved it, or the user declined."""
+
+
 class SchemaError(WcodeError):
     """An answer that is not valid JSON or does not fit the schema asked for.
 

@@ -9,7 +9,11 @@ Two kinds of plug, both filled by the package root (``wcode_magic/__init__.py``)
   by the client before it sends anything; and ``keep_wire``: whether Responses keep their stream's events with
   their times (only while a recording is on: it costs memory).
 - ``provide``/``provided``: what a ``Response`` method hands over to the analysis layer (``r.tokens()``,
-  ``r.alternatives()``, ``r.show_tokens()``): the spine names the job, the root names who does it.
+  ``r.alternatives()``, ``r.show_tokens()``): the spine names the job, the root names who does it. The cost
+  check (core/budget.py) asks for ``spent``, the session's recorded cost, which the usage totals keep.
+- ``ask_before_spending``/``may_spend``: who answers the cost check's yes/no question. The notebook layer asks in
+  the running cell; with nobody registered (a script, a background task) there is no answer, and the check
+  refuses what it would have asked about.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ _observers: list[Observer] = []
 _provided: dict[str, Callable[..., Any]] = {}
 _server: list[Callable[[dict[str, Any], bool | None], Served | None]] = []
 _wire: list[bool] = [False]
+_asker: list[Callable[[str], bool | None]] = []
 
 
 def after_call(fn: Observer) -> Observer:
@@ -82,3 +87,14 @@ def keep_wire(on: bool) -> None:
 
 def wire_kept() -> bool:
     return _wire[0]
+
+
+def ask_before_spending(fn: Callable[[str], bool | None]) -> None:
+    """Register who answers the cost check: ``fn(question)`` returns True (send), False (declined) or None (no
+    one can answer here). One asker; registering again replaces it."""
+    _asker[:] = [fn]
+
+
+def may_spend(question: str) -> bool | None:
+    """The registered asker's answer to ``question``; None when nobody is registered."""
+    return _asker[0](question) if _asker else None

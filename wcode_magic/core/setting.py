@@ -16,7 +16,7 @@ from typing import Any, Literal
 from . import catalog
 from .errors import InvalidParameterError
 
-Kind = Literal["text", "model", "url", "key", "seconds", "count", "bool"]
+Kind = Literal["text", "model", "url", "key", "seconds", "count", "bool", "cny"]
 
 _BOOL_WORDS = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 
@@ -45,7 +45,9 @@ class Setting:
             "key": "the key as a non-empty string",
             "bool": "true or false",
         }.get(self.kind)
-        if words is None:
+        if words is None and self.kind == "cny":  # a cap of 0 would refuse every priced call: say "off" instead
+            words = f"an amount in CNY above 0, up to {_num(self.max)}"
+        elif words is None:
             unit = "a number of seconds" if self.kind == "seconds" else "an integer"
             words = f"{unit} from {_num(self.min)} to {_num(self.max)}"
         return words + (", or None" if self.none_ok or self.kind in ("text", "model", "url", "key") else "")
@@ -63,7 +65,7 @@ class Setting:
         by a door that forgot to."""
         spec = self if name is None else replace(self, name=name)
         if value is None:
-            if self.kind in ("seconds", "count", "bool") and not self.none_ok:
+            if self.kind in ("seconds", "count", "bool", "cny") and not self.none_ok:
                 raise spec.refuse(value)
             return None
         if self.kind in ("text", "model"):
@@ -88,6 +90,10 @@ class Setting:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not number or (self.kind == "count" and isinstance(value, float) and not value.is_integer()):
             raise spec.refuse(value)
+        if self.kind == "cny":
+            if not math.isfinite(value) or not (0 < value <= self.max):
+                raise spec.refuse(value)
+            return float(value)
         if not math.isfinite(value) or not (self.min <= value <= self.max):
             raise spec.refuse(value)
         return float(value) if self.kind == "seconds" else int(value)
@@ -108,6 +114,8 @@ class Setting:
             if text.lower() not in _BOOL_WORDS:
                 raise self.refuse(text)
             return _BOOL_WORDS[text.lower()]
+        if self.kind == "cny":
+            text = text.removeprefix("¥").strip()  # "¥5" as the footers write it
         try:
             number = float(text)  # "2.0" is 2 for a count, as 2.0 is in Python
         except ValueError:

@@ -124,6 +124,23 @@ class Settings:
         max=86400,
         none_ok=True,
     )
+    budget: float | None = setting(
+        None,
+        "cny",
+        "Session cap in CNY (None: no cap): a call or sweep whose worst case could pass what is left asks first in "
+        "a notebook and is refused elsewhere, before anything is sent (%wcode budget shows cap, spent, left).",
+        max=1_000_000,
+        none_ok=True,
+    )
+    warn_prompt_tokens: int | None = setting(
+        20_000,
+        "count",
+        "Warn (in a notebook: ask, on a priced model) before sending a prompt estimated above this many tokens, "
+        "once per conversation (None: never).",
+        min=1,
+        max=10_000_000,
+        none_ok=True,
+    )
     # the server ``api_key`` was configured with (its base_url then; None: the default server); it goes only there
     api_key_server: str | None = None
     _listeners: list[Callable[[str, Any], None]] = field(default_factory=list, repr=False)

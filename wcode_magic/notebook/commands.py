@@ -189,6 +189,7 @@ def config(args: list[str]) -> str:
         ("replay", f"{replaying[0]}{', strict' if replaying[1] else ''}, pace {replaying[2]}" if replaying else "off"),
         ("timeouts", f"gap {SESSION.gap_timeout:g} s, connect {SESSION.connect_timeout:g} s"),
         ("retries", f"{SESSION.max_retries}, waits capped at {SESSION.retry_cap_s:g} s"),
+        ("budget", f"¥{SESSION.budget:g} (%wcode budget shows what is left)" if SESSION.budget else "no cap"),
         ("conversations", convs),
     ]
     return "\n".join(f"{name:<14}{value}" for name, value in rows)
@@ -231,6 +232,28 @@ def usage(args: list[str]) -> Any:
 
     _no_args("usage", args)
     return totals()
+
+
+def budget_(args: list[str]) -> str:
+    """``budget 5`` caps the session at ¥5 (asks before passing it); ``budget off``; ``budget`` shows what is left."""
+    from ..core import budget
+
+    if len(args) > 1:
+        raise Misuse("%wcode budget takes one amount in CNY (e.g. %wcode budget 5), or off.")
+    if args:
+        try:
+            SESSION.update(budget=SETTINGS["budget"].parse(args[0]))
+        except InvalidParameterError as e:
+            raise CellError(f"%wcode budget: {e.message}") from None
+    cap, spent, held = SESSION.budget, budget.spent(), budget.reserved()
+    running = f", {budget.yuan(held)} held by calls still running" if held else ""
+    if cap is None:
+        return f"No budget cap ({budget.yuan(spent)} spent this session{running}); %wcode budget 5 sets one in CNY."
+    left = budget.left() or 0.0
+    return (
+        f"Budget {budget.yuan(cap)}: {budget.yuan(spent)} spent{running}, {budget.yuan(left)} left. A call or sweep "
+        "whose worst case could pass what is left asks first; %wcode budget off removes the cap."
+    )
 
 
 def record(args: list[str]) -> str:
@@ -346,6 +369,7 @@ COMMANDS: dict[str, Callable[[list[str]], Any]] = {
     "key": key,
     "history": history_,
     "usage": usage,
+    "budget": budget_,
     "record": record,
     "replay": replay,
     "reset": reset,

@@ -81,16 +81,19 @@ async def compare_async(line: str, cell: str | None) -> pd.DataFrame | None:
         view = CompareView(concurrency=opts.concurrency, **kwargs)
     except errors.InvalidParameterError as e:  # a value the model or the session refuses: nothing was sent
         raise CellError(f"{NAME}: {e.message}") from None
-    display(view)
-    view.start()
-    try:
-        df = await view.wait()
-    except asyncio.CancelledError:  # a kernel interrupt: stop every run, keep and return what arrived
-        task = asyncio.current_task()
-        if task is not None and hasattr(task, "uncancel"):  # Python 3.11+
-            task.uncancel()  # handled: the cell goes on to return the DataFrame
-        view.stop()
-        df = await view.wait()
+    from ..analysis.sweeps import cost_check
+
+    with cost_check(view.plan):  # in the cell, before anything is sent: asked here, the runs inherit the cover
+        display(view)
+        view.start()
+        try:
+            df = await view.wait()
+        except asyncio.CancelledError:  # a kernel interrupt: stop every run, keep and return what arrived
+            task = asyncio.current_task()
+            if task is not None and hasattr(task, "uncancel"):  # Python 3.11+
+                task.uncancel()  # handled: the cell goes on to return the DataFrame
+            view.stop()
+            df = await view.wait()
     return _keep(shell, opts, df)
 
 

@@ -26,7 +26,7 @@ from ..core import client, errors
 from ..core.conversations import CONVERSATIONS, Conversation
 from ..core.response import Response
 from ..core.settings import SESSION
-from . import flags
+from . import flags, spend
 from .interpolate import interpolate
 from .live import TOOL_EVENTS, CodeText, NotebookView, PlainText, TerminalView, View, code_blocks, is_rich
 
@@ -152,7 +152,8 @@ async def drive_async(shell: Any, call: Call, view: View, where: str | None = No
 
     view.begin(call.model)
     here = errors.tasks_warn_here(where)  # its warnings point at the cell, not at asyncio
-    task = asyncio.ensure_future(client.achat(on_event=on_event, **call.kwargs))
+    with spend.cell_waits():  # the cell waits for the call: its cost question may be asked in the cell
+        task = asyncio.ensure_future(client.achat(on_event=on_event, **call.kwargs))
     errors.tasks_warn_reset(here)
     try:
         while not task.done():
