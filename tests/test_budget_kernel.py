@@ -89,6 +89,17 @@ def test_a_compare_over_the_cap_asks_once_for_all_its_runs(k: Kernel, priced) ->
     assert priced.count == before + 2
 
 
+def test_a_compare_cell_over_the_cap_asks_before_its_columns_send_anything(k: Kernel, priced) -> None:
+    ok(k, "%wcode budget 0.0001")
+    cell = "%%compare -m r1 -m qwen3 --max-tokens 20 -o cmp\nhi"
+    before = priced.count
+    refused = run(k, cell)  # nobody can answer: refused, nothing sent
+    assert "BudgetError" in refused.text() and priced.count == before
+    sent = run(k, cell + "\n", stdin="y")
+    assert "Worst case: 2 runs" in sent.stdout and sent.error is None
+    assert value(k, "cmp.error.isna().all().item()") is True and priced.count == before + 2
+
+
 def test_in_a_notebook_run_by_nbclient_a_call_over_the_cap_is_refused(priced) -> None:
     import nbformat
     from nbclient import NotebookClient

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import html
 import time
 from dataclasses import dataclass, field
@@ -191,7 +192,7 @@ class CompareView:
         if concurrency is None:  # every run at once, as the columns promise (bounded by the connection pool)
             plan = sweeps.plan_compare(prompt, models, temperature, seed, n, grid=grid, **fixed)
             concurrency = min(len(plan.cells), sweeps.MAX_CONCURRENCY)
-            plan = sweeps.ComparePlan(plan.cells, plan.labels, plan.call, concurrency)
+            plan = dataclasses.replace(plan, concurrency=concurrency)
         else:
             plan = sweeps.plan_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, **fixed)
         self.plan = plan
