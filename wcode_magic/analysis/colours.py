@@ -46,7 +46,7 @@ def rgb(colour: str) -> tuple[float, float, float]:
     h = colour.lstrip("#")
     if len(h) == 3:
         h = "".join(c * 2 for c in h)
-    if len(h) != 6:
+    if len(h) != 6 or not all(c in "0123456789abcdefABCDEF" for c in h):
         raise ValueError(f"colour={colour!r} is not #rrggbb or #rgb")
     return (int(h[0:2], 16) / 255, int(h[2:4], 16) / 255, int(h[4:6], 16) / 255)
 

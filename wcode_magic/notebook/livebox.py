@@ -48,6 +48,7 @@ class LiveBox:
         self.touched = False  # the reader opened or closed the thinking: from now on only they do
         self._ours = False
         self._shown: tuple[str, str, str] = ("", "", "")
+        self._answering = False
         self.thinking.observe(self._toggled, names="selected_index")
 
     def _toggled(self, _change: Any) -> None:
@@ -68,7 +69,6 @@ class LiveBox:
 
     def show(self, above: str, reasoning: str, answer: str, *, answering: bool) -> None:
         """Bring the widgets up to date, sending only what changed."""
-        was_answering = bool(self._shown[2])
         if above != self._shown[0]:
             self.above.outputs = markdown_output(above) if above else ()
         if reasoning != self._shown[1]:
@@ -78,9 +78,9 @@ class LiveBox:
             self.thinking.titles = (title,)
         if answer != self._shown[2]:
             self.answer.outputs = markdown_output(answer) if answer else ()
-        if answering and not was_answering and not self.touched:
+        if answering and not self._answering and not self.touched:
             self._select(None)  # the answer is what to read now
-        self._shown = (above, reasoning, answer)
+        self._shown, self._answering = (above, reasoning, answer), answering
 
     def bundle(self, plain: str) -> dict[str, Any]:
         """The display bundle: the widget view, and plain text for front-ends without widgets."""
