@@ -13,7 +13,7 @@ from wcode_magic.analysis import colours, render
 from wcode_magic.analysis.colours import AA_CONTRAST, HEAT_DARK, HEAT_LIGHT, HEAT_TEXT, contrast_ratio, lightness
 from wcode_magic.core.params import PARAMS
 from wcode_magic.core.settings import SETTINGS
-from wcode_magic.notebook import livebox, theme
+from wcode_magic.notebook import controls, livebox, theme
 
 
 def test_contrast_ratio_matches_wcag():
@@ -110,7 +110,7 @@ def test_controls_fit_narrow_rows_instead_of_squeezing(session):
     try:
         for control in p.controls.controls.values():
             assert control.row.layout.flex_flow == "row wrap"
-            assert control.widget.layout.min_width == "360px"  # a slider's track stays >= 100 px
+            assert control.widget.layout.min_width == controls.CONTROL_MIN  # a slider's track stays >= 100 px
         assert p.controls.thinking.row.layout.flex_flow == "row wrap"
     finally:
         p.close()

@@ -27,12 +27,12 @@ MAX_TOP = 20
 BUDGET_BYTES = 900_000  # stay clear of Jupyter's 1 MB output limit, leaving room for the style and the note
 _SPAN_BYTES = len("<span class=b></span>")  # a token's span without its class digit and text
 _TITLE_BYTES = len(' title=""')
-# ten steps from "the model hesitated" (red) to "the model was sure" (pale in light, dark in dark): colours.py
+# ten steps from "the model hesitated" (red) to "the model was sure" (green, pale in light, dark in dark): colours.py
 DARK = 'body[data-jp-theme-light="false"]'  # JupyterLab marks its dark themes here; elsewhere the light scale
 LEGEND = {
-    "prob": "colour: probability of the sampled token (red = unlikely, pale = likely)",
-    "entropy": "colour: entropy of the returned alternatives, a lower bound (red = spread out, pale = peaked)",
-    "rank": "colour: rank of the sampled token among the alternatives (pale = 1st, red = 6th or not listed)",
+    "prob": "colour: probability of the sampled token (red = unlikely, through brown to green = likely)",
+    "entropy": "colour: entropy of the returned alternatives, a lower bound (red = spread out, green = peaked)",
+    "rank": "colour: rank of the sampled token among the alternatives (green = 1st, red = 6th or not listed)",
 }
 _VISIBLE = str.maketrans({" ": "·", "\t": "→", "\r": "␍", "\n": "↵\n"})
 _MAX_ENTROPY = math.log(MAX_TOP)
@@ -77,7 +77,7 @@ def _check(color_by: str, top: int) -> None:
 
 
 def bucket(color_by: str, prob: float, entropy: float, rank: float) -> int:
-    """0 (red: worth a look) .. 9 (pale: unremarkable) for one token."""
+    """0 (red: worth a look) .. 9 (green: unremarkable) for one token."""
     if color_by == "prob":
         return min(9, int(prob * 10))
     if color_by == "entropy":

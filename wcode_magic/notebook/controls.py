@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 # The thinking switch is a composite control (switch + effort), built by ThinkingControl, not per-Param.
 COMPOSITE = frozenset({"reasoning"})
 UNSET = ""  # what an empty text box or an "unset" choice holds
-# Fit (issue 16: at 800 px sliders shrank to a dot): a control's box stays between these; its row wraps instead.
-# 360 px leaves a slider's track >= 100 px beside its 150 px description and its readout.
+# Fit (issue 16: at 800 px sliders shrank to a dot): a control's box stays between these and its row wraps
+# instead; 360 px leaves a slider's track >= 100 px beside its 150 px description and its readout, and in a
+# narrower notebook the control takes the row's whole width (less its 2 px margins) rather than sticking out.
 DESCRIPTION_WIDTH = "150px"
-CONTROL_MIN, CONTROL_MAX = "360px", "480px"
+CONTROL_MIN, CONTROL_MAX = "min(calc(100% - 4px), 360px)", "480px"
 ROW: dict[str, str] = {"flex_flow": "row wrap", "align_items": "center", "width": "100%"}
 
 
@@ -231,7 +232,9 @@ class Control:
         self.widget.add_class(f"wm-param-{p.name}")
         self.marker = w.HTML(layout=w.Layout(flex="1 1 150px"))
         self.marker.add_class("wm-marker")
-        self.reset = w.Button(icon="undo", tooltip=f"Back to the default ({default_text(p)}): not sent")
+        self.reset = w.Button(
+            icon="undo", tooltip=f"Back to the default ({default_text(p)}): not sent", layout=w.Layout(width="auto")
+        )
         self.reset.add_class("wm-reset")
         self.reset.on_click(lambda _b: self.set(None))
         self.row = w.HBox([self.widget, self.reset, self.marker], layout=ROW)

@@ -41,10 +41,16 @@ _RULES = (
     ".widget-hbox{flex-wrap:wrap;row-gap:4px;max-width:100%}"
     ".jupyter-button{flex:0 0 auto;min-width:max-content;overflow:visible}"
     ".jupyter-button.wm-reset{min-width:32px;padding:0 8px}"
-    ".widget-text,.widget-textarea,.widget-dropdown,.widget-hslider,.widget-checkbox{max-width:100%}"
+    ".widget-text,.widget-textarea,.widget-dropdown,.widget-hslider,.widget-checkbox"
+    "{max-width:calc(100% - 2 * var(--jp-widgets-margin,2px))}"
+    # a slider in a narrow notebook puts its track and readout under its name rather than shrinking the track
+    ".widget-hslider{flex-wrap:wrap;row-gap:2px;height:auto;min-height:var(--jp-widgets-inline-height,28px)}"
+    ".widget-hslider .slider-container{flex:1 1 160px;min-width:160px}"
     ".wm-marker{min-width:0}"
     ".wm-marker .widget-html-content{line-height:1.3}"
     ".lm-TabBar-tab{flex:0 0 auto;min-width:max-content}"
+    # ipywidgets draws inactive tab titles in --jp-ui-font-color2 on --jp-layout-color2: 4.4:1 in Light
+    ".lm-TabBar .lm-TabBar-tab .lm-TabBar-tabLabel{color:var(--wm-fg)}"
     ".lm-TabBar-content{flex-wrap:wrap}"
 )
 
