@@ -124,8 +124,8 @@ class NotebookView:
 
     Once thinking streams (Markdown and code formats), the output shows a ``LiveBox`` of widgets instead, updated
     in place so the reader's open/closed choice on the thinking holds; the output itself is re-sent only when the
-    phase changes (its plain text says thinking or answering) and at the end, as static Markdown that keeps the
-    reader's choice.
+    phase changes (thinking, answering, a tool step) and at the end, as static Markdown that keeps the reader's
+    choice.
     """
 
     def __init__(self, fmt: str = "markdown", per_second: float = 15.0, shell: Any = None) -> None:
@@ -137,7 +137,7 @@ class NotebookView:
         self.run: ToolRun | None = None  # a tool loop's record, drawn above the step that streams
         self._now = False
         self.live: LiveBox | None = None
-        self._answering: bool | None = None  # the phase the output last announced, while ``live`` shows
+        self._phase: tuple[bool, int] | None = None  # (answering, tool turns) last announced while ``live`` shows
         self.choice: bool | None = None  # the reader's open/closed choice on the thinking, kept at the end
 
     def _bundle(self, markdown: str, plain: str) -> dict[str, str]:
@@ -199,16 +199,24 @@ class NotebookView:
         self._show(self._steps(markdown, plain, response, running=True))
 
     def _update_live(self, response: Response, footer: str, plain: str) -> None:
-        """The widgets follow the stream; the output itself is re-sent only when the phase changes."""
+        """The widgets follow the stream; the output itself is re-sent only when the phase changes (thinking,
+        answering, a tool step), with a Markdown snapshot beside the widget for front-ends without widgets."""
         answer = render_markdown("", response.text, footer, streaming=True, fmt=self.fmt)
-        above_md, above_plain, answer, _, shown = self._split(answer, plain, response, running=True)
+        above_md, _, answer, _, shown = self._split(answer, plain, response, running=True)
         if self.live is None:
             self.live = LiveBox()
-        answering = bool(response.text)
-        self.live.show(above_md, shown.reasoning if shown is not None else "", answer, answering=answering)
-        if answering != self._answering:
-            self._answering = answering
-            self._show(self.live.bundle(f"{above_plain}\n{plain}" if above_plain else plain))
+        reasoning = shown.reasoning if shown is not None else ""
+        self.live.show(above_md, reasoning, answer, answering=bool(response.text))
+        phase = (bool(response.text), len(self.run.turns) if self.run is not None else 0)
+        if phase != self._phase:
+            self._phase = phase
+            snapshot = self._steps(
+                render_markdown(reasoning, response.text, footer, streaming=True, fmt=self.fmt),
+                plain,
+                response,
+                running=True,
+            )
+            self._show({**snapshot, **self.live.bundle(snapshot["text/plain"])})
 
     def _final(self, bundle: dict[str, Any]) -> dict[str, Any]:
         """A static bundle with the thinking open or closed as the reader left it."""

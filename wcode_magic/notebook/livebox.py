@@ -83,7 +83,7 @@ class LiveBox:
         self._shown, self._answering = (above, reasoning, answer), answering
 
     def bundle(self, plain: str) -> dict[str, Any]:
-        """The display bundle: the widget view, and plain text for front-ends without widgets."""
+        """The widget view's display bundle, with ``plain`` as its text for front-ends without widgets."""
         return {**self.box._repr_mimebundle_(), "text/plain": plain}
 
     def close(self) -> None:
