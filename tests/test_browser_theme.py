@@ -159,6 +159,17 @@ HEAT = (
 }"""
 )
 
+# Help on hover: each control (its box, its label or its input) and each reset button carries a title; returns
+# the ones without. Text views (HTML), the prompt box (its placeholder says what to do) and the action buttons
+# need none.
+HELP = """() => [...document.querySelectorAll('.wm-panel .widget-inline-hbox:not(.wm-prompt):not(.widget-html), .wm-panel .wm-reset')]
+  .filter((el) => el.getBoundingClientRect().width > 0)
+  .filter((el) => ![el, ...el.querySelectorAll('[title]')]
+    .some((e) => (e.getAttribute('title') || '').trim().length > 10)
+      && !(el.previousElementSibling && el.previousElementSibling.matches('.wm-name')
+           && el.previousElementSibling.querySelector('[title]')))
+  .map((el) => `${[...el.classList].filter((c) => c.startsWith('wm-')).join('.')} "${el.innerText.trim().slice(0, 30)}"`)"""
+
 WRAP = """(sel) => [...document.querySelectorAll(sel)].map((el) => {
   const s = getComputedStyle(el); return [s.whiteSpace, s.wordBreak, s.overflowWrap];
 })"""
@@ -271,6 +282,7 @@ def _measure(page, theme: str, width: int, height: int) -> None:
         fit = page.evaluate(FIT)
         assert not fit["bad"], f"{where}, tab {i}: {fit['bad']}"
         assert all(t >= 100 for t in fit["tracks"]), f"{where}, tab {i}: slider tracks {fit['tracks']}"
+        assert page.evaluate(HELP) == [], f"{where}, tab {i}: controls without help"
         contrast = page.evaluate(CONTRAST, [".wm-panel"])
         assert contrast["checked"] > 10 and not contrast["bad"], f"{where}, tab {i}: {contrast['bad']}"
     if tabs.count():

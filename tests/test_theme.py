@@ -4,6 +4,7 @@ tests/test_browser_theme.py measures the same promises on the rendered page in J
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 
@@ -93,12 +94,18 @@ def test_every_control_has_help_from_its_declaration(session):
         for name, control in p.controls.controls.items():
             assert PARAMS[name].help in control.widget.tooltip, name
             assert control.reset.tooltip, name
+            # shown on hover: ipywidgets 8 titles a slider's label itself; other kinds carry it in their name
+            shown = "".join(str(getattr(c, "value", "")) for c in control.row.children) + control.widget.description
+            if control.kind not in ("float_slider", "int_slider"):
+                assert f'title="{html.escape(control.widget.tooltip, quote=True)}"' in shown, name
         for widget in (p.controls.thinking.switch, p.controls.thinking.effort):
             assert PARAMS["reasoning"].help in widget.tooltip
         for widget, setting in ((p.model_pick, "model"), (p.model_text, "model"), (p.base_url, "base_url")):
             assert widget.tooltip == SETTINGS[setting].help
         assert p.system.tooltip == SETTINGS["system"].help
         assert p.extra_body.tooltip and p.schema.tooltip
+        for widget in (p.model_pick, p.base_url, p.system, p.extra_body, p.schema, p.controls.thinking.switch):
+            assert widget.description_allow_html and "title=" in widget.description
     finally:
         p.close()
 
@@ -110,7 +117,8 @@ def test_controls_fit_narrow_rows_instead_of_squeezing(session):
     try:
         for control in p.controls.controls.values():
             assert control.row.layout.flex_flow == "row wrap"
-            assert control.widget.layout.min_width == controls.CONTROL_MIN  # a slider's track stays >= 100 px
+            if control.kind != "checkbox":  # a checkbox is as wide as its box
+                assert control.widget.layout.min_width == controls.CONTROL_MIN  # a slider's track stays >= 100 px
         assert p.controls.thinking.row.layout.flex_flow == "row wrap"
     finally:
         p.close()

@@ -10,6 +10,7 @@ builds the ipywidgets (imported lazily) and keeps them in step with ``SESSION.pa
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -218,7 +219,9 @@ class Control:
                 **common,
             )
         elif self.kind == "checkbox":
-            self.widget = w.Checkbox(value=bool(p.default), indent=True, **common)
+            # A checkbox shows no tooltip beside a description (ipywidgets 8): its name is a label of its own.
+            common.update(description="", layout=w.Layout(width="auto"))
+            self.widget = w.Checkbox(value=bool(p.default), indent=False, **common)
         elif self.kind == "tristate":
             self.widget = w.Dropdown(options=[("not set", UNSET), ("true", "true"), ("false", "false")], **common)
         elif self.kind == "dropdown":
@@ -237,7 +240,12 @@ class Control:
         )
         self.reset.add_class("wm-reset")
         self.reset.on_click(lambda _b: self.set(None))
-        self.row = w.HBox([self.widget, self.reset, self.marker], layout=ROW)
+        parts = [self.widget, self.reset, self.marker]
+        if self.kind == "checkbox":
+            name = w.HTML(_described(p.name, common["tooltip"]), layout=w.Layout(width=DESCRIPTION_WIDTH))
+            name.add_class("wm-name")
+            parts.insert(0, name)
+        self.row = w.HBox(parts, layout=ROW)
         self.error: InvalidParameterError | None = None
         self.mark()
 
@@ -263,6 +271,32 @@ class Control:
             self.marker.value = f"<span class='wm-muted'>default {default_text(self.param)}</span>"
         else:
             self.marker.value = f"<b>sent</b> <span class='wm-muted'>(default {default_text(self.param)})</span>"
+
+
+def _described(name: str, help_text: str) -> str:
+    return f'<span title="{html.escape(help_text, quote=True)}">{html.escape(name)}</span>'
+
+
+def show_help(root: Any) -> None:
+    """Make every described control in ``root``'s tree show its tooltip on hover.
+
+    ipywidgets 8 puts the tooltip on a slider's label, but a text box, dropdown or text area with a description
+    drops it (issue 16: help only on the sliders). Their description becomes an HTML span titled with the help,
+    so hovering the name shows it, as on the sliders; the help text itself stays in one place, the tooltip.
+    """
+    import ipywidgets as w
+
+    stack = [root]
+    while stack:
+        widget = stack.pop()
+        stack.extend(getattr(widget, "children", ()))
+        tip, name = getattr(widget, "tooltip", None), getattr(widget, "description", "")
+        if not (tip and name and hasattr(widget, "description_allow_html")) or widget.description_allow_html:
+            continue
+        if isinstance(widget, (w.Checkbox, w.FloatSlider, w.IntSlider)):
+            continue  # a slider's label shows it already; a checkbox's name is its own label (Control)
+        widget.description = _described(name, tip)
+        widget.description_allow_html = True
 
 
 def _example(p: Param) -> str:

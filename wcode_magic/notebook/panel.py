@@ -28,7 +28,7 @@ from ..core.session import is_bundled_local
 from ..core.settings import SESSION, SETTINGS, Settings, configure
 from ..core.stream import Event
 from . import codegen, theme, toolview
-from .controls import SCHEMA_EXAMPLE, ParamControls, schema_value
+from .controls import SCHEMA_EXAMPLE, ParamControls, schema_value, show_help
 from .throttle import Throttle
 
 if TYPE_CHECKING:
@@ -275,6 +275,7 @@ class Panel:
             ]
         )
         self.widget.add_class("wm-panel")
+        show_help(self.widget)
 
         self._show_settings()
         self.model_pick.observe(lambda _c: self._model_changed(), names="value")

@@ -47,6 +47,7 @@ _RULES = (
     ".widget-hslider{flex-wrap:wrap;row-gap:2px;height:auto;min-height:var(--jp-widgets-inline-height,28px)}"
     ".widget-hslider .slider-container{flex:1 1 160px;min-width:160px}"
     ".wm-marker{min-width:0}"
+    ".wm-name{text-align:right;padding-right:8px;box-sizing:border-box}"
     ".wm-marker .widget-html-content{line-height:1.3}"
     ".lm-TabBar-tab{flex:0 0 auto;min-width:max-content}"
     # ipywidgets draws inactive tab titles in --jp-ui-font-color2 on --jp-layout-color2: 4.4:1 in Light
