@@ -13,8 +13,9 @@ import pytest
 from wcode_magic.analysis import colours, render
 from wcode_magic.analysis.colours import AA_CONTRAST, HEAT_DARK, HEAT_LIGHT, HEAT_TEXT, contrast_ratio, lightness
 from wcode_magic.core.params import PARAMS
+from wcode_magic.core.response import Response
 from wcode_magic.core.settings import SETTINGS
-from wcode_magic.notebook import controls, livebox, theme
+from wcode_magic.notebook import controls, live, livebox, theme
 
 
 def test_contrast_ratio_matches_wcag():
@@ -179,3 +180,42 @@ def test_static_view_keeps_the_choice():
     assert livebox.keep_choice(md, False) == md
     opened = livebox.keep_choice(md, True)
     assert opened.startswith("<details open><summary>Thinking (2 words)") and livebox.keep_choice(opened, False) == md
+
+
+class _Recorded(live.NotebookView):
+    """The notebook view with its output recorded instead of displayed (no kernel here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[dict] = []
+
+    def _show(self, bundle: dict, metadata: dict | None = None) -> None:
+        self.shown.append(bundle)
+
+
+def _feed(r: Response, **delta: str) -> None:
+    r.feed({"choices": [{"index": 0, "delta": delta}]})
+
+
+def test_chat_view_streams_thinking_in_widgets_and_ends_static_with_the_readers_choice():
+    view = _Recorded()
+    r = Response({"model": "m"})
+    _feed(r, reasoning="First I think")
+    view.update(r)
+    assert view.live is not None and "application/vnd.jupyter.widget-view+json" in view.shown[-1]
+    for word in (" more", " and more"):
+        _feed(r, reasoning=word)
+        view._now = True  # past the throttle
+        view.update(r)
+    assert len(view.shown) == 1, "the output is not re-sent while the thinking grows: only the widgets change"
+    _feed(r, content="The answer")
+    view._now = True
+    view.update(r)
+    assert len(view.shown) == 2 and view.live.thinking.selected_index is None, "closed as the answer starts"
+    view.live.thinking.selected_index = 0  # the reader opens it again
+    r.finish(complete=True)
+    live_box = view.live
+    view.finish(r)
+    final = view.shown[-1]
+    assert "widget-view" not in str(final) and "<details open><summary>Thinking" in final["text/markdown"]
+    assert view.live is None and live_box.box.comm is None, "the widgets are closed once the output is static"
