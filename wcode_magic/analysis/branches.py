@@ -21,7 +21,8 @@ from typing import Any
 from ..core import prefill
 from ..core.errors import InvalidParameterError
 from ..core.response import Response
-from .render import PALETTE, bucket, visible
+from .colours import HEAT_LIGHT as PALETTE
+from .render import bucket, visible
 from .tokentext import texts_from
 
 MAX_N = 20

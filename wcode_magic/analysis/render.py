@@ -3,7 +3,10 @@
 Each token is a span coloured by its probability, the entropy of its alternatives, or its rank; hovering shows
 the top alternatives with their probabilities (a plain ``title`` tooltip: no JavaScript, so it works in every
 front-end). Spaces, tabs and newlines are drawn (``·``, ``→``, ``↵``) because where a token starts matters.
-Jupyter drops outputs over ~1 MB, so colours are CSS classes (not inline styles) and the view keeps to a byte
+A space glyph is followed by ``<wbr>``: the view has no real spaces, so without it a line could only break
+mid-word. Colours follow the theme: a light and a dark scale (``colours``), text colours from JupyterLab's CSS
+variables with fallbacks, so a saved notebook opened without JupyterLab still reads. Jupyter drops outputs over
+~1 MB, so colours are CSS classes (not inline styles) and the view keeps to a byte
 budget: the whole answer first, then as many hover texts as fit (least likely tokens first), with a note saying
 what was left out.
 """
@@ -17,29 +20,19 @@ from typing import Any
 
 from ..core.errors import InvalidParameterError
 from ..core.response import Response
+from .colours import HEAT_DARK, HEAT_LIGHT, HEAT_TEXT
 
 COLOR_BY = ("prob", "entropy", "rank")
 MAX_TOP = 20
 BUDGET_BYTES = 900_000  # stay clear of Jupyter's 1 MB output limit, leaving room for the style and the note
 _SPAN_BYTES = len("<span class=b></span>")  # a token's span without its class digit and text
 _TITLE_BYTES = len(' title=""')
-# ten steps from "the model hesitated" (red) to "the model was sure" (pale)
-PALETTE = (
-    "#d73027",
-    "#f46d43",
-    "#fdae61",
-    "#fdd49e",
-    "#fee8c8",
-    "#fff7bc",
-    "#e5f5e0",
-    "#d9f0d3",
-    "#edf8e9",
-    "#f7fcf5",
-)
+# ten steps from "the model hesitated" (red) to "the model was sure" (green, pale in light, dark in dark): colours.py
+DARK = 'body[data-jp-theme-light="false"]'  # JupyterLab marks its dark themes here; elsewhere the light scale
 LEGEND = {
-    "prob": "colour: probability of the sampled token (red = unlikely, pale = likely)",
-    "entropy": "colour: entropy of the returned alternatives, a lower bound (red = spread out, pale = peaked)",
-    "rank": "colour: rank of the sampled token among the alternatives (pale = 1st, red = 6th or not listed)",
+    "prob": "colour: probability of the sampled token (red = unlikely, through brown to green = likely)",
+    "entropy": "colour: entropy of the returned alternatives, a lower bound (red = spread out, green = peaked)",
+    "rank": "colour: rank of the sampled token among the alternatives (green = 1st, red = 6th or not listed)",
 }
 _VISIBLE = str.maketrans({" ": "·", "\t": "→", "\r": "␍", "\n": "↵\n"})
 _MAX_ENTROPY = math.log(MAX_TOP)
@@ -84,7 +77,7 @@ def _check(color_by: str, top: int) -> None:
 
 
 def bucket(color_by: str, prob: float, entropy: float, rank: float) -> int:
-    """0 (red: worth a look) .. 9 (pale: unremarkable) for one token."""
+    """0 (red: worth a look) .. 9 (green: unremarkable) for one token."""
     if color_by == "prob":
         return min(9, int(prob * 10))
     if color_by == "entropy":
@@ -123,12 +116,22 @@ def _title(
 
 
 def _style() -> str:
-    rules = "".join(f".wm-tk .b{i}{{background:{c}}}" for i, c in enumerate(PALETTE))
+    """The view's stylesheet: both colour scales (the dark one under JupyterLab's dark themes), words kept whole."""
+    light = "".join(f".wm-tk .b{i}{{background:{c}}}" for i, c in enumerate(HEAT_LIGHT))
+    dark = "".join(f"{DARK} .wm-tk .b{i}{{background:{c}}}" for i, c in enumerate(HEAT_DARK))
     return (
-        "<style>.wm-tk{font-family:monospace;white-space:pre-wrap;overflow-wrap:anywhere;line-height:1.7}"
-        ".wm-tk span{border-right:1px solid #0001;color:#000}.wm-tk .wm-note{color:#666;font-size:85%}"
-        f"{rules}</style>"
+        "<style>.wm-tk{font-family:var(--jp-code-font-family,monospace);white-space:pre-wrap;word-break:normal;"
+        "overflow-wrap:break-word;line-height:1.7}"
+        f".wm-tk span{{border-right:1px solid rgba(128,128,128,.3);color:{HEAT_TEXT['light']}}}"
+        f"{DARK} .wm-tk span{{color:{HEAT_TEXT['dark']}}}"
+        ".wm-tk .wm-note{color:var(--jp-ui-font-color1,#333);font-size:85%}"
+        f"{light}{dark}</style>"
     )
+
+
+def _body(text: str) -> str:
+    """A token as shown: whitespace drawn, escaped, and a line break allowed after each drawn space or tab."""
+    return html.escape(visible(text)).replace("·", "·<wbr>").replace("→", "→<wbr>")
 
 
 def show_tokens(response: Response, color_by: str = "prob", top: int = 5) -> TokenView:
@@ -156,7 +159,7 @@ def show_tokens(response: Response, color_by: str = "prob", top: int = 5) -> Tok
     bodies: list[str] = []
     classes: list[int] = []
     for pos in range(total):
-        body = html.escape(visible(texts[pos]))
+        body = _body(texts[pos])
         cls = bucket(color_by, probs[pos], entropies[pos], ranks[pos])
         size += len(body.encode()) + _SPAN_BYTES + len(str(cls))
         if size > BUDGET_BYTES:

@@ -10,6 +10,7 @@ builds the ipywidgets (imported lazily) and keeps them in step with ``SESSION.pa
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
 # The thinking switch is a composite control (switch + effort), built by ThinkingControl, not per-Param.
 COMPOSITE = frozenset({"reasoning"})
 UNSET = ""  # what an empty text box or an "unset" choice holds
+# Fit (issue 16: at 800 px sliders shrank to a dot): a control's box stays between these and its row wraps
+# instead; 360 px leaves a slider's track >= 100 px beside its 150 px description and its readout, and in a
+# narrower notebook the control takes the row's whole width (less its 2 px margins) rather than sticking out.
+DESCRIPTION_WIDTH = "150px"
+CONTROL_MIN, CONTROL_MAX = "min(calc(100% - 4px), 360px)", "480px"
+ROW: dict[str, str] = {"flex_flow": "row wrap", "align_items": "center", "width": "100%"}
 
 
 def widget_kind(p: Param) -> str:
@@ -187,8 +194,9 @@ class Control:
         common: dict[str, Any] = {
             "description": p.name,
             "tooltip": tooltip(p),
-            "style": {"description_width": "150px"},
-            "layout": w.Layout(width="420px"),
+            "style": {"description_width": DESCRIPTION_WIDTH},
+            # grows to its row, never below what a slider needs to stay usable (theme.py lets the row wrap)
+            "layout": w.Layout(flex="1 1 auto", width="auto", min_width=CONTROL_MIN, max_width=CONTROL_MAX),
         }
         self.widget: ipywidgets.ValueWidget
         if self.kind == "float_slider":
@@ -211,7 +219,9 @@ class Control:
                 **common,
             )
         elif self.kind == "checkbox":
-            self.widget = w.Checkbox(value=bool(p.default), indent=True, **common)
+            # A checkbox shows no tooltip beside a description (ipywidgets 8): its name is a label of its own.
+            common.update(description="", layout=w.Layout(width="auto"))
+            self.widget = w.Checkbox(value=bool(p.default), indent=False, **common)
         elif self.kind == "tristate":
             self.widget = w.Dropdown(options=[("not set", UNSET), ("true", "true"), ("false", "false")], **common)
         elif self.kind == "dropdown":
@@ -223,12 +233,19 @@ class Control:
         else:
             self.widget = w.Text(placeholder=f"{default_text(p)} (default)", continuous_update=False, **common)
         self.widget.add_class(f"wm-param-{p.name}")
-        self.marker = w.HTML(layout=w.Layout(width="190px"))
+        self.marker = w.HTML(layout=w.Layout(flex="1 1 150px"))
+        self.marker.add_class("wm-marker")
         self.reset = w.Button(
-            icon="undo", tooltip=f"Back to the default ({default_text(p)}): not sent", layout=w.Layout(width="34px")
+            icon="undo", tooltip=f"Back to the default ({default_text(p)}): not sent", layout=w.Layout(width="auto")
         )
+        self.reset.add_class("wm-reset")
         self.reset.on_click(lambda _b: self.set(None))
-        self.row = w.HBox([self.widget, self.reset, self.marker])
+        parts = [self.widget, self.reset, self.marker]
+        if self.kind == "checkbox":
+            name = w.HTML(_described(p.name, common["tooltip"]), layout=w.Layout(width=DESCRIPTION_WIDTH))
+            name.add_class("wm-name")
+            parts.insert(0, name)
+        self.row = w.HBox(parts, layout=ROW)
         self.error: InvalidParameterError | None = None
         self.mark()
 
@@ -244,16 +261,42 @@ class Control:
         """Say whether the value is the default (not sent), sent, or not valid."""
         self.error = error
         if error is not None:
-            self.marker.value = "<span style='color:#b00020'>not valid: not sent</span>"
+            self.marker.value = "<span class='wm-invalid'>not valid: not sent</span>"
             return
         try:
             value = self.get()
         except InvalidParameterError:
             value = None
         if value is None:
-            self.marker.value = f"<span style='color:gray'>default {default_text(self.param)}</span>"
+            self.marker.value = f"<span class='wm-muted'>default {default_text(self.param)}</span>"
         else:
-            self.marker.value = f"<b>sent</b> <span style='color:gray'>(default {default_text(self.param)})</span>"
+            self.marker.value = f"<b>sent</b> <span class='wm-muted'>(default {default_text(self.param)})</span>"
+
+
+def _described(name: str, help_text: str) -> str:
+    return f'<span title="{html.escape(help_text, quote=True)}">{html.escape(name)}</span>'
+
+
+def show_help(root: Any) -> None:
+    """Make every described control in ``root``'s tree show its tooltip on hover.
+
+    ipywidgets 8 puts the tooltip on a slider's label, but a text box, dropdown or text area with a description
+    drops it (issue 16: help only on the sliders). Their description becomes an HTML span titled with the help,
+    so hovering the name shows it, as on the sliders; the help text itself stays in one place, the tooltip.
+    """
+    import ipywidgets as w
+
+    stack = [root]
+    while stack:
+        widget = stack.pop()
+        stack.extend(getattr(widget, "children", ()))
+        tip, name = getattr(widget, "tooltip", None), getattr(widget, "description", "")
+        if not (tip and name and hasattr(widget, "description_allow_html")) or widget.description_allow_html:
+            continue
+        if isinstance(widget, (w.Checkbox, w.FloatSlider, w.IntSlider)):
+            continue  # a slider's label shows it already; a checkbox's name is its own label (Control)
+        widget.description = _described(name, tip)
+        widget.description_allow_html = True
 
 
 def _example(p: Param) -> str:
@@ -273,19 +316,19 @@ class ThinkingControl:
             description="thinking",
             tooltip=tooltip(p),
             style=style,
-            layout=w.Layout(width="240px"),
+            layout=w.Layout(width="240px", min_width="200px"),
         )
         self.effort = w.Dropdown(
             options=[("default", UNSET)] + [(e, e) for e in EFFORTS],
             description="effort",
             tooltip=tooltip(p),
             style=style,
-            layout=w.Layout(width="200px"),
+            layout=w.Layout(width="200px", min_width="170px"),
         )
         self.switch.add_class("wm-thinking-switch")
         self.effort.add_class("wm-effort")
-        self.note = w.HTML()
-        self.row = w.HBox([self.switch, self.effort, self.note])
+        self.note = w.HTML(layout=w.Layout(flex="1 1 200px"))
+        self.row = w.HBox([self.switch, self.effort, self.note], layout=ROW)
         self.extra: dict[str, Any] = {}
 
     def get(self) -> dict[str, Any] | None:
@@ -301,9 +344,9 @@ class ThinkingControl:
         if can:
             self.note.value = ""
         elif thinking is None:
-            self.note.value = "<span style='color:gray'>unknown model: no thinking switch</span>"
+            self.note.value = "<span class='wm-muted'>unknown model: no thinking switch</span>"
         else:
-            self.note.value = f"<span style='color:gray'>this model's thinking is {thinking}: no switch</span>"
+            self.note.value = f"<span class='wm-muted'>this model's thinking is {thinking}: no switch</span>"
 
 
 class ParamControls:
@@ -395,11 +438,19 @@ class ParamControls:
             return
         with self._quietly():
             self._session.set_param(name, value)
+            # One rule, kept from both sides: top_logprobs set means logprobs on (the API refuses the one without
+            # the other), so no Send is refused for a combination the controls let the user make.
             if name == "top_logprobs" and value and not self.controls["logprobs"].get():
-                # Alternatives need logprobs on: tick it rather than fail at Send.
-                self.controls["logprobs"].set(True)
-                self.controls["logprobs"].mark()
-                self._session.set_param("logprobs", True)
+                self._also("logprobs", True)  # alternatives asked for: tick logprobs
+            elif name == "logprobs" and not value and self.controls["top_logprobs"].get():
+                self._also("top_logprobs", None)  # logprobs unticked: alternatives back to none
+
+    def _also(self, name: str, value: Any) -> None:
+        """Move a second control (and the session) along with the one the user changed."""
+        assert self._session is not None
+        self.controls[name].set(value)
+        self.controls[name].mark()
+        self._session.set_param(name, value)
 
     def _quietly(self) -> _Quiet:
         return _Quiet(self)

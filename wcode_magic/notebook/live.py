@@ -17,6 +17,7 @@ from ..core.response import Response
 from ..core.stream import Event
 from ..core.toolloop import ToolRun
 from . import toolview
+from .livebox import LiveBox, keep_choice
 from .throttle import Throttle
 
 TOOL_EVENTS = ("tools", "tool_call_ready", "tool_result")  # a tool loop's own events (core/toolloop.py)
@@ -120,6 +121,11 @@ class NotebookView:
     The result goes into the same output rather than a separate ``Out[n]``: emptying the live output and then
     returning the result would leave an empty output in the saved notebook, and clearing the cell's outputs
     would take earlier warnings with it.
+
+    Once thinking streams (Markdown and code formats), the output shows a ``LiveBox`` of widgets instead, updated
+    in place so the reader's open/closed choice on the thinking holds; the output itself is re-sent only when the
+    phase changes (thinking, answering, a tool step) and at the end, as static Markdown that keeps the reader's
+    choice.
     """
 
     def __init__(self, fmt: str = "markdown", per_second: float = 15.0, shell: Any = None) -> None:
@@ -130,6 +136,9 @@ class NotebookView:
         self._shown: tuple[int, int, int] = (0, 0, 0)
         self.run: ToolRun | None = None  # a tool loop's record, drawn above the step that streams
         self._now = False
+        self.live: LiveBox | None = None
+        self._phase: tuple[bool, int] | None = None  # (answering, tool turns) last announced while ``live`` shows
+        self.choice: bool | None = None  # the reader's open/closed choice on the thinking, kept at the end
 
     def _bundle(self, markdown: str, plain: str) -> dict[str, str]:
         if self.fmt == "text":
@@ -153,17 +162,24 @@ class NotebookView:
             self.run = event.value
         self._now = True  # a call or a result shows at once, not when the throttle next allows
 
-    def _steps(self, markdown: str, plain: str, response: Response | None, *, running: bool) -> dict[str, str]:
-        """The bundle, with a tool loop's finished steps above the Response shown."""
+    def _split(
+        self, markdown: str, plain: str, response: Response | None, *, running: bool
+    ) -> tuple[str, str, str, str, Response | None]:
+        """A tool loop's finished steps (Markdown, plain) to draw above the Response shown, and what it shows."""
         run = self.run
         if run is None or not run.turns:
-            return self._bundle(markdown, plain)
+            return "", "", markdown, plain, response
         if response is not None and response.tool_calls and any(response is s for s in run.steps):
             # its calls are running: drawn with the steps above, and nothing streams below
             what = f"{response.model or '?'} · running {', '.join(str(c['function']['name']) for c in response.tool_calls)}…"
             markdown, plain, response = f"<sub>{html.escape(what)}</sub>", what, None
         above_md = toolview.markdown(run.turns, run.steps, response, running=running)
         above_plain = toolview.plain(run.turns, run.steps, response)
+        return above_md, above_plain, markdown, plain, response
+
+    def _steps(self, markdown: str, plain: str, response: Response | None, *, running: bool) -> dict[str, str]:
+        """The bundle, with a tool loop's finished steps above the Response shown."""
+        above_md, above_plain, markdown, plain, _ = self._split(markdown, plain, response, running=running)
         return self._bundle(
             f"{above_md}\n{markdown}" if above_md else markdown, f"{above_plain}\n{plain}" if above_plain else plain
         )
@@ -175,29 +191,62 @@ class NotebookView:
             return
         self._shown, self._now = size, False
         footer = streaming_footer(response)
-        self._show(
-            self._steps(
-                render_markdown(reasoning, text, footer, streaming=True, fmt=self.fmt),
-                render_plain(reasoning, text, footer),
+        plain = render_plain(reasoning, text, footer)
+        if self.live is not None or (reasoning and self.fmt != "text"):
+            self._update_live(response, footer, plain)
+            return
+        markdown = render_markdown(reasoning, text, footer, streaming=True, fmt=self.fmt)
+        self._show(self._steps(markdown, plain, response, running=True))
+
+    def _update_live(self, response: Response, footer: str, plain: str) -> None:
+        """The widgets follow the stream; the output itself is re-sent only when the phase changes (thinking,
+        answering, a tool step), with a Markdown snapshot beside the widget for front-ends without widgets."""
+        answer = render_markdown("", response.text, footer, streaming=True, fmt=self.fmt)
+        above_md, _, answer, _, shown = self._split(answer, plain, response, running=True)
+        if self.live is None:
+            self.live = LiveBox()
+        reasoning = shown.reasoning if shown is not None else ""
+        self.live.show(above_md, reasoning, answer, answering=bool(response.text))
+        phase = (bool(response.text), len(self.run.turns) if self.run is not None else 0)
+        if phase != self._phase:
+            self._phase = phase
+            snapshot = self._steps(
+                render_markdown(reasoning, response.text, footer, streaming=True, fmt=self.fmt),
+                plain,
                 response,
                 running=True,
             )
-        )
+            self._show({**snapshot, **self.live.bundle(snapshot["text/plain"])})
+
+    def _final(self, bundle: dict[str, Any]) -> dict[str, Any]:
+        """A static bundle with the thinking open or closed as the reader left it."""
+        if "text/markdown" in bundle:
+            bundle = {**bundle, "text/markdown": keep_choice(bundle["text/markdown"], self.choice)}
+        return bundle
 
     def finish(self, response: Response | None, note: str | None = None) -> None:
+        live, self.live = self.live, None
+        if live is not None:
+            self.choice = live.choice  # kept for the static view (and the result shown after it)
+        try:
+            self._finish(response, note)
+        finally:
+            if live is not None:  # once the output no longer shows them
+                live.close()
+
+    def _finish(self, response: Response | None, note: str | None) -> None:
         if response is None:
             self._show(self._bundle(f"<sub>{html.escape(note or '')}</sub>", note or ""))
             return
         footer = response.footer() + (f" · {note}" if note else "")
         reasoning, text, missing = response.reasoning, response.text, response.no_answer_reason()
-        self._show(
-            self._steps(
-                render_markdown(reasoning, text, footer, streaming=False, fmt=self.fmt, no_answer=missing),
-                render_plain(reasoning, text, footer, missing),
-                response,
-                running=False,
-            )
+        bundle = self._steps(
+            render_markdown(reasoning, text, footer, streaming=False, fmt=self.fmt, no_answer=missing),
+            render_plain(reasoning, text, footer, missing),
+            response,
+            running=False,
         )
+        self._show(self._final(bundle))
 
     def result(self, value: Any) -> None:
         """Show the cell's result in the live output, formatted as IPython would show ``Out[n]``, and keep it in
@@ -208,7 +257,7 @@ class NotebookView:
 
             shell = get_ipython()
         data, metadata = shell.display_formatter.format(value)
-        self._show(data, metadata or None)
+        self._show(self._final(data), metadata or None)
         shell.displayhook.update_user_ns(value)
 
 

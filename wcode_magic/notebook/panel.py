@@ -27,8 +27,8 @@ from ..core.params import PARAMS
 from ..core.session import is_bundled_local
 from ..core.settings import SESSION, SETTINGS, Settings, configure
 from ..core.stream import Event
-from . import codegen, toolview
-from .controls import SCHEMA_EXAMPLE, ParamControls, schema_value
+from . import codegen, theme, toolview
+from .controls import SCHEMA_EXAMPLE, ParamControls, schema_value, show_help
 from .throttle import Throttle
 
 if TYPE_CHECKING:
@@ -254,6 +254,7 @@ class Panel:
 
         self.widget = w.VBox(
             [
+                theme.style_widget(),
                 w.HBox([self.model_pick, self.model_text]),
                 self.model_info,
                 self.base_url,
@@ -274,6 +275,7 @@ class Panel:
             ]
         )
         self.widget.add_class("wm-panel")
+        show_help(self.widget)
 
         self._show_settings()
         self.model_pick.observe(lambda _c: self._model_changed(), names="value")
@@ -331,11 +333,11 @@ class Panel:
         model = catalog.lookup(self.model_id())
         self.controls.thinking.enable(model.thinking if model else None)
         if model is None:
-            self.model_info.value = "<span style='color:gray'>not in the catalog: no price or context known</span>"
+            self.model_info.value = "<span class='wm-muted'>not in the catalog: no price or context known</span>"
         else:
             local = " · a small local n-gram model, not an LLM" if model.local else ""
             self.model_info.value = (
-                f"<span style='color:gray'>{html.escape(model.name)} · context {model.context:,} tokens · "
+                f"<span class='wm-muted'>{html.escape(model.name)} · context {model.context:,} tokens · "
                 f"thinking: {model.thinking}{local}</span>"
             )
 
@@ -687,12 +689,9 @@ class Panel:
 
     def _error_html(self, message: str | None) -> str:
         """The error area: this Send's warnings (amber), then the error or refusal (red), if any."""
-        parts = [
-            f"<div class='wm-warning' style='color:#8a5300;white-space:pre-wrap'>⚠ {html.escape(n)}</div>"
-            for n in self.notices
-        ]
+        parts = [f"<div class='wm-warning'>⚠ {html.escape(n)}</div>" for n in self.notices]
         if message:
-            parts.append(f"<div style='color:#b00020;white-space:pre-wrap'>{html.escape(message)}</div>")
+            parts.append(f"<div class='wm-error-text'>{html.escape(message)}</div>")
         return "".join(parts)
 
     def _refuse(self, message: str) -> None:
