@@ -9,9 +9,10 @@ into JavaScript.
 - Insert: JupyterLab 4 exposes ``window.jupyterapp`` only when started with ``--LabApp.expose_app_in_browser``
   (or in dev mode; grep ``exposeAppInBrowser`` in its static bundle). When it is there, the command
   ``notebook:insert-cell-below`` runs and the new cell's source is set through its model. Otherwise the button
-  does what a person would: the click has made the panel's cell the active one, so it presses the notebook
-  toolbar's "Insert a cell below" button (``data-command="notebook:insert-cell-below"``) and pastes the code
-  into the new cell's editor (a ``paste`` event carrying the text, which CodeMirror 6 reads). Outside
+  does what a person would: a press on the panel's own cell prompt makes that cell the active one, a press on
+  the notebook toolbar's "Insert a cell below" button (``data-command="notebook:insert-cell-below"``; its
+  component acts on mousedown, not click) adds the cell, and the code is pasted into the new cell's editor (a
+  ``paste`` event carrying the text, which CodeMirror 6 reads). Outside
   JupyterLab (classic, VS Code) the button says to use Copy instead.
 """
 
@@ -35,10 +36,12 @@ if(app&&app.commands&&app.commands.hasCommand('notebook:insert-cell-below')){
  app.commands.execute('notebook:insert-cell-below').then(function(){
   app.shell.currentWidget.content.activeCell.model.sharedModel.setSource(code);say('Inserted');});
  return;}
-var nb=b.closest('.jp-NotebookPanel');
-var btn=nb&&nb.querySelector('.jp-Toolbar [data-command="notebook:insert-cell-below"]');
-if(!btn){say('Insert works in JupyterLab: use Copy');return;}
-btn.click();
+var nb=b.closest('.jp-NotebookPanel');var own=b.closest('.jp-Cell');
+var btn=nb&&nb.querySelector('.jp-NotebookPanel-toolbar [data-command="notebook:insert-cell-below"]');
+if(!btn||!own){say('Insert works in JupyterLab: use Copy');return;}
+var press=function(e){e.dispatchEvent(new MouseEvent('mousedown',{bubbles:true,cancelable:true,button:0}));};
+press(own.querySelector('.jp-InputPrompt')||own);
+press(btn);
 var tries=0;(function paste(){
  var ed=nb.querySelector('.jp-Notebook .jp-Cell.jp-mod-active .cm-content');
  var cell=ed&&ed.closest('.jp-Cell');

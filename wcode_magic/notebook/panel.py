@@ -285,7 +285,7 @@ class Panel:
 
         # -- the transcript: old turns stay as they were; only the live turn (the last) changes
         self.turn = Turn()
-        self.turns = w.VBox([self.turn.box])
+        self.turns = w.VBox([self.turn.box], layout=w.Layout(flex="0 0 auto"))  # grows; the transcript scrolls
         self.turns.add_class("wm-turns")
         # column-reverse pins the scroll position to the bottom while the answer grows, and stops pinning as soon
         # as the reader scrolls up (the browser keeps the distance from the bottom, and scroll anchoring the text).
@@ -321,7 +321,16 @@ class Panel:
         )
         buttons.add_class("wm-buttons")
         chat = w.VBox(
-            [self.transcript, self.prompt, buttons, self.status, self.error, self.summary, self.tools_view, self.code],
+            [
+                self.transcript,
+                self.prompt,
+                buttons,
+                self.status,
+                self.error,
+                self.summary,
+                self.tools_view,
+                self.code,
+            ],
             layout=w.Layout(flex="1 1 480px", min_width="0"),
         )
         chat.add_class("wm-chat")
@@ -466,6 +475,7 @@ class Panel:
 
     def _schema_changed(self) -> None:
         """Check the schema box as it is left (not only at Send), as the parameter boxes are."""
+        self._refresh_code()
         try:
             schema_value(self.schema.value)
         except InvalidParameterError as e:
@@ -731,7 +741,7 @@ class Panel:
         if len(reasoning) != self._shown[0]:
             self.turn.show_thinking(reasoning)
         if len(text) != self._shown[1]:
-            self.turn.answer.outputs = markdown(text)
+            self.turn.show_live(text)
         self._shown = (len(reasoning), len(text))
         self.status.value = self._status_html()
         self.updates += 1
@@ -744,8 +754,7 @@ class Panel:
         shown = self.response
         if shown is not None and shown.tool_calls and any(shown is s for s in run.steps):
             shown = None  # its calls are drawn with the steps; nothing streams below yet
-            self.turn.thinking.layout.display = "none"
-            self.turn.answer.outputs = ()
+            self.turn.clear()
         running = self.state not in ("done", "stopped", "error")
         steps = toolview.markdown(run.turns, run.steps, shown, running=running)
         self.turn.steps.outputs = markdown(steps) if steps else ()
@@ -778,10 +787,11 @@ class Panel:
             self._push_steps()
         missing = r.no_answer_reason() if r is not None and state == "done" else None
         if missing:  # an empty answer area would not say that the budget went to the thinking
-            self.turn.answer.outputs = markdown(f"**No answer:** {html.escape(missing)}.")
+            self.turn.show_answer(f"**No answer:** {html.escape(missing)}.")
+        elif r is not None and self.turn.live.value:  # the streamed text, now as Markdown
+            self.turn.show_answer(r.text)
         self.turn.end_thinking()
-        self.status.value = self._status_html()
-        self.turn.footer.value = self._status_html()
+        self.status.value = self.turn.footer.value = self._status_html()
         if r is not None and state in ("done", "stopped") and r.request.get("logprobs"):
             self.turn.tokens.value = heat_map(r)
         if r is not None and state == "done" and r.schema is not None:

@@ -26,14 +26,18 @@ def pre(text: str) -> str:
 
 
 def question_html(prompt: str) -> str:
-    return f"<div class='wm-user-text' style='{WRAP};font-family:inherit'>{html.escape(prompt)}</div>"
+    """The reader's own message, set apart from the answers by a rule in the theme's brand colour."""
+    style = f"{WRAP};font-family:inherit;font-weight:600;border-left:3px solid var(--jp-brand-color1);padding-left:8px"
+    return f"<div class='wm-user-text' style='{style}'>{html.escape(prompt)}</div>"
 
 
 def thought_title(seconds: float | None) -> str:
     """The thinking's header: "Thinking…" while it streams, "Thought for N s" once the answer starts."""
     if seconds is None:
         return "Thinking…"
-    return f"Thought for {seconds:.0f} s" if seconds >= 1 else f"Thought for {seconds:.1f} s"
+    if seconds < 0.1:
+        return "Thought for less than 0.1 s"
+    return f"Thought for {seconds:.0f} s" if seconds >= 10 else f"Thought for {seconds:.1f} s"
 
 
 def markdown(text: str) -> tuple[dict[str, Any], ...]:
@@ -52,13 +56,15 @@ class Turn:
         self.thinking_text = w.HTML()
         self.thinking = w.Accordion(children=[self.thinking_text], titles=(thought_title(None),))
         self.thinking.layout.display = "none"
-        self.answer = w.Output()
+        self.live = w.HTML()  # the answer as it streams: plain text (see ``show_live``)
+        self.answer = w.Output()  # the answer once it ended: Markdown
         self.tokens = w.HTML()  # the token heat map of a finished answer with logprobs
         self.footer = w.HTML()
         for cls, widget in (
             ("wm-user", self.question),
             ("wm-steps", self.steps),
             ("wm-thinking", self.thinking),
+            ("wm-answer-live", self.live),
             ("wm-answer", self.answer),
             ("wm-heatmap", self.tokens),
             ("wm-footer", self.footer),
@@ -66,7 +72,7 @@ class Turn:
             widget.add_class(cls)
         if not prompt:
             self.question.layout.display = "none"
-        self.box = w.VBox([self.question, self.steps, self.thinking, self.answer, self.tokens, self.footer])
+        self.box = w.VBox([self.question, self.steps, self.thinking, self.live, self.answer, self.tokens, self.footer])
         self.box.add_class("wm-turn")
         self.reader_chose = False  # the reader toggled the thinking: never open or close it again
         self._moving = False
@@ -118,10 +124,26 @@ class Turn:
             self.thought_s = time.perf_counter() - self.thinking_since
             self.thinking.set_title(0, thought_title(self.thought_s))
 
+    def show_live(self, text: str) -> None:
+        """The answer so far, as text that wraps at words.
+
+        Plain HTML while it streams, Markdown once it ends (``show_answer``): JupyterLab re-renders an Output's
+        Markdown asynchronously, so each update empties it for a frame and the transcript's scroll position
+        snaps back to the bottom -- a reader who scrolled up to read would be thrown down 15 times a second. An
+        HTML widget's text is replaced in one step, and the browser's scroll anchoring keeps their place.
+        """
+        self.live.value = f"<div class='wm-answer-text' style='{WRAP};font-family:inherit'>{html.escape(text)}</div>"
+
+    def show_answer(self, text: str) -> None:
+        """The finished (or stopped) answer as Markdown, in place of the streamed text."""
+        self.answer.outputs = markdown(text)
+        self.live.value = ""
+
     def clear(self) -> None:
         """A new step of a tool loop streams here: its own thinking and answer."""
         self.thinking_text.value = ""
         self.thinking.layout.display = "none"
         self.answer.outputs = ()
+        self.live.value = ""
         self.thinking_since = self.thought_s = None
         self.thinking.set_title(0, thought_title(None))
