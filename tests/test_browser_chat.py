@@ -194,6 +194,8 @@ def test_a_conversation_show_code_copy_insert_and_stop(page, local_url):
         assert turns.nth(i).locator(".wm-answer .jp-RenderedMarkdown").inner_text().strip()
         assert "done" in turns.nth(i).locator(".wm-footer").inner_text()
     assert _inside(_box(page), viewport), "Send left the window after two turns"
+    turns.nth(1).locator(".wm-thinking").get_by_text("Thought for").click()  # the reader opens a thinking
+    turns.nth(1).locator(".wm-thinking-text").wait_for()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "panel-chat.png"
     page.locator(".wm-panel").screenshot(path=str(shot))
