@@ -1,7 +1,14 @@
-"""``wm.panel()`` / ``%wcode panel``: every knob as a widget, the thinking and answer streamed live, a Stop that works.
+"""``wm.panel()`` / ``%wcode panel``: a chat with every knob as a widget, streamed live, with a Stop that works.
 
 Thin by design: the controls come from ``controls`` (derived from the parameter declarations), the request from
-``client.achat``, the "Show code" text from ``codegen``. What lives here is the layout and the streaming view.
+``client.achat``, the "Show code" text from ``codegen`` (laid out by ``codeview``), each exchange's widgets from
+``turn``. What lives here is the layout and the streaming.
+
+Layout (chat first): the transcript (a scroller of fixed maximum height), the prompt box and the buttons right
+under it, then the status, notices, a summary of the model and parameters, and the code. The settings (model,
+server, thinking, parameter tabs, system, schema, extra body) are a column that starts closed and opens beside
+the chat where the cell is wide enough, else below it: nothing that opens, closes, grows or switches tabs sits
+above Send, so Send never moves, and at 1280x800 and 800x800 it is in view after Run All.
 
 Why a task (design.md, "Notebook execution"): a click is handled while a request runs only if the cell that
 started it has returned. So Send schedules ``achat`` as a task on the kernel's running event loop (ipykernel 7
@@ -644,7 +651,7 @@ class Panel:
         self.state = "waiting"
         self.notices = []
         self.error.value = ""
-        if self.turn.question.layout.display == "none":  # the empty turn of a new conversation
+        if not self.turn.asked:  # the empty turn of a new conversation
             self.turn.ask(prompt)
         else:  # earlier turns stay as they are; only this one changes from now on
             self.turn = Turn(prompt)

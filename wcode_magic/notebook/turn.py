@@ -70,6 +70,7 @@ class Turn:
             ("wm-footer", self.footer),
         ):
             widget.add_class(cls)
+        self.asked = bool(prompt)  # False: the empty turn of a new conversation, waiting for its first Send
         if not prompt:
             self.question.layout.display = "none"
         self.box = w.VBox([self.question, self.steps, self.thinking, self.live, self.answer, self.tokens, self.footer])
@@ -88,6 +89,7 @@ class Turn:
         """Show the question (the turn was made before the first Send)."""
         self.question.value = question_html(prompt)
         self.question.layout.display = None
+        self.asked = True
 
     def open_thinking(self, is_open: bool) -> None:
         """Open or close the thinking, unless the reader has chosen."""
