@@ -142,6 +142,12 @@ def test_send_stays_in_view_and_in_place(page, viewport):
         assert box["x"] + box["width"] <= viewport["width"], f"{selector} overflows the window"
     toggle.click()
     assert _place(page) == place, "closing the settings moved Send"
+    page.locator(".wm-panel .wm-show-code").click()
+    page.locator(".wm-panel .wm-code .wm-code-text").first.wait_for()
+    assert _place(page) == place, "showing the code moved Send"
+    wide = page.locator(".wm-panel .wm-chat").evaluate("e => [e.scrollWidth, e.clientWidth]")
+    assert wide[0] <= wide[1], f"the chat column overflows its width with the code shown: {wide}"
+    page.locator(".wm-panel .wm-show-code").click()
 
 
 def test_a_conversation_show_code_copy_insert_and_stop(page, local_url):

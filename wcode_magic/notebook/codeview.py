@@ -82,12 +82,13 @@ def render(markdown: str) -> str:
         code = html.escape(m.group(1))
         out.append(
             f"<div class='wm-code-block'>{_buttons()}"
-            f"<pre class='wm-code-text' style='white-space:pre-wrap;overflow-wrap:break-word;margin:2px 0 8px'>"
+            f"<pre class='wm-code-text' style='white-space:pre-wrap;overflow-wrap:anywhere;margin:2px 0 8px'>"
             f"{code}</pre></div>"
         )
         pos = m.end()
     out += _notes(markdown[pos:])
-    return "".join(out)
+    # overflow-wrap:anywhere: a long URL or JSON token wraps instead of widening the panel past a narrow cell.
+    return f"<div class='wm-code-view' style='overflow-wrap:anywhere;max-width:100%'>{''.join(out)}</div>"
 
 
 def _notes(text: str) -> list[str]:

@@ -259,7 +259,7 @@ class Panel:
             placeholder="Type a prompt, then Send",
             tooltip="The next message of the conversation (the settings beside or below apply to it).",
             rows=3,
-            layout=w.Layout(width="100%"),
+            layout=w.Layout(width="100%", margin="2px 0"),  # no side margin: it would overflow the column
         )
         self.prompt.add_class("wm-prompt")
         self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")

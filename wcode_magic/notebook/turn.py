@@ -13,8 +13,10 @@ import html
 import time
 from typing import Any
 
-# Inline styles only for what the layout needs; colours come from the theme CSS (classes ``wm-*``).
-WRAP = "white-space:pre-wrap;word-break:normal;overflow-wrap:break-word;margin:0"
+# Inline styles only for what the layout needs; colours come from the theme CSS (classes ``wm-*``). Text wraps at
+# spaces; only a word longer than the line (a URL) breaks, and ``anywhere`` (unlike ``break-word``) also keeps
+# such a word from widening the panel past a narrow cell.
+WRAP = "white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:0"
 
 
 def pre(text: str) -> str:
