@@ -50,7 +50,8 @@ async def via_panel(seed):
     changes = {{'answer': [], 'thinking': [], 'status': []}}
     def counter(name):
         return lambda _change: changes[name].append(time.perf_counter())
-    p.answer.observe(counter('answer'), names='outputs')
+    p.turn.live.observe(counter('answer'), names='value')  # streamed as text, then
+    p.answer.observe(counter('answer'), names='outputs')  # once as Markdown
     p.thinking_text.observe(counter('thinking'), names='value')
     p.status.observe(counter('status'), names='value')
     display(p)

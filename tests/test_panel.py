@@ -321,8 +321,17 @@ def test_bad_text_is_shown_in_the_panel_and_blocks_send(session):
 
 
 def _answer(p) -> str:
+    """The answer as Markdown, once the turn has ended."""
     outputs = p.answer.outputs
     return outputs[0]["data"]["text/markdown"] if outputs else ""
+
+
+def _streamed(p) -> int:
+    """Characters of answer the live turn shows while it streams (plain text until it ends)."""
+    import html
+    import re
+
+    return len(html.unescape(re.sub("<[^>]*>", "", p.turn.live.value)))
 
 
 def _run(coro):
@@ -331,16 +340,17 @@ def _run(coro):
 
 def test_send_streams_thinking_then_answer_ending_with_the_exact_text(session, local_url):
     import wcode_magic as wm
-    from wcode_magic.notebook.panel import Panel, _pre
+    from wcode_magic.notebook.panel import Panel
+    from wcode_magic.notebook.turn import pre as _pre
 
     session.update(base_url=local_url, model="local/ngram-thinking")
     p = Panel()
     seen = []
 
     def look(_change):
-        seen.append((len(p.thinking_text.value), len(_answer(p))))
+        seen.append((len(p.thinking_text.value), _streamed(p)))
 
-    p.answer.observe(look, names="outputs")
+    p.turn.live.observe(look, names="value")
     p.thinking_text.observe(look, names="value")
     p.controls.controls["temperature"].widget.value = 0.8
     p.controls.controls["seed"].widget.value = "11"
@@ -411,7 +421,7 @@ def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
 
     async def go():
         p.send("Keep talking.")
-        while len(_answer(p)) < 200:
+        while _streamed(p) < 200:
             await asyncio.sleep(0.02)
         clicked = time.perf_counter()
         p.stop_button.click()
@@ -425,6 +435,8 @@ def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
         assert p.state == "stopped" and r.stopped and not r.complete
         assert "stopped" in p.status.value
         assert _answer(p) == r.text and len(r.text) >= 200
+        assert p.error.value == "", "a deliberate Stop is no error: nothing in the error area"
+        assert p.turn.footer.value == p.status.value and "wm-state-stopped" in p.turn.footer.value
         assert r.usage.completion_tokens is None or r.usage.completion_tokens < 100000
         assert wm.last() is r
         assert p.messages[-1] == r.message  # the partial turn stays in the conversation
@@ -715,5 +727,147 @@ def test_the_json_object_fallback_and_an_answer_that_does_not_fit_are_said_in_th
         refusing_server.pieces = ['{"label": "perhaps", "reason": "fine", "score": 1}']
         _run(go())
         assert p.state == "done" and "label: is &quot;perhaps&quot;, not one of" in p.error.value
+    finally:
+        p.close()
+
+
+# -- the chat layout: transcript, live code, the route note, the heat map ---------------------------------------
+
+
+def test_the_transcript_keeps_every_turn_and_only_the_live_one_changes(session, local_url):
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram-thinking")
+    p = Panel()
+    p.controls.controls["max_tokens"].widget.value = "60"
+    try:
+        _run(_send(p, "What is a river?"))
+        first = p.turn
+        first_answer = _answer(p)
+        changed = []
+        for widget in (first.question, first.thinking_text, first.live, first.footer):
+            widget.observe(lambda c: changed.append(c["name"]), names="value")
+        first.answer.observe(lambda c: changed.append("answer"), names="outputs")
+        _run(_send(p, "And the sea?"))
+        assert changed == [], "an earlier turn is never touched again"
+        boxes = p.turns.children
+        assert [b for b in boxes] == [first.box, p.turn.box] and p.turn is not first
+        for turn, question in ((first, "What is a river?"), (p.turn, "And the sea?")):
+            assert question in turn.question.value
+            assert turn.thinking.titles[0].startswith("Thought for ") and turn.thinking_text.value
+            assert turn.thinking.selected_index is None  # closed once the answer came
+            assert turn.footer.value.count("done · first token") == 1 and "tokens" in turn.footer.value
+        assert _answer(p) == p.response.text and first.answer.outputs[0]["data"]["text/markdown"] == first_answer
+        assert len(p.messages) == 4
+        p.new_conversation()
+        assert len(p.turns.children) == 1 and p.turn.question.layout.display == "none"
+    finally:
+        p.close()
+
+
+async def _send(p, prompt):
+    p.send(prompt)
+    await p.wait()
+
+
+def test_the_reader_decides_whether_the_thinking_is_open(session, local_url):
+    """Once the reader has toggled the thinking, the panel never opens or closes it again. The reader's click is
+    a comm message handled on the loop between stream events, as this coroutine's change is."""
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram-thinking")
+    session.set_param("reasoning", {"enabled": True, "max_tokens": 3000})  # long enough to click during it
+    p = Panel()
+    p.controls.controls["max_tokens"].widget.value = "80"
+    p.controls.controls["seed"].widget.value = "1"  # the thinking leaves room for an answer (unseeded, once it did not)
+
+    async def go():
+        p.send("Tell me about stars.")
+        while p.thinking.selected_index != 0:  # the panel opens it as the thinking streams
+            await asyncio.sleep(0.002)
+        assert p.state == "thinking"
+        p.thinking.selected_index = None  # the reader closes it ...
+        await asyncio.sleep(0)
+        p.thinking.selected_index = 0  # ... and opens it again, to read along
+        await p.wait()
+
+    try:
+        _run(go())
+        assert p.response.text and p.thinking.titles[0].startswith("Thought for ")
+        assert p.thinking.selected_index == 0, "the panel closed the thinking the reader had opened"
+        session.set_param("reasoning", {"enabled": True, "max_tokens": 30})
+        _run(_send(p, "More."))  # a new turn: the panel's own default again
+        assert p.response.text and p.thinking.selected_index is None
+    finally:
+        p.close()
+
+
+def test_show_code_follows_every_change_and_has_copy_and_insert(session, local_url):
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+    try:
+        p.toggle_code()  # what the "Show code" button does
+        assert p.code.layout.display is None
+        assert "%%chat -m local/ngram" in p.code.value and "Your prompt here" in p.code.value
+        assert p.code.value.count("wm-copy") == 2 and p.code.value.count("wm-insert") == 2  # each block
+        assert "navigator.clipboard.writeText" in p.code.value and "notebook:insert-cell-below" in p.code.value
+        p.controls.controls["temperature"].widget.value = 0.3
+        assert "--temperature 0.3" in p.code.value and "temperature=0.3" in p.code.value
+        p.prompt.value = "Why is the sky blue?"
+        assert "Why is the sky blue?" in p.code.value
+        p.system.value = "Be brief."
+        assert "--system &quot;Be brief.&quot;" in p.code.value
+        p.schema.value = "label: yes|no"
+        assert "--schema" in p.code.value
+        p.extra_body.value = '{"ignore_eos": true}'
+        assert "ignore_eos" in p.code.value
+        p.model_pick.value = "local/ngram-thinking"
+        assert "-m local/ngram-thinking" in p.code.value
+        session.set_param("seed", 5)  # `%wcode set seed=5` in another cell
+        assert "--seed 5" in p.code.value
+        p.extra_body.value = "[1]"
+        assert "No code while this is not valid" in p.code.value and "extra_body" in p.code.value
+        p.toggle_code()
+        assert p.code.layout.display == "none"
+    finally:
+        p.close()
+
+
+def test_the_base_url_note_says_where_the_model_really_goes(session, local_url, monkeypatch):
+    from wcode_magic.notebook.panel import Panel
+
+    monkeypatch.setenv("WCODE_BASE_URL", "http://127.0.0.1:9/v1")  # a dead port standing in for wcode.net
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+    try:
+        assert (
+            p.route_note.value
+            == f"<span class='wm-note'>→ local/ngram goes to {local_url} (the bundled local model on this machine)</span>"
+        )
+        p.model_pick.value = "deepseek-r1"  # the box shows the local server, the request goes elsewhere
+        assert "deepseek-r1 goes to http://127.0.0.1:9/v1 — not the box's server" in p.route_note.value
+        assert p.base_url.placeholder == "auto: http://127.0.0.1:9/v1"
+        p.base_url.value = "https://example.org/v1"
+        assert "deepseek-r1 goes to https://example.org/v1</span>" in p.route_note.value
+    finally:
+        p.close()
+
+
+def test_with_logprobs_the_finished_answer_shows_its_heat_map(session, local_url):
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+    p.controls.controls["max_tokens"].widget.value = "30"
+    try:
+        _run(_send(p, "Hello."))
+        assert p.turn.tokens.value == ""  # no logprobs: no heat map
+        p.controls.controls["top_logprobs"].widget.value = 3  # ticks logprobs too
+        _run(_send(p, "Hello again."))
+        view = p.turn.tokens.value
+        assert "Token probabilities" in view and "wm-tk" in view
+        assert view.count("<span") >= 10  # one coloured span per token
     finally:
         p.close()

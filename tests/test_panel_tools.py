@@ -113,3 +113,28 @@ def test_show_code_names_the_tools_and_its_cell_parses_back(session, local_url):
     assert line.startswith("%%chat --tools get_weather,slow_lookup") and prompt == "Use get_weather for 'Lima'"
     assert flags.parse(line.removeprefix("%%chat")).tool_names == ["get_weather", "slow_lookup"]
     assert "    tools=[get_weather, slow_lookup],\n" in code
+
+
+def interrupted(city: str) -> str:
+    """Look a city up (the kernel is interrupted while it runs)."""
+    raise KeyboardInterrupt
+
+
+def test_an_interrupt_during_a_tool_reads_as_stopped_not_as_an_error(session, local_url):
+    """A kernel interrupt that lands in a tool function stops the loop: "stopped", the steps kept, no error box."""
+    import wcode_magic as wm
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = wm.panel(tools=[interrupted])
+
+    async def go():
+        p.send("Use interrupted for 'Lima'")
+        await p.wait()
+
+    try:
+        _run(go())
+        assert p.state == "stopped" and p.error.value == ""
+        assert "wm-state-stopped" in p.turn.footer.value
+        assert [m["role"] for m in p.messages] == ["user", "assistant", "tool"]
+    finally:
+        p.close()

@@ -1,7 +1,14 @@
-"""``wm.panel()`` / ``%wcode panel``: every knob as a widget, the thinking and answer streamed live, a Stop that works.
+"""``wm.panel()`` / ``%wcode panel``: a chat with every knob as a widget, streamed live, with a Stop that works.
 
 Thin by design: the controls come from ``controls`` (derived from the parameter declarations), the request from
-``client.achat``, the "Show code" text from ``codegen``. What lives here is the layout and the streaming view.
+``client.achat``, the "Show code" text from ``codegen`` (laid out by ``codeview``), each exchange's widgets from
+``turn``. What lives here is the layout and the streaming.
+
+Layout (chat first): the transcript (a scroller of fixed maximum height), the prompt box and the buttons right
+under it, then the status, notices, a summary of the model and parameters, and the code. The settings (model,
+server, thinking, parameter tabs, system, schema, extra body) are a column that starts closed and opens beside
+the chat where the cell is wide enough, else below it: nothing that opens, closes, grows or switches tabs sits
+above Send, so Send never moves, and at 1280x800 and 800x800 it is in view after Run All.
 
 Why a task (design.md, "Notebook execution"): a click is handled while a request runs only if the cell that
 started it has returned. So Send schedules ``achat`` as a task on the kernel's running event loop (ipykernel 7
@@ -20,6 +27,7 @@ import json
 import time
 import warnings
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ..core import catalog
 from ..core.errors import InvalidParameterError, StoppedError, WcodeError, WcodeWarning, error_line
@@ -27,9 +35,10 @@ from ..core.params import PARAMS
 from ..core.session import is_bundled_local
 from ..core.settings import SESSION, SETTINGS, Settings, configure
 from ..core.stream import Event
-from . import codegen, theme, toolview
+from . import codegen, codeview, theme, toolview
 from .controls import SCHEMA_EXAMPLE, ParamControls, schema_value, show_help
 from .throttle import Throttle
+from .turn import Turn, markdown
 
 if TYPE_CHECKING:
     from ..core.response import Response
@@ -37,7 +46,8 @@ if TYPE_CHECKING:
 OTHER = "\0other"  # the model picker's "any other id" entry
 # 12 throttled pushes a second plus the first and the final one stay within 15 in any one-second window.
 UPDATES_PER_SECOND = 12.0
-PREVIEW_CHARS = 400  # per turn in the conversation summary
+# Room for the prompt and the buttons below the transcript in a laptop-high window.
+TRANSCRIPT_HEIGHT = "min(520px, 55vh)"
 
 
 def model_label(m: catalog.Model) -> str:
@@ -91,6 +101,14 @@ def error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error} (this is a bug in wcode-magic; please report it)"
 
 
+def heat_map(response: Response) -> str:
+    """The finished answer's token heat map (``render.show_tokens``), under the answer in its turn."""
+    from ..analysis.render import show_tokens
+
+    view = show_tokens(response)
+    return f"<details open class='wm-heatmap-details'><summary>Token probabilities</summary>{view.html}</details>"
+
+
 def parse_extra_body(text: str) -> dict[str, Any] | None:
     """The "extra body" box: a JSON object merged into the request (server-specific fields), or None if empty."""
     text = text.strip()
@@ -111,13 +129,38 @@ def parse_extra_body(text: str) -> dict[str, Any] | None:
     return value
 
 
-def _markdown(text: str) -> tuple[dict[str, Any], ...]:
-    return ({"output_type": "display_data", "data": {"text/markdown": text, "text/plain": text}, "metadata": {}},)
+def destination(session: Settings, model_id: str) -> str | None:
+    """Where a request for ``model_id`` goes now (``Settings.resolve_base_url``, as Send picks it), or None when
+    that is a bundled local server not running yet: Send starts it, and picking a model should not."""
+    from .. import local
+
+    entry = catalog.lookup(model_id)
+    if entry is not None and entry.local and local.url_for(model_id) is None:
+        # Settings.route sends it to a started server unless the session's is another loopback one (`serve`).
+        configured = session.base_url
+        loopback = configured is not None and urlsplit(configured).hostname in ("127.0.0.1", "localhost", "::1")
+        if not configured or is_bundled_local(configured) or not loopback:
+            return None
+    return session.resolve_base_url(None, model_id)
 
 
-def _pre(text: str) -> str:
-    # The newline after <pre> is eaten by the HTML parser, so a leading newline of the text survives.
-    return f"<pre class='wm-thinking-text' style='white-space:pre-wrap;margin:0'>\n{html.escape(text)}</pre>"
+def route_html(session: Settings, model_id: str) -> str:
+    """The note beside the base-URL box: where this model's request really goes, and why when that is not the
+    box's own server (the bundled server serves only local/* models, wcode.net only its catalog)."""
+    try:
+        url = destination(session, model_id)
+    except WcodeError as e:
+        return f"<span class='wm-note wm-route-error'>{html.escape(error_line(e))}</span>"
+    if url is None:
+        where = "the bundled local server (started by the first Send)"
+    elif is_bundled_local(url):
+        where = f"{url} (the bundled local model on this machine)"
+    else:
+        where = url
+    why = ""
+    if url is not None and session.base_url and url.rstrip("/") != session.base_url.rstrip("/"):
+        why = " — not the box's server, which does not serve this model"
+    return f"<span class='wm-note'>→ {html.escape(model_id)} goes to {html.escape(where)}{why}</span>"
 
 
 class Panel:
@@ -154,7 +197,10 @@ class Panel:
         # -- model, server, thinking
         options = [(model_label(m), m.id) for m in catalog.MODELS] + [("other model id…", OTHER)]
         self.model_pick = w.Dropdown(
-            options=options, description="model", tooltip=SETTINGS["model"].help, layout=w.Layout(width="620px")
+            options=options,
+            description="model",
+            tooltip=SETTINGS["model"].help,
+            layout=w.Layout(width="100%", max_width="620px"),
         )
         self.model_text = w.Text(
             placeholder="any model id the server knows",
@@ -167,7 +213,7 @@ class Panel:
             description="base URL",
             tooltip=SETTINGS["base_url"].help,
             continuous_update=False,
-            layout=w.Layout(width="620px"),
+            layout=w.Layout(width="100%", max_width="620px"),
         )
         self.model_pick.add_class("wm-model")
         self.model_text.add_class("wm-model-id")
@@ -183,13 +229,13 @@ class Panel:
             description="extra body",
             tooltip="A JSON object merged into the request body: fields only some servers know.",
             continuous_update=False,
-            layout=w.Layout(width="620px"),
+            layout=w.Layout(width="100%", max_width="620px"),
         )
         self.extra_body.add_class("wm-extra-body")
         groups["advanced"] = [self.extra_body]
         self.tabs = w.Tab(children=[w.VBox(rows) for rows in groups.values()], titles=tuple(groups))
 
-        # -- conversation
+        # -- conversation settings
         self.system = w.Textarea(
             placeholder="system prompt (optional)",
             description="system",
@@ -203,76 +249,115 @@ class Panel:
             f"'{SCHEMA_EXAMPLE}', or a JSON Schema object. Empty: a plain answer.",
             continuous_update=False,
         )
-        self.prompt = w.Textarea(placeholder="Type a prompt, then Send", description="prompt", rows=3)
-        for box in (self.system, self.schema, self.prompt):
-            box.layout = w.Layout(width="620px")
+        for box in (self.system, self.schema):
+            box.layout = w.Layout(width="100%", max_width="620px")
         self.system.add_class("wm-system")
         self.schema.add_class("wm-schema")
+
+        # -- the composer: prompt and buttons, right under the transcript
+        self.prompt = w.Textarea(
+            placeholder="Type a prompt, then Send",
+            tooltip="The next message of the conversation (the settings beside or below apply to it).",
+            rows=3,
+            layout=w.Layout(width="100%", margin="2px 0"),  # no side margin: it would overflow the column
+        )
         self.prompt.add_class("wm-prompt")
         self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
-        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.stop_button = w.Button(description="Stop", icon="stop", disabled=True)
         self.new_button = w.Button(description="New conversation", icon="file")
-        self.code_button = w.Button(description="Show code", icon="code")
+        self.settings_button = w.ToggleButton(description="Settings", icon="sliders", value=False)
+        self.code_button = w.ToggleButton(description="Show code", icon="code", value=False)
+        helps = {
+            self.send_button: "Send the prompt with the settings shown (the conversation so far goes with it).",
+            self.stop_button: "Stop the answer: what arrived so far is kept.",
+            self.new_button: "Start over: forget this conversation.",
+            self.settings_button: "Model, server, thinking, every parameter, system prompt, schema.",
+            self.code_button: "The %%chat cell and the wm.chat call that send what Send sends, kept up to date.",
+        }
         for cls, button in (
             ("wm-send", self.send_button),
             ("wm-stop", self.stop_button),
             ("wm-new", self.new_button),
+            ("wm-settings-toggle", self.settings_button),
             ("wm-show-code", self.code_button),
         ):
             button.add_class(cls)
-            button.layout.width = "auto"
+            button.tooltip = helps[button]
+            button.layout = w.Layout(width="auto", min_width="fit-content", flex="0 0 auto")
         self.send_button.on_click(lambda _b: self.send())
         self.stop_button.on_click(lambda _b: self.stop())
         self.new_button.on_click(lambda _b: self.new_conversation())
-        self.code_button.on_click(lambda _b: self.toggle_code())
+        self.settings_button.observe(lambda _c: self._toggle_settings(), names="value")
+        self.code_button.observe(lambda _c: self._toggle_code(), names="value")
 
-        # -- the live view
+        # -- the transcript: old turns stay as they were; only the live turn (the last) changes
+        self.turn = Turn()
+        self.turns = w.VBox([self.turn.box], layout=w.Layout(flex="0 0 auto"))  # grows; the transcript scrolls
+        self.turns.add_class("wm-turns")
+        # column-reverse pins the scroll position to the bottom while the answer grows, and stops pinning as soon
+        # as the reader scrolls up (the browser keeps the distance from the bottom, and scroll anchoring the text).
+        self.transcript = w.Box(
+            [self.turns],
+            layout=w.Layout(display="flex", flex_flow="column-reverse", overflow="auto", max_height=TRANSCRIPT_HEIGHT),
+        )
+        self.transcript.add_class("wm-transcript")
+
+        # -- status, notices, code, summary: below the buttons, so nothing they show moves Send
         self.status = w.HTML(value=self._status_html())
         self.error = w.HTML()
+        self.summary = w.HTML()
         self.model_info = w.HTML()
-        self.history_view = w.HTML()
-        self.thinking_text = w.HTML()
-        self.thinking = w.Accordion(children=[self.thinking_text], titles=("Thinking",))
-        self.thinking.layout.display = "none"
-        self.thinking_text.layout = w.Layout(max_height="240px", overflow="auto")
-        self.answer = w.Output(layout=w.Layout(max_height="480px", overflow="auto"))
+        self.route_note = w.HTML()
         self.tools_view = w.HTML(value=self._tools_html())
-        self.steps_view = w.Output(layout=w.Layout(max_height="480px", overflow="auto"))
-        self.code = w.Output()
+        self.code = w.HTML()
         self.code.layout.display = "none"
         for cls, widget in (
             ("wm-status", self.status),
             ("wm-error", self.error),
-            ("wm-history", self.history_view),
-            ("wm-thinking", self.thinking),
-            ("wm-answer", self.answer),
+            ("wm-summary", self.summary),
+            ("wm-model-info", self.model_info),
+            ("wm-route", self.route_note),
             ("wm-tools", self.tools_view),
-            ("wm-steps", self.steps_view),
             ("wm-code", self.code),
         ):
             widget.add_class(cls)
 
-        self.widget = w.VBox(
+        buttons = w.HBox(
+            [self.send_button, self.stop_button, self.new_button, self.settings_button, self.code_button],
+            layout=w.Layout(flex_flow="row wrap"),
+        )
+        buttons.add_class("wm-buttons")
+        chat = w.VBox(
             [
-                theme.style_widget(),
-                w.HBox([self.model_pick, self.model_text]),
+                self.transcript,
+                self.prompt,
+                buttons,
+                self.status,
+                self.error,
+                self.summary,
+                self.tools_view,
+                self.code,
+            ],
+            layout=w.Layout(flex="1 1 480px", min_width="0"),
+        )
+        chat.add_class("wm-chat")
+        self.settings = w.VBox(
+            [
+                w.HBox([self.model_pick, self.model_text], layout=w.Layout(flex_flow="row wrap")),
                 self.model_info,
-                self.base_url,
+                w.HBox([self.base_url, self.route_note], layout=w.Layout(flex_flow="row wrap")),
                 self.controls.thinking.row,
                 self.tabs,
                 self.system,
                 self.schema,
-                self.history_view,
-                self.tools_view,
-                self.prompt,
-                w.HBox([self.send_button, self.stop_button, self.new_button, self.code_button]),
-                self.status,
-                self.error,
-                self.steps_view,
-                self.thinking,
-                self.answer,
-                self.code,
-            ]
+            ],
+            layout=w.Layout(flex="1 1 560px", min_width="0", display="none"),
+        )
+        self.settings.add_class("wm-settings")
+        # Side by side where the cell is wide enough, else the settings wrap below: either way Send stays put.
+        self.widget = w.Box(
+            [theme.style_widget(), chat, self.settings],
+            layout=w.Layout(display="flex", flex_flow="row wrap", align_items="flex-start"),
         )
         self.widget.add_class("wm-panel")
         show_help(self.widget)
@@ -283,8 +368,11 @@ class Panel:
         self.base_url.observe(lambda _c: self._write("base_url", self.base_url.value.strip() or None), names="value")
         self.system.observe(lambda _c: self._write("system", self.system.value or None), names="value")
         self.schema.observe(lambda _c: self._schema_changed(), names="value")
+        for box in (self.prompt, self.extra_body):
+            box.observe(lambda _c: self._refresh_code(), names="value")
         self._unbind = self.controls.bind(session)
         self._unsubscribe = session.subscribe(self._session_changed)
+        self._show_summary()
 
     # -- display ---------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kw: Any) -> Any:
@@ -330,6 +418,7 @@ class Panel:
         self._model_info()
 
     def _model_info(self) -> None:
+        self._show_route()
         model = catalog.lookup(self.model_id())
         self.controls.thinking.enable(model.thinking if model else None)
         if model is None:
@@ -368,9 +457,34 @@ class Panel:
     def _session_changed(self, name: str, value: Any) -> None:
         if not self._syncing and name in ("model", "base_url", "system"):
             self._show_settings()
+        elif name == "base_url":
+            self._show_route()
+        self._show_summary()
+        self._refresh_code()
+
+    def _show_route(self) -> None:
+        """The base-URL box's note and placeholder: where the selected model's request really goes."""
+        model = self.model_id()
+        self.route_note.value = route_html(self.session, model)
+        try:
+            url = destination(self.session, model)
+        except WcodeError:
+            url = None
+        self.base_url.placeholder = f"auto: {url}" if url else "auto: the bundled local server for local/* models"
+
+    def _show_summary(self) -> None:
+        """One line under the buttons: the model and what is sent besides defaults, with the settings closed."""
+        try:
+            params = self.controls.values()
+        except InvalidParameterError:
+            params = {}
+        sent = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in params.items())
+        text = f"{self.model_id()} · {sent or 'every parameter at its default'}"
+        self.summary.value = f"<span class='wm-note' style='overflow-wrap:anywhere'>{html.escape(text)}</span>"
 
     def _schema_changed(self) -> None:
         """Check the schema box as it is left (not only at Send), as the parameter boxes are."""
+        self._refresh_code()
         try:
             schema_value(self.schema.value)
         except InvalidParameterError as e:
@@ -406,7 +520,7 @@ class Panel:
         except InvalidParameterError as e:
             self._refuse(e.message)
             return None
-        self._begin()
+        self._begin(text)
         coro = self._run(text, extra, schema)
         try:
             loop = asyncio.get_running_loop()
@@ -443,19 +557,35 @@ class Panel:
                 raise
 
     def new_conversation(self) -> None:
-        """Forget the conversation (and stop a running request)."""
+        """Forget the conversation (and stop a running request): the transcript starts empty."""
         self.stop()
         self.messages = []
         self.response = None
         self.state = "ready"
         self._shown = (0, 0)
-        self.thinking_text.value = ""
-        self.thinking.layout.display = "none"
-        self.answer.outputs = ()
+        self.turn = Turn()
+        self.turns.children = (self.turn.box,)
         self.notices = []
         self.error.value = ""
         self.status.value = self._status_html()
-        self._show_history()
+        self._refresh_code()
+
+    # The live turn's widgets (tests and benchmarks watch them).
+    @property
+    def thinking(self) -> Any:
+        return self.turn.thinking
+
+    @property
+    def thinking_text(self) -> Any:
+        return self.turn.thinking_text
+
+    @property
+    def answer(self) -> Any:
+        return self.turn.answer
+
+    @property
+    def steps_view(self) -> Any:
+        return self.turn.steps
 
     def code_text(self, prompt: str | None = None) -> str:
         """The ``%%chat`` cell and ``wm.chat`` call (Markdown) that send what Send would send.
@@ -485,30 +615,49 @@ class Panel:
         )
 
     def toggle_code(self) -> None:
-        if self.code.layout.display != "none":
+        """Show or hide the code (as the "Show code" button does)."""
+        self.code_button.value = not self.code_button.value
+
+    def _toggle_code(self) -> None:
+        if not self.code_button.value:
             self.code.layout.display = "none"
             return
         try:
-            self.code.outputs = _markdown(self.code_text())
+            self.code.value = codeview.render(self.code_text())
         except InvalidParameterError as e:
             self._refuse(e.message)
+            self.code_button.value = False
             return
         self.code.layout.display = None
 
+    def _refresh_code(self) -> None:
+        """Keep the shown code in step with every change (model, parameters, boxes, prompt, conversation)."""
+        if self.code.layout.display == "none":
+            return
+        try:
+            self.code.value = codeview.render(self.code_text())
+        except InvalidParameterError as e:
+            self.code.value = f"<div class='wm-note'>No code while this is not valid: {html.escape(e.message)}</div>"
+
+    def _toggle_settings(self) -> None:
+        """The settings open beside the transcript (or below it in a narrow cell): Send does not move."""
+        self.settings.layout.display = "flex" if self.settings_button.value else "none"
+
     # -- the stream -----------------------------------------------------------------------------------------
-    def _begin(self) -> None:
+    def _begin(self, prompt: str) -> None:
         self.response = None
         self.run = None
-        self.steps_view.outputs = ()
         self._pieces = 0
         self._shown = (0, 0)
         self._throttle = Throttle(UPDATES_PER_SECOND)
         self.state = "waiting"
         self.notices = []
         self.error.value = ""
-        self.thinking_text.value = ""
-        self.thinking.layout.display = "none"
-        self.answer.outputs = ()
+        if not self.turn.asked:  # the empty turn of a new conversation
+            self.turn.ask(prompt)
+        else:  # earlier turns stay as they are; only this one changes from now on
+            self.turn = Turn(prompt)
+            self.turns.children = (*self.turns.children, self.turn.box)
         self.status.value = self._status_html()
         self.send_button.disabled = True
         self.stop_button.disabled = False
@@ -532,7 +681,7 @@ class Panel:
         except (asyncio.CancelledError, StoppedError):  # Stop: our own task, so the cancel ends here (or a
             self._release_warnings()  # replayed answer that was stopped when it was recorded)
             # A Stop that lands after the last token (while observers run) stopped nothing: the answer is whole.
-            whole = self.response is not None and self.response.status == "done"
+            whole = self.response is not None and self.response.status == "done"  # a tool loop's too
             self._end("done" if whole else "stopped", turn)
         except Exception as e:  # shown in the panel; a background task has no cell to raise into
             self._release_warnings()
@@ -568,9 +717,12 @@ class Panel:
         # Called for every event of the stream (tens of thousands): the common case is tested first.
         kind = ev[0]
         if kind == "content":
-            self.state = "answering"
+            if self.state != "answering":
+                self.turn.started_answer()
+                self.state = "answering"
         elif kind == "reasoning":
             if self.state == "waiting":
+                self.turn.started_thinking()
                 self.state = "thinking"
         else:
             if kind == "start":
@@ -595,14 +747,9 @@ class Panel:
             return
         reasoning, text = r.reasoning, r.text
         if len(reasoning) != self._shown[0]:
-            self.thinking_text.value = _pre(reasoning)
-            if self.thinking.layout.display == "none":
-                self.thinking.layout.display = None
-                self.thinking.selected_index = 0  # open while it streams
+            self.turn.show_thinking(reasoning)
         if len(text) != self._shown[1]:
-            self.answer.outputs = _markdown(text)
-            if self.thinking.selected_index == 0 and reasoning:
-                self.thinking.selected_index = None  # collapse once the answer starts
+            self.turn.show_live(text)
         self._shown = (len(reasoning), len(text))
         self.status.value = self._status_html()
         self.updates += 1
@@ -615,19 +762,16 @@ class Panel:
         shown = self.response
         if shown is not None and shown.tool_calls and any(shown is s for s in run.steps):
             shown = None  # its calls are drawn with the steps; nothing streams below yet
-            self.thinking.layout.display = "none"
-            self.answer.outputs = ()
+            self.turn.clear()
         running = self.state not in ("done", "stopped", "error")
         steps = toolview.markdown(run.turns, run.steps, shown, running=running)
-        self.steps_view.outputs = _markdown(steps) if steps else ()
+        self.turn.steps.outputs = markdown(steps) if steps else ()
         self.status.value = self._status_html()
 
     def _next_step(self) -> None:
         """A new step starts streaming: the thinking and answer areas are its own."""
         self._shown = (0, 0)
-        self.thinking_text.value = ""
-        self.thinking.layout.display = "none"
-        self.answer.outputs = ()
+        self.turn.clear()
 
     def _tool_kw(self) -> dict[str, Any]:
         return {"tools": self.tools} if self.tools else {}
@@ -651,8 +795,13 @@ class Panel:
             self._push_steps()
         missing = r.no_answer_reason() if r is not None and state == "done" else None
         if missing:  # an empty answer area would not say that the budget went to the thinking
-            self.answer.outputs = _markdown(f"**No answer:** {html.escape(missing)}.")
-        self.status.value = self._status_html()
+            self.turn.show_answer(f"**No answer:** {html.escape(missing)}.")
+        elif r is not None and self.turn.live.value:  # the streamed text, now as Markdown
+            self.turn.show_answer(r.text)
+        self.turn.end_thinking()
+        self.status.value = self.turn.footer.value = self._status_html()
+        if r is not None and state in ("done", "stopped") and r.request.get("logprobs"):
+            self.turn.tokens.value = heat_map(r)
         if r is not None and state == "done" and r.schema is not None:
             self._schema_notices(r)
         if error is not None:
@@ -663,9 +812,9 @@ class Panel:
             # After a tool loop that is every message it added (calls, results, answer).
             self.messages += [turn, *(r.tool_messages or [r.message])]
             self.prompt.value = ""
-            self._show_history()
         self.send_button.disabled = False
         self.stop_button.disabled = True
+        self._refresh_code()
 
     def _schema_notices(self, r: Response) -> None:
         """With a schema: say when the server refused json_schema (json_object was sent instead; the warning itself
@@ -696,22 +845,6 @@ class Panel:
 
     def _refuse(self, message: str) -> None:
         self.error.value = self._error_html(message)
-
-    def _show_history(self) -> None:
-        turns = len(self.messages) // 2
-        if not turns:
-            self.history_view.value = ""
-            return
-        lines = []
-        for m in self.messages:
-            text = str(m.get("content") or "")
-            short = text if len(text) <= PREVIEW_CHARS else text[:PREVIEW_CHARS] + "…"
-            who = "you" if m["role"] == "user" else "model"
-            lines.append(f"<div><b>{who}:</b> {html.escape(short)}</div>")
-        self.history_view.value = (
-            f"<details><summary>Conversation so far: {turns} exchange{'s' if turns > 1 else ''} "
-            f"(New conversation clears it)</summary>{''.join(lines)}</details>"
-        )
 
 
 def panel(**kw: Any) -> Panel:
