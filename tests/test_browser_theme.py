@@ -126,7 +126,8 @@ HEAT = (
     "() => {"
     + HELPERS
     + """
-  const tk = document.querySelector('.wm-tk');
+  const all = document.querySelectorAll('.wm-tk');
+  const tk = all[all.length - 1];  // the heat-map cell's (the panel's answer has one too)
   tk.scrollIntoView();
   const steps = [];
   for (let i = 0; i < 10; i++) {
@@ -196,7 +197,7 @@ def _notebook(local_url: str) -> dict:
         "print('kernel ready')"
     )
     heat = (
-        "r = wm.chat('Tell me about the river and the stars.', logprobs=True, top_logprobs=5, max_tokens=300, seed=3,\n"
+        "r = wm.chat('Tell me about the river and the stars.', model='local/ngram', logprobs=True, top_logprobs=5, max_tokens=300, seed=3,\n"
         "           extra_body={'ignore_eos': True})\n"
         "r.show_tokens()"
     )
@@ -205,7 +206,11 @@ def _notebook(local_url: str) -> dict:
         f'--reasoning \'{{"enabled": true, "max_tokens": {THINKING_TOKENS}}}\'\n'
         "Why do rivers bend?"
     )
-    return notebook(setup, "wm.panel(logprobs=True, top_logprobs=5)", heat, chat)
+    panel = (
+        "wm.panel(model='local/ngram-thinking', logprobs=True, top_logprobs=5, max_tokens=150, seed=2,\n"
+        "         prompt='Why is the sea salty?')"
+    )
+    return notebook(setup, panel, heat, chat)
 
 
 @pytest.fixture(scope="module")
@@ -235,8 +240,13 @@ def _run_notebook(page) -> None:
     connect(page)
     run_cell(page, 1)
     page.locator(".wm-panel").wait_for()
+    # one turn in the transcript (question, thinking, answer, heat map, footer) and the settings open: all measured
+    page.locator(".wm-panel .wm-send").click()
+    wait_text(page.locator(".wm-panel .wm-status"), "done", timeout=60)
+    page.locator(".wm-panel .wm-settings-toggle").click()
+    page.locator(".wm-panel .wm-settings .lm-TabBar-tab").first.wait_for()
     run_cell(page, 2)
-    page.locator(".wm-tk").wait_for()
+    cell(page, 2).locator(".wm-tk").wait_for()
 
 
 def _collapse_mid_stream(page) -> None:
@@ -294,7 +304,7 @@ def _measure(page, theme: str, width: int, height: int) -> None:
     assert len({s["bg"] for s in heat["steps"]}) == 10, f"{where}: heat steps not distinct: {heat['steps']}"
     assert all(s["ratio"] >= 4.5 for s in heat["steps"]), f"{where}: {heat['steps']}"
     assert heat["lines"] > 2 and not heat["midword"], f"{where}: lines broken mid-word: {heat['midword']}"
-    page.locator(".wm-tk").screenshot(path=str(ARTIFACTS / f"theme-{theme}-{width}-heatmap.png"))
+    cell(page, 2).locator(".wm-tk").screenshot(path=str(ARTIFACTS / f"theme-{theme}-{width}-heatmap.png"))
     seed.fill("")
     seed.press("Enter")
 
@@ -311,7 +321,8 @@ def test_theme_fit_and_the_readers_choice(page):
         " const out = [s.whiteSpace, s.wordBreak, s.overflowWrap]; p.remove(); return out; }"
     )
     assert styles == ["pre-wrap", "normal", "break-word"], styles
-    assert page.evaluate(WRAP, ".wm-tk") == [["pre-wrap", "normal", "break-word"]]
+    wraps = page.evaluate(WRAP, ".wm-tk")  # the cell's heat map and the panel's
+    assert len(wraps) == 2 and all(w == ["pre-wrap", "normal", "break-word"] for w in wraps), wraps
 
     for theme in ("light", "dark"):
         _use_theme(page, theme)

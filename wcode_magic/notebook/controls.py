@@ -293,8 +293,9 @@ def show_help(root: Any) -> None:
         tip, name = getattr(widget, "tooltip", None), getattr(widget, "description", "")
         if not (tip and name and hasattr(widget, "description_allow_html")) or widget.description_allow_html:
             continue
-        if isinstance(widget, (w.Checkbox, w.FloatSlider, w.IntSlider)):
-            continue  # a slider's label shows it already; a checkbox's name is its own label (Control)
+        if isinstance(widget, (w.Checkbox, w.FloatSlider, w.IntSlider, w.Button, w.ToggleButton)):
+            continue  # a slider's label shows it already; a checkbox's name is its own label (Control); a button's
+            # title is its tooltip, and its description is plain text (HTML would show as its label)
         widget.description = _described(name, tip)
         widget.description_allow_html = True
 

@@ -200,7 +200,7 @@ class Panel:
             options=options,
             description="model",
             tooltip=SETTINGS["model"].help,
-            layout=w.Layout(width="100%", max_width="620px"),
+            layout=w.Layout(width="100%", max_width="620px", margin="2px 0"),  # no side margin: 100% fits
         )
         self.model_text = w.Text(
             placeholder="any model id the server knows",
@@ -213,7 +213,7 @@ class Panel:
             description="base URL",
             tooltip=SETTINGS["base_url"].help,
             continuous_update=False,
-            layout=w.Layout(width="100%", max_width="620px"),
+            layout=w.Layout(width="100%", max_width="620px", margin="2px 0"),  # no side margin: 100% fits
         )
         self.model_pick.add_class("wm-model")
         self.model_text.add_class("wm-model-id")
@@ -229,7 +229,7 @@ class Panel:
             description="extra body",
             tooltip="A JSON object merged into the request body: fields only some servers know.",
             continuous_update=False,
-            layout=w.Layout(width="100%", max_width="620px"),
+            layout=w.Layout(width="100%", max_width="620px", margin="2px 0"),  # no side margin: 100% fits
         )
         self.extra_body.add_class("wm-extra-body")
         groups["advanced"] = [self.extra_body]
@@ -250,7 +250,7 @@ class Panel:
             continuous_update=False,
         )
         for box in (self.system, self.schema):
-            box.layout = w.Layout(width="100%", max_width="620px")
+            box.layout = w.Layout(width="100%", max_width="620px", margin="2px 0")
         self.system.add_class("wm-system")
         self.schema.add_class("wm-schema")
 

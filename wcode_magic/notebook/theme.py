@@ -53,6 +53,8 @@ _RULES = (
     # ipywidgets draws inactive tab titles in --jp-ui-font-color2 on --jp-layout-color2: 4.4:1 in Light
     ".lm-TabBar .lm-TabBar-tab .lm-TabBar-tabLabel{color:var(--wm-fg)}"
     ".lm-TabBar-content{flex-wrap:wrap}"
+    # and an accordion's header ("Thought for 3 s") in --jp-ui-font-color2 on --jp-layout-color2: 4.4:1 too
+    ".jupyter-widget-Collapse-header,.jupyter-widget-Collapse-header span{color:var(--wm-fg)}"
 )
 
 
