@@ -133,10 +133,15 @@ def test_send_stays_in_view_and_in_place(page, viewport):
     toggle.click()
     page.locator(".wm-panel .wm-settings .lm-TabBar-tab").first.wait_for()
     assert _place(page) == place, "opening the settings moved Send"
+    # Where the cell is wide enough the settings sit beside the chat, and every tab leaves Send in the window; in a
+    # narrow cell they sit below it, so reaching a tab scrolls the page, but Send still keeps its place in the panel.
+    beside = _box(page, ".wm-panel .wm-settings")["y"] < send["y"]
+    assert beside or viewport["width"] < 1000, f"at {viewport} the settings should sit beside the chat"
     for tab in page.locator(".wm-panel .wm-settings .lm-TabBar-tab").all():
         tab.click()
         assert _place(page) == place, f"the {tab.inner_text()} tab moved Send"
-        assert _inside(_box(page), viewport), f"the {tab.inner_text()} tab put Send out of the window"
+        if beside:
+            assert _inside(_box(page), viewport), f"the {tab.inner_text()} tab put Send out of the window"
     for selector in (".wm-panel .wm-model select", ".wm-panel .wm-settings .lm-TabBar-tab"):
         box = _box(page, selector + " >> nth=0")
         assert box["x"] + box["width"] <= viewport["width"], f"{selector} overflows the window"

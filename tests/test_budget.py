@@ -238,3 +238,35 @@ def test_with_the_cache_on_a_sweep_sends_only_what_fits_and_cached_runs_are_neve
     assert "Runs answered from a recording or the cache cost nothing." in capsys.readouterr().out
     assert df.response[0].cached and not isinstance(df.error[0], str)
     assert df.error[1].startswith("BudgetError: Not sent: The worst case of this call") and priced.count == before
+
+
+# -- the panel asks with buttons in its turn --------------------------------------------------------------
+def test_the_panel_asks_in_the_turn_and_sends_only_after_send_anyway(session, priced):
+    from wcode_magic.notebook import spend
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=priced.base_url, model="qwen3", budget=budget.spent() + 0.0000001)
+    p = Panel()
+    p.controls.controls["max_tokens"].widget.value = "20"
+
+    async def answer(which: str) -> None:
+        p.send("hi")
+        while not spend.SpendButtons.waiting:
+            await asyncio.sleep(0.01)
+        assert p.state == "asking" and spend.SpendButtons.waiting[0] in p.turn.box.children
+        label, row = spend.SpendButtons.waiting[0].children
+        assert "The worst case of this send is ¥" in label.value
+        send, dont = row.children
+        (send if which == "send" else dont).click()
+        await p.wait()
+
+    try:
+        before = priced.count
+        asyncio.run(answer("dont"))
+        assert p.state == "not sent" and priced.count == before and p.messages == []
+        assert "Not sent: you declined." in p.error.value and "wm-error-text" not in p.error.value
+        asyncio.run(answer("send"))
+        assert p.state == "done" and priced.count == before + 1 and p.response.cost > 0
+        assert budget.reserved() == 0
+    finally:
+        p.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import html
 import json
 import time
@@ -29,13 +30,13 @@ import warnings
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..core import catalog
+from ..core import budget, catalog
 from ..core.errors import InvalidParameterError, StoppedError, WcodeError, WcodeWarning, error_line
 from ..core.params import PARAMS
 from ..core.session import is_bundled_local
 from ..core.settings import SESSION, SETTINGS, Settings, configure
 from ..core.stream import Event
-from . import codegen, codeview, theme, toolview
+from . import codegen, codeview, spend, theme, toolview
 from .controls import SCHEMA_EXAMPLE, ParamControls, schema_value, show_help
 from .throttle import Throttle
 from .turn import Turn, markdown
@@ -338,7 +339,7 @@ class Panel:
                 self.tools_view,
                 self.code,
             ],
-            layout=w.Layout(flex="1 1 480px", min_width="0"),
+            layout=w.Layout(flex="1 1 380px", min_width="0"),
         )
         chat.add_class("wm-chat")
         self.settings = w.VBox(
@@ -351,7 +352,9 @@ class Panel:
                 self.system,
                 self.schema,
             ],
-            layout=w.Layout(flex="1 1 560px", min_width="0", display="none"),
+            # beside the chat from a ~800 px cell (1280 px JupyterLab with its file browser open); a long tab
+            # scrolls inside the column instead of stretching the page
+            layout=w.Layout(flex="1 1 400px", min_width="0", max_height="80vh", overflow="auto", display="none"),
         )
         self.settings.add_class("wm-settings")
         # Side by side where the cell is wide enough, else the settings wrap below: either way Send stays put.
@@ -667,17 +670,23 @@ class Panel:
 
         turn = {"role": "user", "content": prompt}
         model = self.model_id()
-        self._catch_warnings()
         try:
-            await achat(
-                [*self.messages, turn],
-                model=model,
-                on_event=self._on_event,
-                headers=self.headers,
-                extra_body=extra_body,
-                **({"schema": schema} if schema is not None else {}),
-                **self._tool_kw(),
-            )
+            approved = await self._may_spend([*self.messages, turn], model, extra_body)
+            if approved is False:
+                self._end("not sent", turn)
+                return
+            self._catch_warnings()
+            # approved here: the client does not ask again (it cannot: a background task has no cell to ask in)
+            with budget.covered() if approved else contextlib.nullcontext():
+                await achat(
+                    [*self.messages, turn],
+                    model=model,
+                    on_event=self._on_event,
+                    headers=self.headers,
+                    extra_body=extra_body,
+                    **({"schema": schema} if schema is not None else {}),
+                    **self._tool_kw(),
+                )
         except (asyncio.CancelledError, StoppedError):  # Stop: our own task, so the cancel ends here (or a
             self._release_warnings()  # replayed answer that was stopped when it was recorded)
             # A Stop that lands after the last token (while observers run) stopped nothing: the answer is whole.
@@ -688,6 +697,33 @@ class Panel:
             self._end("error", turn, e)
         else:
             self._end("done", turn)
+
+    async def _may_spend(self, messages: list[dict[str, Any]], model: str, extra_body: Any) -> bool | None:
+        """The cost check before a Send (core/budget.py): a prompt over ``warn_prompt_tokens`` on a priced model, or
+        a worst case above what is left of the session's budget, is asked about with two buttons in this turn
+        (a background task cannot prompt on stdin); True to send. A request the spine refuses is let through to
+        ``achat``, which raises its own error into the panel. None: nothing to ask."""
+        from ..core.client import build_request
+
+        try:
+            body = build_request(
+                messages, model=model, system=self.session.system, stream=True, extra_body=extra_body, call_params={}
+            )
+        except WcodeError:
+            return None
+        question = budget.question([body], "this send")
+        if question is None:
+            return None
+        self.state = "asking"
+        self.status.value = self._status_html()
+        allowed = await spend.ask_with_buttons(question, self._show_question)
+        if not allowed:
+            self.notices.append("Not sent: you declined. " + question.removesuffix(" Send anyway?"))
+            self.error.value = self._error_html(None)
+        return allowed
+
+    def _show_question(self, box: Any) -> None:
+        self.turn.box.children = (*self.turn.box.children, box)
 
     # Warnings (a parameter the model ignores, a thinking switch it lacks) come from the request's validation,
     # which runs before achat's first await: between the task's start and the "start" event (or an exception
