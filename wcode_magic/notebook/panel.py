@@ -706,9 +706,16 @@ class Panel:
         from ..core.client import build_request
 
         try:
-            body = build_request(
-                messages, model=model, system=self.session.system, stream=True, extra_body=extra_body, call_params={}
-            )
+            with warnings.catch_warnings():  # said once, by achat's own validation (_catch_warnings shows it)
+                warnings.simplefilter("ignore", WcodeWarning)
+                body = build_request(
+                    messages,
+                    model=model,
+                    system=self.session.system,
+                    stream=True,
+                    extra_body=extra_body,
+                    call_params={},
+                )
         except WcodeError:
             return None
         question = budget.question([body], "this send")
