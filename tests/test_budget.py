@@ -270,3 +270,34 @@ def test_the_panel_asks_in_the_turn_and_sends_only_after_send_anyway(session, pr
         assert budget.reserved() == 0
     finally:
         p.close()
+
+
+def test_the_panels_compare_mode_asks_once_for_all_its_runs(session, priced):
+    from wcode_magic.notebook import spend
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=priced.base_url, model="qwen3", budget=budget.spent() + 0.0000001)
+    p = Panel()
+    p.controls.controls["max_tokens"].widget.value = "20"
+    p.compare_button.value = True
+    p.compare_pick.value = (QWEN3.id, R1.id)
+
+    async def answer(which: str) -> None:
+        p.send("hi")
+        while not spend.SpendButtons.waiting:
+            await asyncio.sleep(0.01)
+        label, row = spend.SpendButtons.waiting[0].children
+        assert "The worst case of this compare is ¥" in label.value
+        send, dont = row.children
+        (send if which == "send" else dont).click()
+        await p.wait()
+
+    try:
+        before = priced.count
+        asyncio.run(answer("dont"))
+        assert p.state == "not sent" and priced.count == before
+        asyncio.run(answer("send"))
+        assert p.state == "done" and priced.count == before + 2 and p.compared.error.isna().all()
+        assert budget.reserved() == 0
+    finally:
+        p.close()

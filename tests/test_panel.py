@@ -871,3 +871,47 @@ def test_with_logprobs_the_finished_answer_shows_its_heat_map(session, local_url
         assert view.count("<span") >= 10  # one coloured span per token
     finally:
         p.close()
+
+
+def test_compare_mode_streams_the_picked_models_side_by_side_and_keeps_the_table(session, local_url):
+    """Compare mode: Send asks every picked model at once, in columns inside the turn, with the panel's settings;
+    the table equals wm.compare's for the same runs; the conversation is left as it was; Stop stops them all."""
+    import wcode_magic as wm
+    from wcode_magic.notebook.panel import Panel
+
+    session.update(base_url=local_url, model="local/ngram")
+    p = Panel()
+    p.controls.controls["seed"].widget.value = "4"
+    p.controls.controls["max_tokens"].widget.value = "400"  # room for the thinking model's answer too
+    try:
+        p.compare_button.value = True
+        assert p.compare_pick.layout.display is None and p.compare_pick.value == ("local/ngram",)
+        p.compare_pick.value = ("local/ngram", "local/ngram-thinking")
+        _run(_send(p, "Why is the sky blue?"))
+        assert p.state == "done" and "2 runs · 2 done" in p.status.value
+        view = p.compare_view
+        assert view.widget in p.turn.box.children and p.messages == []
+        df = p.compared
+        same = wm.compare("Why is the sky blue?", models=["local/ngram", "local/ngram-thinking"], progress=False)
+        assert df.model.tolist() == same.model.tolist() and df.text.tolist() == same.text.tolist()
+        assert all(df.text.str.len() > 0)
+
+        # Stop: every column stops, what arrived stays
+        p.controls.controls["max_tokens"].widget.value = "100000"
+        p.extra_body.value = '{"ignore_eos": true}'
+
+        async def stop_mid_stream():
+            p.send("Keep talking.")
+            while not p.compare_view or p.compare_view is view or not all(
+                c.response is not None and c.response.text for c in p.compare_view.columns
+            ):
+                await asyncio.sleep(0.01)
+            p.stop_button.click()
+            await p.wait()
+
+        _run(stop_mid_stream())
+        assert p.state == "stopped" and "2 stopped" in p.status.value and not p.error.value.strip()
+        assert all(p.compared.text.str.len() > 0) and p.compared.attrs["stopped"] == 2
+        assert p.send_button.disabled is False and p.stop_button.disabled is True
+    finally:
+        p.close()

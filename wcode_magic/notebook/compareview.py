@@ -268,12 +268,15 @@ class CompareView:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def _status_html(self) -> str:
+    def summary(self) -> str:
+        """How many runs, and how many are in each state ("3 runs · 2 done · 1 stopped")."""
         counts: dict[str, int] = {}
         for c in getattr(self, "columns", []):
             counts[c.state] = counts.get(c.state, 0) + 1
-        parts = [f"{len(self.plan.cells)} runs"] + [f"{n} {state}" for state, n in counts.items()]
-        return f"<span class='wm-compare-status-text'>{html.escape(' · '.join(parts))}</span>"
+        return " · ".join([f"{len(self.plan.cells)} runs"] + [f"{n} {state}" for state, n in counts.items()])
+
+    def _status_html(self) -> str:
+        return f"<span class='wm-compare-status-text'>{html.escape(self.summary())}</span>"
 
     # -- running ---------------------------------------------------------------------------------------------
     def start(self) -> asyncio.Future[Any] | concurrent.futures.Future[Any]:

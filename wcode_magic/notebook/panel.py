@@ -268,12 +268,25 @@ class Panel:
         self.new_button = w.Button(description="New conversation", icon="file")
         self.settings_button = w.ToggleButton(description="Settings", icon="sliders", value=False)
         self.code_button = w.ToggleButton(description="Show code", icon="code", value=False)
+        self.compare_button = w.ToggleButton(description="Compare", icon="columns", value=False)
+        # the compare mode's models (below the buttons: showing them never moves Send)
+        self.compare_pick = w.SelectMultiple(
+            options=[(model_label(m), m.id) for m in catalog.MODELS],
+            rows=min(6, len(catalog.MODELS)),
+            description="compare",
+            tooltip="The models Send asks at once, side by side (as %%compare): Ctrl/Shift-click picks several.",
+            layout=w.Layout(width="100%", max_width="620px", margin="2px 0", display="none"),
+        )
+        self.compare_pick.add_class("wm-compare-pick")
+        self.compare_view: Any = None  # the last compare's CompareView
+        self.compared: Any = None  # ... and its DataFrame (the one wm.compare returns)
         helps = {
             self.send_button: "Send the prompt with the settings shown (the conversation so far goes with it).",
             self.stop_button: "Stop the answer: what arrived so far is kept.",
             self.new_button: "Start over: forget this conversation.",
             self.settings_button: "Model, server, thinking, every parameter, system prompt, schema.",
             self.code_button: "The %%chat cell and the wm.chat call that send what Send sends, kept up to date.",
+            self.compare_button: "Send to several models at once, side by side, and keep the table wm.compare returns.",
         }
         for cls, button in (
             ("wm-send", self.send_button),
@@ -281,6 +294,7 @@ class Panel:
             ("wm-new", self.new_button),
             ("wm-settings-toggle", self.settings_button),
             ("wm-show-code", self.code_button),
+            ("wm-compare-toggle", self.compare_button),
         ):
             button.add_class(cls)
             button.tooltip = helps[button]
@@ -290,6 +304,7 @@ class Panel:
         self.new_button.on_click(lambda _b: self.new_conversation())
         self.settings_button.observe(lambda _c: self._toggle_settings(), names="value")
         self.code_button.observe(lambda _c: self._toggle_code(), names="value")
+        self.compare_button.observe(lambda _c: self._toggle_compare(), names="value")
 
         # -- the transcript: old turns stay as they were; only the live turn (the last) changes
         self.turn = Turn()
@@ -324,7 +339,14 @@ class Panel:
             widget.add_class(cls)
 
         buttons = w.HBox(
-            [self.send_button, self.stop_button, self.new_button, self.settings_button, self.code_button],
+            [
+                self.send_button,
+                self.stop_button,
+                self.new_button,
+                self.settings_button,
+                self.code_button,
+                self.compare_button,
+            ],
             layout=w.Layout(flex_flow="row wrap"),
         )
         buttons.add_class("wm-buttons")
@@ -333,6 +355,7 @@ class Panel:
                 self.transcript,
                 self.prompt,
                 buttons,
+                self.compare_pick,
                 self.status,
                 self.error,
                 self.summary,
@@ -524,7 +547,7 @@ class Panel:
             self._refuse(e.message)
             return None
         self._begin(text)
-        coro = self._run(text, extra, schema)
+        coro = self._run_compare(text, extra, schema) if self.compare_button.value else self._run(text, extra, schema)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop here (a plain script): use the client's worker loop
@@ -697,6 +720,65 @@ class Panel:
             self._end("error", turn, e)
         else:
             self._end("done", turn)
+
+    def _toggle_compare(self) -> None:
+        """Compare mode on: pick the models (the panel's own first); Send then streams them side by side."""
+        on = self.compare_button.value
+        self.compare_pick.layout.display = None if on else "none"
+        if on and not self.compare_pick.value and catalog.lookup(self.model_id()) is not None:
+            self.compare_pick.value = (catalog.lookup(self.model_id()).id,)
+
+    async def _run_compare(self, prompt: str, extra_body: dict[str, Any] | None, schema: Any = None) -> None:
+        """Send mode "Compare": the prompt to every picked model at once, in columns in this turn (a
+        ``CompareView``, as ``%%compare``), with the panel's settings. A compare stands apart from the conversation
+        (each run is a one-shot prompt), so nothing joins ``messages``; its table is ``self.compared``."""
+        from .compareview import CompareView
+
+        kw: dict[str, Any] = {"headers": self.headers} if self.headers else {}
+        if extra_body:
+            kw["extra_body"] = extra_body
+        if schema is not None:
+            kw["schema"] = schema
+        try:
+            view = CompareView(prompt, list(self.compare_pick.value) or [self.model_id()], **kw)
+        except WcodeError as e:
+            self._end_compare("error", e)
+            return
+        self.compare_view = view
+        self._show_question(view.widget)
+        try:
+            question = budget.question(view.plan.bodies, "this compare")
+            if question is not None:
+                self.state = "asking"
+                self.status.value = self._status_html()
+                if not await spend.ask_with_buttons(question, self._show_question):
+                    self.notices.append("Not sent: you declined. " + question.removesuffix(" Send anyway?"))
+                    view.stop()
+                    self._end_compare("not sent")
+                    return
+            self.state = "comparing"
+            self.status.value = self._status_html()
+            with budget.covered() if question is not None else contextlib.nullcontext():
+                view.start()  # the runs' task copies this context: approved once for all of them
+            self.compared = await view.wait()
+        except asyncio.CancelledError:  # Stop: Stop all, keep what arrived
+            view.stop()
+            self.compared = await view.wait()
+            self._end_compare("stopped")
+        else:
+            self._end_compare("stopped" if view.stopped else "done")
+
+    def _end_compare(self, state: str, error: BaseException | None = None) -> None:
+        self.state = state
+        said = state if error is not None else f"{state} · {self.compare_view.summary()}"
+        self.status.value = f"<span class='wm-state wm-state-{state}'>{html.escape(said)}</span>"
+        self.turn.footer.value = self.status.value
+        if error is not None or self.notices:
+            self.error.value = self._error_html(None if error is None else error_text(error))
+        if state == "done":
+            self.prompt.value = ""
+        self.send_button.disabled = False
+        self.stop_button.disabled = True
 
     async def _may_spend(self, messages: list[dict[str, Any]], model: str, extra_body: Any) -> bool | None:
         """The cost check before a Send (core/budget.py): a prompt over ``warn_prompt_tokens`` on a priced model, or
