@@ -902,8 +902,10 @@ def test_compare_mode_streams_the_picked_models_side_by_side_and_keeps_the_table
 
         async def stop_mid_stream():
             p.send("Keep talking.")
-            while not p.compare_view or p.compare_view is view or not all(
-                c.response is not None and c.response.text for c in p.compare_view.columns
+            while (
+                not p.compare_view
+                or p.compare_view is view
+                or not all(c.response is not None and c.response.text for c in p.compare_view.columns)
             ):
                 await asyncio.sleep(0.01)
             p.stop_button.click()
