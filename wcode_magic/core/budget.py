@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,7 +273,7 @@ def before_call(body: Mapping[str, Any]) -> float:
     return est.total
 
 
-def question(bodies: list[Mapping[str, Any]], what: str = "this call") -> str | None:
+def question(bodies: Sequence[Mapping[str, Any]], what: str = "this call") -> str | None:
     """For a front-end that asks in its own way (the panel's buttons, ``notebook/spend.py``): what to ask before
     sending ``bodies``, or None when nothing needs asking. It covers what the client would ask: a priced prompt
     above ``warn_prompt_tokens`` (said once per conversation: it counts as said once asked) and the cap. After a

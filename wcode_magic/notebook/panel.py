@@ -725,8 +725,9 @@ class Panel:
         """Compare mode on: pick the models (the panel's own first); Send then streams them side by side."""
         on = self.compare_button.value
         self.compare_pick.layout.display = None if on else "none"
-        if on and not self.compare_pick.value and catalog.lookup(self.model_id()) is not None:
-            self.compare_pick.value = (catalog.lookup(self.model_id()).id,)
+        known = catalog.lookup(self.model_id())
+        if on and not self.compare_pick.value and known is not None:
+            self.compare_pick.value = (known.id,)
 
     async def _run_compare(self, prompt: str, extra_body: dict[str, Any] | None, schema: Any = None) -> None:
         """Send mode "Compare": the prompt to every picked model at once, in columns in this turn (a
