@@ -45,7 +45,8 @@ _RULES = (
     "{max-width:calc(100% - 2 * var(--jp-widgets-margin,2px))}"
     # a slider in a narrow notebook puts its track and readout under its name rather than shrinking the track
     ".widget-hslider{flex-wrap:wrap;row-gap:2px;height:auto;min-height:var(--jp-widgets-inline-height,28px)}"
-    ".widget-hslider .slider-container{flex:1 1 160px;min-width:160px}"
+    # (room on the right for the handle, which overhangs the track's end by half its width at the maximum)
+    ".widget-hslider .slider-container{flex:1 1 160px;min-width:160px;margin-right:10px}"
     ".wm-marker{min-width:0}"
     ".wm-name{text-align:right;padding-right:8px;box-sizing:border-box}"
     ".wm-marker .widget-html-content{line-height:1.3}"
