@@ -887,6 +887,17 @@ def test_compare_mode_streams_the_picked_models_side_by_side_and_keeps_the_table
         p.compare_button.value = True
         assert p.compare_pick.layout.display is None and p.compare_pick.value == ("local/ngram",)
         p.compare_pick.value = ("local/ngram", "local/ngram-thinking")
+        # Show code follows the mode: a %%compare cell (which %%compare parses) and a wm.compare call
+        code = p.code_text("Why is the sky blue?")
+        cell = code.split("```\n", 2)[1].split("\n```", 1)[0]
+        assert cell.startswith("%%compare -m local/ngram -m local/ngram-thinking ") and "--seed 4" in cell
+        from wcode_magic.notebook.flags import parse_compare
+
+        assert parse_compare(cell.splitlines()[0].removeprefix("%%compare")).models == [
+            "local/ngram",
+            "local/ngram-thinking",
+        ]
+        assert "wm.compare(" in code and "models=['local/ngram', 'local/ngram-thinking']" in code
         _run(_send(p, "Why is the sky blue?"))
         assert p.state == "done" and "2 runs · 2 done" in p.status.value
         view = p.compare_view
@@ -905,7 +916,9 @@ def test_compare_mode_streams_the_picked_models_side_by_side_and_keeps_the_table
             while (
                 not p.compare_view
                 or p.compare_view is view
-                or not all(c.response is not None and c.response.text for c in p.compare_view.columns)
+                or not all(
+                    c.response is not None and (c.response.text or c.response.reasoning) for c in p.compare_view.columns
+                )
             ):
                 await asyncio.sleep(0.01)
             p.stop_button.click()
@@ -913,7 +926,8 @@ def test_compare_mode_streams_the_picked_models_side_by_side_and_keeps_the_table
 
         _run(stop_mid_stream())
         assert p.state == "stopped" and "2 stopped" in p.status.value and not p.error.value.strip()
-        assert all(p.compared.text.str.len() > 0) and p.compared.attrs["stopped"] == 2
+        kept = p.compared.text.str.len() + p.compared.response.map(lambda r: len(r.reasoning))
+        assert all(kept > 0) and p.compared.attrs["stopped"] == 2
         assert p.send_button.disabled is False and p.stop_button.disabled is True
     finally:
         p.close()

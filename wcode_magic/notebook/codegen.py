@@ -163,6 +163,21 @@ def chat_cell(
     return f"{line}\n{prompt}"
 
 
+def compare_cell(
+    prompt: str,
+    models: Sequence[str],
+    system: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    *,
+    schema: str | Mapping[str, Any] | None = None,
+) -> str:
+    """A whole ``%%compare`` cell: ``-m`` per model, then ``%%chat``'s options, then the prompt."""
+    line = chat_line(None, system, params, extra_body, no_interpolate=has_braces(prompt), schema=schema)
+    runs = " ".join(part for m in models for part in ("-m", quote(m)))
+    return f"%%compare {runs}{line.removeprefix('%%chat')}\n{prompt}"
+
+
 def python_call(
     prompt: str,
     model: str | None = None,
@@ -173,11 +188,14 @@ def python_call(
     extra_body: Mapping[str, Any] | None = None,
     tools: Sequence[str] = (),
     schema: str | Mapping[str, Any] | None = None,
+    models: Sequence[str] = (),
 ) -> str:
     """``wm.chat(...)`` with the same request, one keyword per line, as valid Python (``tools`` by their names, the
-    functions the notebook defines)."""
+    functions the notebook defines); with ``models``, ``wm.compare(...)`` over them instead."""
     args = [repr(prompt)]
-    if model:
+    if models:
+        args.append(f"models={list(models)!r}")
+    elif model:
         args.append(f"model={model!r}")
     if tools:
         args.append(f"tools=[{', '.join(tools)}]")
@@ -191,7 +209,7 @@ def python_call(
     if schema is not None:
         args.append(f"schema={schema if isinstance(schema, str) else dict(schema)!r}")
     body = "".join(f"    {a},\n" for a in args)
-    return f"import wcode_magic as wm\n\nwm.chat(\n{body})"
+    return f"import wcode_magic as wm\n\nwm.{'compare' if models else 'chat'}(\n{body})"
 
 
 def notes(
@@ -237,6 +255,7 @@ def show(
     bundled_local: bool = False,
     tools: Sequence[str] = (),
     schema: str | Mapping[str, Any] | None = None,
+    models: Sequence[str] = (),
 ) -> str:
     """Markdown with both forms and any notes, for the panel's "Show code".
 
@@ -244,13 +263,17 @@ def show(
     ``earlier_turns``: the panel's own conversation so far, which neither form can send.
     ``bundled_local``: ``base_url`` is this kernel's bundled local server, whose port means nothing elsewhere: the
     call leaves it out (a local/... model id starts the server by itself).
+    ``models``: the panel's Compare mode: a ``%%compare`` cell and a ``wm.compare`` call over them.
     """
     url = None if bundled_local and (model or "").startswith("local/") else base_url
-    parts = [
-        "```\n" + chat_cell(prompt, model, system, params, extra_body, new=new, tools=tools, schema=schema) + "\n```",
-        "```python\n"
-        + python_call(prompt, model, system, params, base_url=url, extra_body=extra_body, tools=tools, schema=schema)
-        + "\n```",
-    ]
+    if models:
+        cell = compare_cell(prompt, models, system, params, extra_body, schema=schema)
+        earlier_turns = 0  # a compare is one prompt on its own
+    else:
+        cell = chat_cell(prompt, model, system, params, extra_body, new=new, tools=tools, schema=schema)
+    call = python_call(
+        prompt, model, system, params, base_url=url, extra_body=extra_body, tools=tools, schema=schema, models=models
+    )
+    parts = ["```\n" + cell + "\n```", "```python\n" + call + "\n```"]
     parts += [f"- {n}" for n in notes(system, base_url, earlier_turns, bundled_local=bundled_local)]
     return "\n\n".join(parts)

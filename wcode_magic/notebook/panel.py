@@ -394,7 +394,7 @@ class Panel:
         self.base_url.observe(lambda _c: self._write("base_url", self.base_url.value.strip() or None), names="value")
         self.system.observe(lambda _c: self._write("system", self.system.value or None), names="value")
         self.schema.observe(lambda _c: self._schema_changed(), names="value")
-        for box in (self.prompt, self.extra_body):
+        for box in (self.prompt, self.extra_body, self.compare_pick):
             box.observe(lambda _c: self._refresh_code(), names="value")
         self._unbind = self.controls.bind(session)
         self._unsubscribe = session.subscribe(self._session_changed)
@@ -638,7 +638,11 @@ class Panel:
             earlier_turns=len(self.messages) // 2,
             bundled_local=is_bundled_local(base_url),
             tools=[t.__name__ for t in self.tools if callable(t) and hasattr(t, "__name__")],
+            models=self._compared_models() if self.compare_button.value else (),
         )
+
+    def _compared_models(self) -> list[str]:
+        return list(self.compare_pick.value) or [self.model_id()]
 
     def toggle_code(self) -> None:
         """Show or hide the code (as the "Show code" button does)."""
@@ -728,6 +732,7 @@ class Panel:
         known = catalog.lookup(self.model_id())
         if on and not self.compare_pick.value and known is not None:
             self.compare_pick.value = (known.id,)
+        self._refresh_code()
 
     async def _run_compare(self, prompt: str, extra_body: dict[str, Any] | None, schema: Any = None) -> None:
         """Send mode "Compare": the prompt to every picked model at once, in columns in this turn (a
@@ -741,7 +746,7 @@ class Panel:
         if schema is not None:
             kw["schema"] = schema
         try:
-            view = CompareView(prompt, list(self.compare_pick.value) or [self.model_id()], **kw)
+            view = CompareView(prompt, self._compared_models(), **kw)
         except WcodeError as e:
             self._end_compare("error", e)
             return
