@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..core.toolloop import ToolCall, shorten
@@ -39,23 +40,30 @@ class ButtonConfirm:
         decline = w.Button(description="Decline", button_style="warning", icon="ban")
         for b in (run, decline):
             b.layout.width = "auto"
-        decided: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-        def decide(value: bool) -> None:
-            if not decided.done():
-                decided.set_result(value)
-
-        run.on_click(lambda _b: decide(True))
-        decline.on_click(lambda _b: decide(False))
         box = w.HBox([label, run, decline])
         box.add_class("wm-confirm")
         self.pending = box
-        ButtonConfirm.waiting.append(box)
-        display(box)
-        try:
-            allowed = await decided
-        finally:
-            run.disabled = decline.disabled = True
-            ButtonConfirm.waiting.remove(box)
+        allowed = await await_choice(run, decline, box, ButtonConfirm.waiting, display)
         label.value = f"{'Allowed' if allowed else 'Declined'}: <code>{what}</code>"
         return allowed
+
+
+async def await_choice(yes: Any, no: Any, box: Any, waiting: list[Any], show: Callable[[Any], Any]) -> bool:
+    """Show ``box`` (holding the ``yes`` and ``no`` buttons) and wait for a click: True for ``yes``. ``waiting``
+    lists the boxes still waiting (tests click them); once decided both buttons are disabled, so the saved
+    notebook shows a question that was answered."""
+    decided: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def decide(value: bool) -> None:
+        if not decided.done():
+            decided.set_result(value)
+
+    yes.on_click(lambda _b: decide(True))
+    no.on_click(lambda _b: decide(False))
+    waiting.append(box)
+    show(box)
+    try:
+        return await decided
+    finally:
+        yes.disabled = no.disabled = True
+        waiting.remove(box)

@@ -22,6 +22,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from .approve import await_choice
+
 YES = ("y", "yes")
 _CELL_TASKS = ("shell_main", "run_cell_async")  # ipykernel's task running a plain cell, and a top-level-await one
 _CELL_WAITS: contextvars.ContextVar[bool] = contextvars.ContextVar("wcode_cell_waits", default=False)
@@ -82,27 +84,13 @@ class SpendButtons:
         for b in (send, cancel):
             b.layout.width = "auto"
             b.layout.min_width = "max-content"
-        decided: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-        def decide(value: bool) -> None:
-            if not decided.done():
-                decided.set_result(value)
-
-        send.on_click(lambda _b: decide(True))
-        cancel.on_click(lambda _b: decide(False))
         box = w.VBox([label, w.HBox([send, cancel])])
         box.add_class("wm-spend")
-        SpendButtons.waiting.append(box)
         if show is None:
             from IPython.display import display
 
             show = display
-        show(box)
-        try:
-            allowed = await decided
-        finally:
-            send.disabled = cancel.disabled = True
-            SpendButtons.waiting.remove(box)
+        allowed = await await_choice(send, cancel, box, SpendButtons.waiting, show)
         label.value = html.escape(("Sent: " if allowed else "Not sent: ") + question, quote=False)
         return allowed
 
