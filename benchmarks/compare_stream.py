@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
-import sys
-import time
 
 import nbformat
+import socket_server  # benchmarks/socket_server.py: the plain socket server these benchmarks share
 from nbclient import NotebookClient
 
 TARGET_RATIO = 1.3
@@ -44,7 +42,7 @@ def chunk(delta, finish=None, usage=None):
 HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
         b"connection: keep-alive\r\n\r\n")
 
-def answer(conn, req):
+def answer(conn, req, headers):
     n = int(str(req.get("model", "bench/100")).rsplit("/", 1)[-1])
     events = [chunk({"role": "assistant", "content": ""})]
     events += [chunk({"content": " w%d" % i}) for i in range(n)]
@@ -60,31 +58,9 @@ def answer(conn, req):
             time.sleep(wait)
         conn.sendall(piece)
 
-def serve(conn):
-    buf = b""
-    with conn:
-        while True:
-            while b"\r\n\r\n" not in buf:
-                more = conn.recv(65536)
-                if not more:
-                    return
-                buf += more
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(buf) < length:
-                buf += conn.recv(65536)
-            raw, buf = buf[:length], buf[length:]
-            answer(conn, json.loads(raw))
+from socket_server import serve_forever
 
-listener = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=64)
-while True:
-    conn, _ = listener.accept()
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+serve_forever(answer, int(sys.argv[1]))
 """
 
 KERNEL_CODE = """
@@ -129,19 +105,7 @@ print(json.dumps(results))
 
 
 def _serve(rate: float) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(rate)])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the benchmark server did not start")
+    return socket_server.start(SERVER, str(rate))
 
 
 def main() -> None:

@@ -35,8 +35,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import socket_server  # benchmarks/socket_server.py: the plain socket server these benchmarks share
 from batch_throughput import MODEL, start_server
-from stream_throughput import free_port
 
 SCHEMA = "label: positive|negative|mixed, reason: str"
 TARGET = 1.5
@@ -87,7 +87,9 @@ def body(schema, top, n):
 HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
         b"connection: keep-alive\r\n\r\n")
 
-def answer(conn, req, delay):
+def answer(conn, req, headers):
+    fault = headers.get(b"x-wcode-fault", b"")
+    delay = int(fault.split(b"delay_ms=")[1].split(b",")[0]) if b"delay_ms=" in fault else 0
     if delay:
         time.sleep(delay / 1000)
     schema = (req.get("response_format") or {}).get("type") == "json_schema"
@@ -97,51 +99,14 @@ def answer(conn, req, delay):
     for piece in body(schema, top, n):
         conn.sendall(piece)
 
-def serve(conn):
-    buf = b""
-    with conn:
-        while True:
-            while b"\r\n\r\n" not in buf:
-                more = conn.recv(65536)
-                if not more:
-                    return
-                buf += more
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            length, delay = 0, 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                name = name.strip().lower()
-                if name == b"content-length":
-                    length = int(value)
-                elif name == b"x-wcode-fault" and b"delay_ms=" in value:
-                    delay = int(value.split(b"delay_ms=")[1].split(b",")[0])
-            while len(buf) < length:
-                buf += conn.recv(65536)
-            raw, buf = buf[:length], buf[length:]
-            answer(conn, json.loads(raw), delay)
+from socket_server import serve_forever
 
-listener = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=256)
-while True:
-    conn, _ = listener.accept()
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+serve_forever(answer, int(sys.argv[1]))
 """
 
 
 def start_prebuilt() -> tuple[subprocess.Popen, str]:
-    import socket
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("benchmark server did not start")
+    return socket_server.start(SERVER)
 
 
 def cpu_of(pid: int) -> float:

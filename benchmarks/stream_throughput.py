@@ -29,13 +29,14 @@ import json
 import os
 import platform
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+
+import socket_server  # benchmarks/socket_server.py: the plain socket server these benchmarks share
 
 TARGETS = {"content_vs_floor": 2.0, "content_vs_openai": 6.0, "logprobs_vs_openai": 5.0, "scaling_1M_over_100k": 11}
 
@@ -66,7 +67,7 @@ def pieces(top):  # 997 distinct events, each framed as one HTTP chunk, and each
 HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
         b"connection: keep-alive\r\n")
 
-def answer(conn, req):
+def answer(conn, req, headers):
     n = int(req.get("max_tokens", 1000))
     top = int(req.get("top_logprobs", 0) or 0)
     ps, sizes = pieces(top)
@@ -82,52 +83,14 @@ def answer(conn, req):
         send(ps[i % m])
     send(framed(end) + b"0\r\n\r\n")
 
-def serve(conn):
-    buf = b""
-    with conn:
-        while True:
-            while b"\r\n\r\n" not in buf:
-                more = conn.recv(65536)
-                if not more:
-                    return
-                buf += more
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            while len(buf) < length:
-                buf += conn.recv(65536)
-            body, buf = buf[:length], buf[length:]
-            answer(conn, json.loads(body))
+from socket_server import serve_forever
 
-listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
-while True:
-    conn, _ = listener.accept()
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+serve_forever(answer, int(sys.argv[1]))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("benchmark server did not start")
+    return socket_server.start(SERVER)
 
 
 def take_turns(
