@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import keyword
 import re
@@ -152,14 +153,10 @@ def _add_request_params(parser: argparse.ArgumentParser, skip: frozenset[str] = 
             request.add_argument(p.flag, dest=p.name, metavar=p.kind.upper(), help=_param_help(p))
 
 
-_PARSER: argparse.ArgumentParser | None = None
-
-
+@functools.cache
 def parser() -> argparse.ArgumentParser:
-    global _PARSER
-    if _PARSER is None:
-        _PARSER = build_parser()
-    return _PARSER
+    """``%%chat``'s parser, built once, on first use (not at import)."""
+    return build_parser()
 
 
 def split(line: str) -> list[str]:
@@ -495,14 +492,10 @@ def build_compare_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMPARE_PARSER: argparse.ArgumentParser | None = None
-
-
+@functools.cache
 def compare_parser() -> argparse.ArgumentParser:
-    global _COMPARE_PARSER
-    if _COMPARE_PARSER is None:
-        _COMPARE_PARSER = build_compare_parser()
-    return _COMPARE_PARSER
+    """``%%compare``'s parser, built once, on first use."""
+    return build_compare_parser()
 
 
 def parse_compare(line: str) -> CompareOptions:
