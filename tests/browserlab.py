@@ -187,3 +187,16 @@ def connect(page, needle: str = "kernel ready") -> None:
         except AssertionError:
             continue
     raise AssertionError("the kernel never answered the setup cell")
+
+
+def use_theme(page, name: str) -> None:
+    """Switch theme as a user would (Settings > Theme), then wait until JupyterLab says it is applied."""
+    light = "true" if name == "light" else "false"
+    page.wait_for_function("document.body.dataset.jpThemeLight !== undefined", timeout=60_000)  # lab has loaded
+    if page.evaluate(f"document.body.dataset.jpThemeLight === '{light}'"):
+        return
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel").get_by_text(f"JupyterLab {name.title()}", exact=True).click()
+    page.wait_for_function(f"document.body.dataset.jpThemeLight === '{light}'", timeout=20_000)
+    time.sleep(0.5)  # the theme's stylesheet settles

@@ -25,6 +25,7 @@ from browserlab import (
     lab,
     notebook,
     require_chromium,
+    use_theme,
     wait_text,
 )
 
@@ -122,8 +123,10 @@ def _send(page, prompt: str | None = None) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("viewport", VIEWPORTS, ids=lambda v: f"{v['width']}x{v['height']}")
-def test_send_stays_in_view_and_in_place(page, viewport):
+def test_send_stays_in_view_and_in_place(page, viewport, theme):
+    use_theme(page, theme)
     page.set_viewport_size(viewport)
     _run_all(page)
     send = _box(page)
@@ -156,6 +159,7 @@ def test_send_stays_in_view_and_in_place(page, viewport):
 
 
 def test_a_conversation_show_code_copy_insert_and_stop(page, local_url):
+    use_theme(page, "light")  # the README's picture
     viewport = VIEWPORTS[0]
     page.set_viewport_size(viewport)
     _run_all(page)

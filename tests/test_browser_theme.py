@@ -14,7 +14,18 @@ from __future__ import annotations
 import time
 
 import pytest
-from browserlab import ARTIFACTS, browser_page, cell, connect, lab, notebook, require_chromium, run_cell, wait_text
+from browserlab import (
+    ARTIFACTS,
+    browser_page,
+    cell,
+    connect,
+    lab,
+    notebook,
+    require_chromium,
+    run_cell,
+    use_theme,
+    wait_text,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -224,18 +235,6 @@ def page(tmp_path_factory, local_url):
         yield pg
 
 
-def _use_theme(page, name: str) -> None:
-    """Switch theme as a user would (Settings > Theme), then wait until JupyterLab says it is applied."""
-    light = "true" if name == "light" else "false"
-    if page.evaluate(f"document.body.dataset.jpThemeLight === '{light}'"):
-        return
-    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
-    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
-    page.locator(".lm-Menu-itemLabel").get_by_text(f"JupyterLab {name.title()}", exact=True).click()
-    page.wait_for_function(f"document.body.dataset.jpThemeLight === '{light}'", timeout=20_000)
-    time.sleep(0.5)  # the theme's stylesheet settles
-
-
 def _run_notebook(page) -> None:
     connect(page)
     run_cell(page, 1)
@@ -325,6 +324,6 @@ def test_theme_fit_and_the_readers_choice(page):
     assert len(wraps) == 2 and all(w == ["pre-wrap", "normal", "break-word"] for w in wraps), wraps
 
     for theme in ("light", "dark"):
-        _use_theme(page, theme)
+        use_theme(page, theme)
         for width, height in SIZES:
             _measure(page, theme, width, height)
