@@ -221,7 +221,8 @@ def _notebook(local_url: str) -> dict:
         "wm.panel(model='local/ngram-thinking', logprobs=True, top_logprobs=5, max_tokens=150, seed=2,\n"
         "         prompt='Why is the sea salty?')"
     )
-    return notebook(setup, panel, heat, chat)
+    compare = "%%compare -m local/ngram -m local/ngram-thinking --max-tokens 300 --seed 1;\nWhy do rivers bend?"
+    return notebook(setup, panel, heat, chat, compare)
 
 
 @pytest.fixture(scope="module")
@@ -297,7 +298,7 @@ def _measure(page, theme: str, width: int, height: int) -> None:
     if tabs.count():
         tabs.first.click()
 
-    contrast = page.evaluate(CONTRAST, [".wm-tk", "cell:3"])
+    contrast = page.evaluate(CONTRAST, [".wm-tk", "cell:3", "cell:4"])  # heat map, %%chat, %%compare columns
     assert contrast["checked"] > 20 and not contrast["bad"], f"{where}: {contrast['bad']}"
     heat = page.evaluate(HEAT)
     assert len({s["bg"] for s in heat["steps"]}) == 10, f"{where}: heat steps not distinct: {heat['steps']}"
@@ -320,6 +321,8 @@ def test_theme_fit_and_the_readers_choice(page):
         " const out = [s.whiteSpace, s.wordBreak, s.overflowWrap]; p.remove(); return out; }"
     )
     assert styles == ["pre-wrap", "normal", "break-word"], styles
+    run_cell(page, 4)  # %%compare: two finished columns (header, thinking, answer, footer) measured below too
+    wait_text(cell(page, 4).locator(".wm-compare-status-text"), "2 done", timeout=60)
     wraps = page.evaluate(WRAP, ".wm-tk")  # the cell's heat map and the panel's
     assert len(wraps) == 2 and all(w == ["pre-wrap", "normal", "break-word"] for w in wraps), wraps
 

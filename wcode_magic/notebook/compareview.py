@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..analysis import sweeps
 from ..core.errors import WcodeError, error_line
+from . import theme
 from .throttle import Throttle
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ STYLE = """<style>
 .wm-compare-head { font-weight: 600; overflow-wrap: break-word; }
 .wm-compare-head .wm-compare-params { font-weight: normal; color: var(--jp-ui-font-color1); }
 .wm-compare-foot { color: var(--jp-ui-font-color1); font-size: var(--jp-ui-font-size0); overflow-wrap: break-word; }
-.wm-compare-error { color: var(--jp-error-color1); white-space: pre-wrap; overflow-wrap: break-word; }
 .wm-compare .wm-thinking-text { white-space: pre-wrap; overflow-wrap: break-word; word-break: normal; margin: 0;
   max-height: 16em; overflow-y: auto; color: var(--jp-ui-font-color1); }
 .wm-compare .wm-compare-col .widget-html-content { line-height: 1.4; }
@@ -225,7 +225,7 @@ class CompareView:
         self.status.add_class("wm-compare-status")
         bar = w.HBox([self.stop_button, self.status])
         bar.add_class("wm-compare-bar")
-        self.widget = w.VBox([w.HTML(STYLE), bar, self.grid])
+        self.widget = w.VBox([theme.style_widget(), w.HTML(STYLE), bar, self.grid])  # colours: theme.py
         self.widget.add_class("wm-compare")
 
     def _column(self, w: Any, index: int, labels: dict[str, Any], varied: list[str]) -> Column:
@@ -407,7 +407,7 @@ class CompareView:
                 column.state = "stopped"
             elif out.error is not None:
                 column.state = "error"
-                column.error.value = html.escape(_error_message(out.error))
+                column.error.value = f"<div class='wm-error-text'>{html.escape(_error_message(out.error))}</div>"
             else:
                 column.state = "done" if out.response is not None and out.response.complete else "stopped"
             column.response = out.response

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 DARK = 'body[data-jp-theme-light="false"]'  # set by JupyterLab for its dark themes
-SCOPES = (".wm-panel", ".wm-chat")
+SCOPES = (".wm-panel", ".wm-chat", ".wm-compare")
 
 _VARIABLES = (
     "{--wm-fg:var(--jp-ui-font-color1,#1f1f1f);--wm-muted:var(--jp-ui-font-color2,#595959);"
