@@ -29,6 +29,9 @@ from browserlab import (
     wait_text,
 )
 
+from wcode_magic.core import catalog
+from wcode_magic.notebook.panel import model_label
+
 pytestmark = pytest.mark.browser
 
 VIEWPORTS = ({"width": 1280, "height": 800}, {"width": 800, "height": 800})
@@ -158,6 +161,33 @@ def test_send_stays_in_view_and_in_place(page, viewport, theme):
     page.locator(".wm-panel .wm-show-code").click()
 
 
+def test_compare_mode_streams_the_picked_models_side_by_side(page):
+    """The panel's Compare: two models picked in the list, one Send, two columns in the turn that grow together,
+    then the status counts both done."""
+    use_theme(page, "light")
+    page.set_viewport_size(VIEWPORTS[0])
+    _run_all(page)
+    place = _place(page)
+    page.locator(".wm-panel .wm-compare-toggle").click()
+    assert _place(page) == place, "the Compare list moved Send"
+    labels = [model_label(catalog.lookup(m)) for m in ("local/ngram", "local/ngram-thinking")]
+    page.locator(".wm-panel .wm-compare-pick select").select_option(label=labels)
+    _send(page, "Why do rivers bend?")
+    columns = page.locator(".wm-panel .wm-turn").last.locator(".wm-compare-col")
+    columns.nth(1).wait_for()
+    assert columns.count() == 2
+    assert _wait_state(page, ("done", "stopped", "error")) == "done"
+    assert "2 runs · 2 done" in page.locator(".wm-panel .wm-status").inner_text()
+    heads = [columns.nth(i).locator(".wm-compare-head").inner_text() for i in range(2)]
+    assert heads[0].startswith("local/ngram") and heads[1].startswith("local/ngram-thinking"), heads
+    for i in range(2):
+        wait_text(columns.nth(i).locator(".wm-compare-foot"), "tokens")
+    assert not columns.nth(0).locator(".wm-compare-thinking").is_visible(), "local/ngram does not think"
+    assert columns.nth(1).locator(".wm-compare-thinking").inner_text().startswith("Thought for")
+    page.locator(".wm-panel").screenshot(path=str(ARTIFACTS / "panel-compare.png"))
+    page.locator(".wm-panel .wm-compare-toggle").click()  # back to the chat
+
+
 def test_a_conversation_show_code_copy_insert_and_stop(page, local_url):
     use_theme(page, "light")  # the README's picture
     viewport = VIEWPORTS[0]
@@ -245,5 +275,6 @@ def test_a_conversation_show_code_copy_insert_and_stop(page, local_url):
     page.locator(".wm-panel .wm-stop").click()
     assert _wait_state(page, ("stopped", "done", "error"), timeout=20) == "stopped"
     assert page.locator(".wm-panel .wm-error").inner_text().strip() == ""
-    footer = page.locator(".wm-panel .wm-turn").nth(2).locator(".wm-footer").inner_text()
+    # (the footer is its own widget: its update may arrive a moment after the status line's)
+    footer = wait_text(page.locator(".wm-panel .wm-turn").nth(2).locator(".wm-footer"), "stopped")
     assert footer.startswith("stopped") and "kept" in footer

@@ -108,6 +108,10 @@ def test_thinking_opens_while_it_streams_folds_at_the_answer_and_respects_the_re
     _run(kept.wait())
     assert kept.columns[0].user_chose_thinking and kept.columns[0].thinking.selected_index == 0
 
+    plain = CompareView(PROMPT, "local/ngram", seed=4, max_tokens=40)  # a model that does not think
+    _run(plain.wait())
+    assert not plain.columns[0].response.reasoning and plain.columns[0].thinking.layout.display == "none"
+
 
 def test_the_frame_is_what_wm_compare_returns_for_the_same_runs(local):
     import pandas as pd

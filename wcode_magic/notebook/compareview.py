@@ -367,7 +367,7 @@ class CompareView:
         if r is None:
             return
         reasoning, text = r.reasoning, r.text
-        if force or len(reasoning) != column._shown[0]:
+        if reasoning and (force or len(reasoning) != column._shown[0]):  # a model without thinking shows none
             column.thinking_text.value = _pre(reasoning)
             if column.thinking.layout.display == "none":
                 column.thinking.layout.display = None
