@@ -9,9 +9,10 @@ import itertools
 import re
 
 import pytest
+from colour_checks import AA_CONTRAST, contrast_ratio, lightness, rgb
 
-from wcode_magic.analysis import colours, render
-from wcode_magic.analysis.colours import AA_CONTRAST, HEAT_DARK, HEAT_LIGHT, HEAT_TEXT, contrast_ratio, lightness
+from wcode_magic.analysis import render
+from wcode_magic.analysis.colours import HEAT_DARK, HEAT_LIGHT, HEAT_TEXT
 from wcode_magic.core.params import PARAMS
 from wcode_magic.core.response import Response
 from wcode_magic.core.settings import SETTINGS
@@ -25,7 +26,7 @@ def test_contrast_ratio_matches_wcag():
     assert contrast_ratio("#767676", "#fff") == pytest.approx(4.54, abs=0.01)  # the lightest AA grey on white
     assert contrast_ratio("#fff", "#767676") == contrast_ratio("#767676", "#fff")
     with pytest.raises(ValueError, match="#rrggbb"):
-        colours.rgb("red")
+        rgb("red")
 
 
 @pytest.mark.parametrize(("scale", "text"), [(HEAT_LIGHT, HEAT_TEXT["light"]), (HEAT_DARK, HEAT_TEXT["dark"])])
