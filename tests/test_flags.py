@@ -195,6 +195,17 @@ def test_help_is_generated_from_declarations() -> None:
     assert params.PARAMS["top_logprobs"].allowed.split()[0] in text
 
 
+def test_wcode_help_lists_compare_and_its_own_options_once() -> None:
+    from wcode_magic.notebook import commands
+
+    text = commands.help_([])
+    assert "%%compare -m A -m B" in text and "usage: %%compare" in text
+    own = flags.compare_usage_text()
+    for option in ("--model", "--param", "--runs", "--concurrency", "--out", "--schema"):
+        assert option in own
+    assert "--temperature" not in own and "(as %%chat --schema)" in own  # request flags: listed once, for %%chat
+
+
 @pytest.mark.parametrize("name", ["match", "case", "type", "_", "r1", "ответ"])
 def test_out_takes_any_identifier_that_is_not_a_keyword(name: str) -> None:
     # soft keywords are ordinary names outside their statements: `match = ...` works

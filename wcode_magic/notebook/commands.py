@@ -340,6 +340,7 @@ def help_(args: list[str]) -> str:
         "%%chat [options]      send the cell, continuing the conversation (%%wcode: one answer outside any)",
         "%wcode PROMPT         one answer outside any conversation (%wcode OPTIONS PROMPT with options)",
         "%wcode -- PROMPT      the same for a prompt that starts with a dash or a subcommand's word (%wcode -- help me ...)",
+        "%%compare -m A -m B   the cell's prompt to several runs at once, in columns; returns wm.compare's DataFrame",
         "",
         "%wcode subcommands:",
     ]
@@ -356,6 +357,8 @@ def help_(args: list[str]) -> str:
         "A trailing ; on the magic line hides the result (the streamed answer stays); -o VAR keeps it in VAR.",
         "",
         flags.usage_text(),
+        "",
+        flags.compare_usage_text(),
     ]
     return "\n".join(lines)
 

@@ -371,6 +371,11 @@ def usage_text() -> str:
     return parser().format_help()
 
 
+def compare_usage_text() -> str:
+    """``%%compare``'s own options, for ``%wcode help`` (its request parameters are %%chat's, listed once)."""
+    return build_compare_parser(request=False).format_help()
+
+
 # One shell word at the start of a line: bare characters, 'single' or "double" quoted runs, or escapes.
 _WORD = re.compile(r"""(?:[^\s'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+""")
 _NUMBER = re.compile(r"-?\d+(\.\d*)?([eE][-+]?\d+)?|-?\.\d+([eE][-+]?\d+)?")
@@ -455,9 +460,9 @@ class CompareOptions:
     schema: str | None = None
 
 
-def build_compare_parser() -> argparse.ArgumentParser:
+def build_compare_parser(request: bool = True) -> argparse.ArgumentParser:
     """``%%compare``'s parser: the models (-m, repeatable), the swept settings (-p), the runs, then the request
-    parameters of ``%%chat`` (but tools: a compare runs no tool loop)."""
+    parameters of ``%%chat`` (but tools: a compare runs no tool loop); ``request=False``: without those (help)."""
     parser = _Parser(prog="%%compare", add_help=False, allow_abbrev=False, description="Options of %%compare.")
     cell = parser.add_argument_group("cell")
     cell.add_argument(
@@ -487,8 +492,9 @@ def build_compare_parser() -> argparse.ArgumentParser:
     cell.add_argument("--no-interpolate", action="store_true", help="Send {name} placeholders as written.")
     cell.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="Extra HTTP header.")
     cell.add_argument("--extra-body", metavar="JSON", help="JSON object merged into every request body as is.")
-    cell.add_argument("--schema", metavar="SPEC", help="Answer as JSON of this shape (as %%chat --schema).")
-    _add_request_params(parser, COMPARE_SKIP)
+    cell.add_argument("--schema", metavar="SPEC", help="Answer as JSON of this shape (as %%%%chat --schema).")
+    if request:
+        _add_request_params(parser, COMPARE_SKIP)
     return parser
 
 
