@@ -15,13 +15,11 @@ column. Prints the measured numbers; it is not a pass/fail test.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 
-import nbformat
 import socket_server  # benchmarks/socket_server.py: the plain socket server these benchmarks share
-from nbclient import NotebookClient
+from kernel_runs import kernel_runs  # benchmarks/kernel_runs.py: the timings run in a real kernel
 
 TARGET_RATIO = 1.3
 TARGET_UPDATES = 15
@@ -117,14 +115,10 @@ def main() -> None:
     models = [f"bench/{int(n)}" for n in args.lengths.split(",")]
     server, url = _serve(args.rate)
     try:
-        code = KERNEL_CODE.format(url=url, models=models, repeat=args.repeat)
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-        NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+        runs = kernel_runs(KERNEL_CODE.format(url=url, models=models, repeat=args.repeat))
     finally:
         server.terminate()
         server.wait(10)
-    stream = [o for o in nb.cells[0].outputs if o.get("name") == "stdout"]
-    runs = json.loads(stream[-1]["text"].strip().splitlines()[-1])
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in runs)

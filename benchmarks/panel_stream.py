@@ -12,7 +12,6 @@ observer on each streamed widget's value. Prints the numbers; it is not a pass/f
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import statistics
 import subprocess
@@ -20,8 +19,7 @@ import sys
 import time
 import urllib.request
 
-import nbformat
-from nbclient import NotebookClient
+from kernel_runs import kernel_runs  # benchmarks/kernel_runs.py: the timings run in a real kernel
 
 KERNEL_CODE = """
 import asyncio, json, time
@@ -110,14 +108,10 @@ def main() -> None:
     args = ap.parse_args()
     server, url = _serve()
     try:
-        code = KERNEL_CODE.format(url=url, tokens=args.tokens, repeat=args.repeat)
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
-        NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+        runs = kernel_runs(KERNEL_CODE.format(url=url, tokens=args.tokens, repeat=args.repeat))
     finally:
         server.terminate()
         server.wait(10)
-    stream = [o for o in nb.cells[0].outputs if o.get("name") == "stdout"]
-    runs = json.loads(stream[-1]["text"].strip().splitlines()[-1])
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in runs)
