@@ -374,3 +374,25 @@ def test_an_answer_lost_to_thinking_says_so(local_url):
     assert r.text == "" and r.finish_reason == "length"
     df = assert_one_warning_and_empty(frames.tokens, r, "went to the thinking")
     assert "max_tokens=5" in df.attrs["reason"]
+
+
+@pytest.mark.parametrize(
+    ("sent", "finite"),
+    [
+        ([-0.2, -0.4, -1.0], [-0.2, -0.4, -1.0]),  # plain floats: taken as they are
+        ([-0.2, -9999.0, None, -0.4, float("nan"), -100.0], [-0.2, -0.4]),  # every sentinel left out
+        ([-0.2, -9999.0, -0.4, -math.inf, math.inf], [-0.2, -0.4]),  # all floats, some of them sentinels
+        ([-0.2, "-0.4", 0], [-0.2, -0.4, 0.0]),  # numbers sent as text or ints still count
+        ([None, -9999.0], []),
+    ],
+)
+def test_history_summary_counts_only_known_logprobs(sent, finite):
+    from wcode_magic.analysis.rows import logprob_summary
+
+    r = respond([(f"t{i}", entry(f"t{i}", lp, [])) for i, lp in enumerate(sent)], raw_text=True)
+    mean, perplexity, min_prob = logprob_summary(r)
+    if not finite:
+        assert (mean, perplexity, min_prob) == (None, None, None)
+        return
+    assert mean == pytest.approx(sum(finite) / len(finite))
+    assert perplexity == pytest.approx(math.exp(-mean)) and min_prob == pytest.approx(math.exp(min(finite)))
