@@ -12,11 +12,12 @@ import json
 import os
 import types
 
+import pandas as pd
 import pytest
 from wire import TRANSPORT, ask
 
 import wcode_magic as wm
-from wcode_magic.core.errors import InvalidParameterError
+from wcode_magic.core.errors import InvalidParameterError, WcodeWarning
 from wcode_magic.core.keys import Secret
 from wcode_magic.notebook import run
 from wcode_magic.notebook.interpolate import interpolate
@@ -96,6 +97,29 @@ def test_a_key_the_server_echoes_in_pieces_is_masked_before_it_is_kept(replay, s
     masked = Secret(KEY).masked()
     assert r.text == f"Your key: {masked} and again {masked}"
     assert r.reasoning == f"The key is {masked}." and r.reasoning_details[0]["text"] == masked
+
+
+def test_logprobs_of_an_echoed_key_are_dropped_with_the_reason(replay, session, transport):
+    with pytest.warns(WcodeWarning, match="repeated an API key, so its token logprobs were dropped"):
+        r = ask(replay, "echo-key-stream", api_key=KEY, logprobs=True, top_logprobs=2)
+    assert replay.requests[-1]["top_logprobs"] == 2  # asked for, and the server sent them (wire.echo_key_stream)
+    assert r.complete and r.logprobs == [] and r.logprob_segments == () and r.logprobs_status == "withheld"
+    with pytest.warns(WcodeWarning, match="repeated an API key") as caught:
+        assert r.tokens().empty and r.alternatives().empty
+    third = len(KEY) // 3
+    pieces = [KEY[:third], KEY[third : 2 * third], KEY[2 * third :]]
+    row = wm.history(1).iloc[-1]
+    assert row["logprobs"] is None and pd.isna(row["mean_logprob"])
+    kept = [*_kept(r), json.dumps(r.logprobs), str(caught[0].message)]
+    for text in kept:
+        for piece in pieces:
+            assert piece not in text
+
+
+def test_logprobs_without_a_key_in_them_are_kept(replay, session, transport):
+    r = ask(replay, "echo-key-stream", api_key="EMPTY", logprobs=True, top_logprobs=2)  # a placeholder, no secret
+    assert r.logprobs_status == "sent" and [e["token"] for e in r.logprobs][:2] == ["Your key: ", "E"]
+    assert len(r.tokens()) == 6 and len(r.alternatives()) == 12
 
 
 def test_a_key_typed_in_the_prompt_is_sent_but_not_kept(replay, session, monkeypatch, transport):

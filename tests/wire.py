@@ -305,18 +305,32 @@ def sse_chunks(raw: bytes) -> list[dict]:
     return out
 
 
-def echo_key_stream(headers) -> bytes:
+def echo_key_stream(headers, body: dict) -> bytes:
     """An SSE answer quoting the request's bearer token: whole in the reasoning and its details, split over three
-    chunks in the answer, and cut off after its first 12 characters at the end (issue 17, item 4)."""
+    chunks in the answer, and cut off after its first 12 characters at the end (issue 17, item 4). Asked for
+    logprobs, each answer piece is also a token, listed among its alternatives with the next piece."""
     token = headers.get("authorization", "").removeprefix("Bearer ")
     third = len(token) // 3
-    deltas = [
+    pieces = ["Your key: ", token[:third], token[third : 2 * third], token[2 * third :], " and again ", token[:12]]
+    deltas: list[dict] = [
         {"reasoning": f"The key is {token}.", "reasoning_details": [{"type": "reasoning.text", "text": token}]},
-        {"content": f"Your key: {token[:third]}"},
-        {"content": token[third : 2 * third]},
-        {"content": f"{token[2 * third :]} and again {token[:12]}"},
+        {"content": "".join(pieces[:2])},
+        {"content": pieces[2]},
+        {"content": "".join(pieces[3:])},
     ]
     chunks = [{"id": "echo", "model": "m", "choices": [{"index": 0, "delta": d}]} for d in deltas]
+    if body.get("logprobs"):
+        tokens = [pieces[:2], pieces[2:3], pieces[3:]]
+        for chunk, group in zip(chunks[1:], tokens, strict=True):
+            entries = []
+            for piece in group:
+                following = pieces[(pieces.index(piece) + 1) % len(pieces)]
+                alts = [
+                    {"token": t, "logprob": lp, "bytes": list(t.encode())}
+                    for t, lp in ((piece, -0.1), (following, -2.5))
+                ]
+                entries.append({"token": piece, "logprob": -0.1, "bytes": list(piece.encode()), "top_logprobs": alts})
+            chunk["choices"][0]["logprobs"] = {"content": entries}
     chunks.append({"id": "echo", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     return b"".join(f"data: {json.dumps(c)}\n\n".encode() for c in chunks) + b"data: [DONE]\n\n"
 
@@ -377,7 +391,7 @@ class ReplayServer:
                 )
             name = request.headers.get("x-replay", "")
             if name == "echo-key-stream":  # a server that echoes the bearer token in pieces across chunks
-                return Response(echo_key_stream(request.headers), media_type="text/event-stream")
+                return Response(echo_key_stream(request.headers, self.requests[-1]), media_type="text/event-stream")
             if name in JSON_FIXTURES:
                 return JSONResponse(JSON_FIXTURES[name])
             if name in RAW_FIXTURES:

@@ -70,6 +70,8 @@ def empty_reason(response: Response) -> str | None:
     if no_answer is not None:
         return f"the answer is empty: {no_answer}"
     status = response.logprobs_status
+    if status == "withheld":
+        return "the answer repeated an API key, so its logprobs were dropped (every token would show a piece of it)"
     if status == "null":
         return (
             "the provider ignored the logprobs request (it answered `logprobs: null`); providers behind a router "

@@ -131,7 +131,7 @@ class Response:
         self.tool_turns: list[dict[str, Any]] = []
         self.tool_messages: list[dict[str, Any]] = []
         self.loop_status: str | None = None  # max_steps / stopped / error when the loop ended without an answer
-        self.logprobs_status: str | None = None
+        self.logprobs_status: str | None = None  # sent, empty, null (stream.logprobs_state); withheld (finish)
         self.started = time.perf_counter() if started is None else started
         self.latency_s: float | None = None
         self.ttft_s: float | None = None
@@ -259,6 +259,8 @@ class Response:
             self.tool_calls = scrub_all(self.tool_calls, self._secrets)
             self.error = scrub_all(self.error, self._secrets)
             self._extra = scrub_all(self._extra, self._secrets)
+            if self._lp_columns and self._logprobs_spell_key():
+                self._withhold_logprobs()
         # finish_reason "error" without an error object (protocol.md: the server's own failure) is no answer either
         self.complete = complete and self.error is None and self.finish_reason != "error"
         self.stopped = stopped
@@ -272,6 +274,28 @@ class Response:
             s.scrub(joined) != joined
             for joined in ("".join(self._content), "".join(self._reasoning))
             for s in self._secrets
+        )
+
+    def _logprobs_spell_key(self) -> bool:
+        """Whether the answer, the thinking or a segment's sampled tokens, joined, held a key."""
+        if self.echoed_key():
+            return True
+        for columns in self._lp_columns.values():
+            joined = "".join(t for t in columns.tokens if t.__class__ is str)
+            if any(s.scrub(joined) != joined for s in self._secrets):
+                return True
+        return False
+
+    def _withhold_logprobs(self) -> None:
+        """Drop every segment's logprob entries: each token of an echoed key is a piece of it, which masking the
+        joined text cannot reach (and the alternatives at those positions are more pieces)."""
+        self._lp_columns = {}
+        self._lp_items = []
+        self._lp_decoded = (0, {})
+        self.logprobs_status = "withheld"
+        warn_user(
+            "The answer repeated an API key, so its token logprobs were dropped: every token would show a piece of "
+            "the key. The text and thinking keep the key masked."
         )
 
     def scrub(self, value: Any) -> Any:
