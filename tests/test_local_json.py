@@ -148,6 +148,7 @@ def test_max_tokens_cuts_the_json(local_url):
             {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}, "$defs": {"A": {"$ref": "#/$defs/A"}}},
             "itself",
         ),
+        ({"type": "object", "properties": {"a": {"$ref": "#/$defs/Nope"}}}, "'#/$defs/Nope' names no definition"),
         ({"type": "object", "properties": {"a": {}}}, "no type"),
     ],
 )

@@ -16,12 +16,9 @@ from ..core.response import Response
 
 REQUEST_NON_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
 
-COLUMNS = (
-    "time",
-    "model",
-    "host",
-    "params",
-    "prompt",
+# what the server said and what it counted: the part every table of answers shows (the frames, a sweep's result
+# columns, the history's cached answer), declared here once
+ANSWER_COLUMNS = (
     "text",
     "reasoning",
     "finish_reason",
@@ -29,9 +26,17 @@ COLUMNS = (
     "completion_tokens",
     "reasoning_tokens",
     "total_tokens",
+)
+TIMING_COLUMNS = ("latency_s", "ttft_s")
+COLUMNS = (
+    "time",
+    "model",
+    "host",
+    "params",
+    "prompt",
+    *ANSWER_COLUMNS,
     "cost",
-    "latency_s",
-    "ttft_s",
+    *TIMING_COLUMNS,
     "mean_logprob",
     "perplexity",
     "min_prob",

@@ -40,7 +40,7 @@ from ..core.response import Response
 from ..core.schema import Schema, check_call, parse_json, to_schema
 from ..core.sendable import check_headers
 from ..core.served import OCCURRENCE
-from . import recorder
+from . import recorder, rows
 from .rows import response_row
 
 if TYPE_CHECKING:
@@ -56,16 +56,9 @@ MAX_RUNS = 10_000
 # request parameter checked against params.PARAMS
 CALL_KEYWORDS = frozenset(CHAT_KEYWORDS) - {"model"}
 RESULT_COLUMNS = (
-    "text",
-    "reasoning",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "reasoning_tokens",
-    "total_tokens",
+    *rows.ANSWER_COLUMNS,
     "cost",
-    "latency_s",
-    "ttft_s",
+    *rows.TIMING_COLUMNS,
     "complete",
     "error",
     "diverge_token",

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..local.schemarefs import RefError, inline_refs
 from .errors import InvalidParameterError, SchemaError
 from .sendable import check_json
 
@@ -472,28 +473,12 @@ def _check_node(node: Any, path: tuple[str | int, ...]) -> None:
 
 def _inline(schema: Mapping[str, Any], name: str) -> dict[str, Any]:
     """The schema with every local ``$ref`` (``#/$defs/X``, ``#/definitions/X``) replaced by what it names."""
-    defs: dict[str, Any] = {}
-    for key in ("$defs", "definitions"):
-        if isinstance(schema.get(key), Mapping):
-            defs.update({f"#/{key}/{k}": v for k, v in schema[key].items()})
-
-    def walk(node: Any, open_: tuple[str, ...]) -> Any:
-        if isinstance(node, list):
-            return [walk(n, open_) for n in node]
-        if not isinstance(node, Mapping):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            if ref in open_:
-                raise _bad(f"{name} refers to itself ({ref}): recursive schemas are not supported.", ref)
-            if ref not in defs:
-                raise _bad(f"{name}: $ref {ref!r} names no definition in $defs or definitions.", ref)
-            target = walk(defs[ref], (*open_, ref))
-            rest = {k: walk(v, open_) for k, v in node.items() if k != "$ref"}
-            return {**target, **rest}
-        return {k: walk(v, open_) for k, v in node.items() if k not in ("$defs", "definitions")}
-
-    return walk(schema, ())
+    try:
+        return inline_refs(schema)
+    except RefError as e:
+        if e.recursive:
+            raise _bad(f"{name} refers to itself ({e.ref}): recursive schemas are not supported.", e.ref) from None
+        raise _bad(f"{name}: $ref {e.ref!r} names no definition in $defs or definitions.", e.ref) from None
 
 
 def _close(node: Any) -> Any:

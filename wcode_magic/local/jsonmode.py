@@ -33,6 +33,7 @@ import numpy as np
 
 from .generate import Generation, StopMatcher, Token
 from .sampling import History
+from .schemarefs import RefError, inline_refs
 
 STRING_TOKENS = 12
 MIN_STRING_TOKENS = 3
@@ -104,26 +105,14 @@ def plan(response_format: Any) -> JsonPlan | None:
 
 def resolve(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The schema with its local ``$ref``s replaced by their definitions; Unsupported for recursion or a bad ref."""
-    defs: dict[str, Any] = {}
-    for key in ("$defs", "definitions"):
-        if isinstance(schema.get(key), Mapping):
-            defs.update({f"#/{key}/{k}": v for k, v in schema[key].items()})
-
-    def walk(node: Any, open_: tuple[str, ...]) -> Any:
-        if isinstance(node, list):
-            return [walk(n, open_) for n in node]
-        if not isinstance(node, Mapping):
-            return node
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            if ref in open_:
-                raise Unsupported(f"the schema refers to itself through {ref}: recursive schemas cannot be generated")
-            if ref not in defs:
-                raise Unsupported(f"$ref {ref!r} names no definition (only #/$defs/... and #/definitions/...)")
-            return {**walk(defs[ref], (*open_, ref)), **{k: walk(v, open_) for k, v in node.items() if k != "$ref"}}
-        return {k: walk(v, open_) for k, v in node.items() if k not in ("$defs", "definitions")}
-
-    return walk(schema, ())
+    try:
+        return inline_refs(schema)
+    except RefError as e:
+        if e.recursive:
+            raise Unsupported(
+                f"the schema refers to itself through {e.ref}: recursive schemas cannot be generated"
+            ) from None
+        raise Unsupported(f"$ref {e.ref!r} names no definition (only #/$defs/... and #/definitions/...)") from None
 
 
 def check(node: Any, where: str) -> None:
