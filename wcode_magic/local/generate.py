@@ -181,32 +181,42 @@ class Generation:
 
         Call it after :meth:`reasoning` is exhausted: the tokens left are read when the answer starts.
         """
+        return with_stops(self._sampled(), self)
+
+    def _sampled(self) -> Iterator[Token]:
+        """The answer as sampled, before stop strings: to a paragraph break or ``max_tokens``."""
         request, model = self.request, self.model
         context = model.prompt_context(request.prompt)
         prefilled = model.token_ids(request.prefill)
         for token_id in prefilled:  # the answer begun: as if these had been generated (context, history, count)
             context = (context[1], token_id)
         history = History(model.size, self.prompt_ids + prefilled)
-        stops = StopMatcher(request.stop) if request.stop else None
         for count in range(request.max_tokens - self.reasoning_used):
             early = not request.ignore_eos and count + len(prefilled) < MIN_ANSWER_TOKENS
             token = self._next(context, history, model.paragraph_id if early else None)
             if token.id == model.paragraph_id and not request.ignore_eos:
                 self.finish_reason = "stop"
-                break
-            context = (context[1], token.id)
-            if stops is None:
-                yield token
-                continue
-            ready, stopped = stops.push(token)
-            yield from ready
-            if stopped:
-                self.finish_reason = "stop"
                 return
-        else:
-            self.finish_reason = "length"
-        if stops is not None:
-            yield from stops.flush()
+            context = (context[1], token.id)
+            yield token
+        self.finish_reason = "length"
+
+
+def with_stops(tokens: Iterator[Token], generation: Generation) -> Iterator[Token]:
+    """``tokens`` with the request's stop strings applied, for any way of making them (sampled, or the JSON mode's
+    writer): held back while they may begin a stop string, cut where one is found, which ends the answer with
+    finish_reason ``stop``; else the producer's own ending stands."""
+    if not generation.request.stop:
+        yield from tokens
+        return
+    stops = StopMatcher(generation.request.stop)
+    for token in tokens:
+        ready, stopped = stops.push(token)
+        yield from ready
+        if stopped:
+            generation.finish_reason = "stop"
+            return
+    yield from stops.flush()
 
 
 class StopMatcher:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .generate import Generation, StopMatcher, Token
+from .generate import Generation, Token, with_stops
 from .sampling import History
 from .schemarefs import RefError, inline_refs
 
@@ -334,22 +334,14 @@ def _choice_text(value: Any) -> str:
 
 def answer(json_plan: JsonPlan, generation: Generation, room: int) -> Iterator[Token]:
     """The answer's tokens: at most ``room`` (finish ``length`` when cut, else ``stop``), stop strings applied."""
+    return with_stops(_written(json_plan, generation, room), generation)
+
+
+def _written(json_plan: JsonPlan, generation: Generation, room: int) -> Iterator[Token]:
     writer = _Writer(generation, generation.request.top_logprobs)
-    stops = StopMatcher(generation.request.stop) if generation.request.stop else None
-    sent = 0
-    for token in writer.value(json_plan.schema):
+    for sent, token in enumerate(writer.value(json_plan.schema)):
         if sent >= room:
             generation.finish_reason = "length"
             return
-        sent += 1
-        if stops is None:
-            yield token
-            continue
-        ready, stopped = stops.push(token)
-        yield from ready
-        if stopped:
-            generation.finish_reason = "stop"
-            return
-    if stops is not None:
-        yield from stops.flush()
+        yield token
     generation.finish_reason = "stop"
