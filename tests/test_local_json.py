@@ -163,3 +163,26 @@ def test_a_schema_it_cannot_honour_is_a_400_naming_what(local_url, schema, named
 def test_bad_response_formats_are_400(local_url, bad):
     r = _post(local_url, response_format=bad)
     assert r.status_code == 400 and r.json()["error"]["param"] == "response_format"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stop_string_cuts_the_json_answer(local_url, stream):
+    whole = _post(local_url, response_format=_format(), seed=4).json()["choices"][0]["message"]["content"]
+    stop = '"meta"'  # a key the schema requires, so the whole answer holds it
+    assert stop in whole
+    r = _post(local_url, response_format=_format(), seed=4, stop=[stop], stream=stream, logprobs=True)
+    if stream:
+        text, entries, finish = _streamed_content(r.text)
+        assert "".join(e["token"] for e in entries) == text
+    else:
+        choice = r.json()["choices"][0]
+        text, finish = choice["message"]["content"], choice["finish_reason"]
+    assert text == whole[: whole.index(stop)] and finish == "stop"
+
+
+def test_max_tokens_cuts_the_json_answer_with_length(local_url):
+    r = _post(local_url, response_format=_format(), seed=4, max_tokens=5)
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "length" and choice["message"]["content"]
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(choice["message"]["content"])
