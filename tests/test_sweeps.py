@@ -201,6 +201,34 @@ def test_async_cancellation_returns_what_finished(local_url):
     assert 0 < len(df) < 6 and df.attrs["interrupted"]
 
 
+@pytest.mark.parametrize("how", ["interrupted batch", "cancelled acompare"])
+def test_runs_stopped_while_answering_keep_their_rows(local_url, how):
+    # each run sends two tokens, then stalls: when the sweep is stopped, the two running have begun to answer
+    kw = {"concurrency": 2, "headers": {FAULT: "stall_after=2"}, "base_url": local_url, "max_tokens": 20}
+    with pytest.warns(WcodeWarning, match="finished, and the 2 stopped while answering"):
+        if how == "interrupted batch":
+            timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            df = wm.batch([f"p{i}" for i in range(4)], progress=False, **kw)
+            timer.join()
+        else:
+
+            async def main():
+                task = asyncio.ensure_future(wm.acompare("The sea", seed=[1, 2, 3, 4], progress=False, **kw))
+                await asyncio.sleep(1.0)
+                task.cancel()
+                return await task
+
+            df = asyncio.run(main())
+    assert len(df) == 2 and df.attrs["stopped"] == 2 and df.attrs["finished"] == 0 and df.attrs["interrupted"]
+    assert not df["complete"].any() and df["error"].isna().all()
+    assert all(
+        r.stopped and r.status == "stopped" and r.text == text
+        for r, text in zip(df["response"], df["text"], strict=True)
+    )
+    assert (df["text"].str.len() > 0).all()
+
+
 def test_progress_bar_in_a_terminal(local_url, capsys):
     wm.batch(["a", "b"], base_url=local_url, max_tokens=2)
     assert "2/2" in capsys.readouterr().err

@@ -5,7 +5,8 @@ How it runs: every cell is checked first (a bad parameter fails before anything 
 through ``achat`` at once, bounded by an ``asyncio.Semaphore`` (default 8; the client keeps 64 connections).
 Each cell keeps the core's retry policy; a cell that still fails becomes a row with its ``error`` and whatever
 Response it had. Results are stored as each cell ends, so an interrupt (Ctrl-C, the kernel's stop button) returns
-the finished rows with a warning instead of losing them.
+the finished rows with a warning instead of losing them, and the runs it stopped while they were answering as rows
+of their partial Responses (``complete`` False, no error, the Response's status ``stopped``; ``attrs["stopped"]``).
 
 Where it runs: ``compare``/``batch`` are synchronous and run the sweep on the client's private event-loop thread
 (``client.LOOP``), so they work in a notebook cell, whose loop is already running, without nest_asyncio.
@@ -284,6 +285,12 @@ async def _run(
                 outcomes[cell.index] = Outcome(partial, e, time.perf_counter() - t0)
                 failures += 1
                 bar.set_postfix_str(f"{failures} failed", refresh=False)
+            except asyncio.CancelledError:  # the sweep was stopped: a run that had begun to answer keeps its row,
+                # its Response marked stopped by the client (complete False, no error), as CompareView shows it
+                partial = started[-1] if started else None
+                if partial is not None and (partial.text or partial.reasoning):
+                    outcomes[cell.index] = Outcome(partial, None, time.perf_counter() - t0)
+                raise
             bar.update(1)
 
     here = tasks_warn_here()  # the cells' warnings point at the user's line
@@ -299,7 +306,7 @@ async def _run(
 
 
 def _run_sync(cells: list[Cell], call: Mapping[str, Any], concurrency: int, desc: str, progress: bool) -> dict:
-    """Run on the client's loop thread; on KeyboardInterrupt keep what finished."""
+    """Run on the client's loop thread; on KeyboardInterrupt keep what finished and what the stop cut short."""
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
@@ -467,10 +474,13 @@ def _table(cells: list[Cell], run: dict, label_columns: list[str], schema: Schem
     for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "total_tokens", "diverge_token"):
         df[name] = df[name].astype("Int64")
     df["diverge_char"] = df["diverge_char"].astype("Int64")
+    stopped = sum(out.error is None and out.response is not None and out.response.stopped for out in outcomes.values())
     failed = int(df["error"].notna().sum())
-    df.attrs.update(total=len(cells), finished=len(df), failed=failed, interrupted=run["interrupted"])
+    finished = len(df) - stopped
+    df.attrs.update(total=len(cells), finished=finished, stopped=stopped, failed=failed, interrupted=run["interrupted"])
     if run["interrupted"]:
-        warn_user(f"Interrupted: returning the {len(df)} of {len(cells)} runs that finished.")
+        also = f", and the {stopped} stopped while answering, with what they had received" if stopped else ""
+        warn_user(f"Interrupted: returning the {finished} of {len(cells)} runs that finished{also}.")
     return df
 
 

@@ -1215,18 +1215,28 @@ class _LoopThread:
             return self._loop
 
     def run(self, coro: Awaitable[T], on_interrupt: Callable[[], BaseException | None] | None = None) -> T:
-        """Run ``coro`` to the end; on KeyboardInterrupt cancel it and raise what ``on_interrupt`` gives."""
+        """Run ``coro`` to the end; on KeyboardInterrupt cancel it, give its clean-up a few seconds to finish (a
+        sweep's stopped calls mark their Responses and keep them as rows), and raise what ``on_interrupt`` gives."""
+        began, ended = threading.Event(), threading.Event()
+
+        async def watched() -> T:
+            began.set()
+            try:
+                return await coro
+            finally:
+                ended.set()
+
         here = errors.tasks_warn_here()  # the loop thread's warnings point at the caller's line (context copied)
         try:
-            future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop())  # type: ignore[arg-type]
+            future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(watched(), self.loop())
         finally:
             errors.tasks_warn_reset(here)
         try:
             return future.result()
         except KeyboardInterrupt:
-            future.cancel()
-            with contextlib.suppress(BaseException):
-                future.result(timeout=5)
+            future.cancel()  # this future says cancelled at once; the coroutine's clean-up runs on after it
+            if began.is_set():  # else it never ran: cancelled before its first step, nothing to wait for
+                ended.wait(timeout=5)  # the stopped calls end together, each within DRAIN_S
             replacement = on_interrupt() if on_interrupt else None
             if replacement is not None:
                 raise replacement from None
