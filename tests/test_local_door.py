@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -123,19 +125,22 @@ def test_the_pure_checks_agree_with_the_wire():
 # --- generation off the event loop ------------------------------------------------------------------------------
 
 
+SLOW = {
+    **PAYLOAD,
+    "max_tokens": 12_000,
+    "ignore_eos": True,
+    "presence_penalty": 1.0,
+    "logprobs": True,
+    "top_logprobs": 20,
+}
+
+
 def test_a_long_whole_answer_does_not_hold_up_other_requests(local_url):
     """A non-streamed answer of 12,000 tokens with 20 alternatives each takes seconds to compute (a presence
     penalty makes each step depend on the history, so no cache helps; without the alternatives it took under half
     a second on a fast machine) and little time to send. Computed in the event loop, it kept every other request
     waiting until it was done; now the others finish first."""
-    slow = {
-        **PAYLOAD,
-        "max_tokens": 12_000,
-        "ignore_eos": True,
-        "presence_penalty": 1.0,
-        "logprobs": True,
-        "top_logprobs": 20,
-    }
+    slow = SLOW
     finished: list[str] = []
 
     async def post(client: httpx.AsyncClient, name: str, payload: dict[str, Any]) -> httpx.Response:
@@ -157,6 +162,25 @@ def test_a_long_whole_answer_does_not_hold_up_other_requests(local_url):
 
     asyncio.run(main())
     assert finished == ["short", "stream", "models", "long"]
+
+
+def test_a_whole_answer_stops_when_its_client_leaves(local_url, caplog):
+    """A client that gives up (a stopped ``wm.chat(stream=False)``, a read timeout) must not leave the model
+    computing the rest of a 12,000-token answer on the machine's few cores."""
+    with caplog.at_level(logging.INFO, logger="wcode_magic.local"):
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{local_url}/chat/completions", json=SLOW, timeout=httpx.Timeout(30, read=0.3))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _stopped(caplog.records):
+            time.sleep(0.05)
+    stopped = _stopped(caplog.records)
+    assert stopped, "the server went on computing the answer after its client left"
+    drawn = int(stopped[0].args[0])
+    assert 0 < drawn < 12_000
+
+
+def _stopped(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    return [r for r in records if r.name == "wcode_magic.local" and "client left" in r.getMessage()]
 
 
 # --- the client's limits, on the server too ---------------------------------------------------------------------

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -111,6 +112,10 @@ def reasoning_opening(model: NgramModel, prompt: str) -> list[int]:
     return [model.index[t] for t in REASONING_OPENING] + tail
 
 
+class Abandoned(Exception):
+    """Nobody is waiting for this answer any more (the client left); ``args[0]`` is the tokens drawn by then."""
+
+
 class Generation:
     """The token streams of one request: :meth:`reasoning` first (if any), then :meth:`answer`.
 
@@ -126,9 +131,15 @@ class Generation:
         self._neutral = request.params.is_neutral
         self.finish_reason: str | None = None
         self.reasoning_used = 0
+        self.drawn = 0  # tokens drawn so far, reasoning and answer
+        # set from the server's loop when the client has gone: the worker thread stops at the next token
+        self.abandoned = threading.Event()
 
     def _next(self, context: tuple[int, int], history: History, banned: int | None) -> Token:
         """Draw the next token. Unmodified sampling walks the model directly (no vector: fast streaming)."""
+        if self.abandoned.is_set():
+            raise Abandoned(self.drawn)
+        self.drawn += 1
         params = self.request.params
         if self._neutral and banned is None:
             return self._next_neutral(context)

@@ -35,12 +35,14 @@ from . import CONTEXT_TOKENS, LOOPBACK_HOSTS, jsonmode, toolcalls, wire
 from .chat import MODELS, ChatRequest, RequestError, drop_prefill, parse_chat_request
 from .door import Door
 from .faults import HEADER, KEY_HEADER, Faults, FaultSyntaxError, TimesLedger, parse_faults
-from .generate import Generation, Token
+from .generate import Abandoned, Generation, Token
 from .ngram import NgramModel, default_model, tokenize
 
 FLUSH_EVENTS = 16
 FLUSH_SECONDS = 0.02
 INLINE_REASONING_BUDGET = 48
+DISCONNECT_POLL_S = 0.1  # how often a whole answer being computed checks that its client is still there
+log = logging.getLogger("wcode_magic.local")
 _INLINE_TAGS = ("<think>\n", "\n</think>\n\n")
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _FAULT_ERRORS = {
@@ -162,7 +164,7 @@ async def chat_completions(request: Request) -> Response:
     if answer.chat.stream:
         events = _stream_events(answer, faults)
         return StreamingResponse(_batched(events), media_type="text/event-stream", headers=_STREAM_HEADERS)
-    return await _complete(answer, faults)
+    return await _complete(answer, faults, request)
 
 
 def _prepare(raw: bytes, think_inline: bool, ignore_prefill: bool = False) -> _Answer:
@@ -414,11 +416,15 @@ def _next_batch(events: Iterator[Any], limit: int) -> tuple[str, Any]:
     return "".join(batch), _END
 
 
-async def _complete(answer: _Answer, faults: Faults | None) -> Response:
+async def _complete(answer: _Answer, faults: Faults | None, request: Request) -> Response:
     """A non-streamed answer; the ``*_after`` faults map to their whole-response equivalents."""
     if faults and faults.never_ends:
         return StreamingResponse(_forever_bytes(b" "), media_type="application/json")
-    body = await run_in_threadpool(_whole_body, answer)
+    try:
+        body = await _unless_client_leaves(answer, request)
+    except Abandoned as gone:
+        log.info("the client left; its whole answer was stopped after %d tokens", gone.args[0])
+        return Response(status_code=499)  # nginx's "client closed request": nobody reads it
     if faults and faults.stall_after is not None:
         await asyncio.sleep(faults.stall_s)
     if faults and faults.error_after is not None:
@@ -433,6 +439,17 @@ async def _complete(answer: _Answer, faults: Faults | None) -> Response:
     if faults and faults.keepalive:
         body = b"\n\n" + body
     return Response(body, media_type="application/json")
+
+
+async def _unless_client_leaves(answer: _Answer, request: Request) -> bytes:
+    """``_whole_body`` in a worker thread, stopped (Abandoned) at its next token once the client has gone: a
+    stopped ``wm.chat(stream=False)`` must not leave the model computing thousands of tokens nobody will read."""
+    work = asyncio.ensure_future(run_in_threadpool(_whole_body, answer))
+    while not work.done():
+        await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
+        if not work.done() and await request.is_disconnected():
+            answer.generation.abandoned.set()
+    return await work
 
 
 def _whole_body(answer: _Answer) -> bytes:
