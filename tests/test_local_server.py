@@ -544,6 +544,19 @@ def test_delay_ms(http):
     assert time.perf_counter() - started >= 0.3
 
 
+def test_pace_limits_tokens_a_second_in_the_thinking_and_the_answer(http):
+    headers = {"X-Wcode-Fault": "pace=400"}
+    extra = {"model": "local/ngram-thinking", "max_tokens": 120, "ignore_eos": True, "reasoning": {"max_tokens": 40}}
+    started = time.perf_counter()
+    paced = stream(http, headers, seed=3, **extra)
+    took = time.perf_counter() - started
+    assert paced.usage["completion_tokens"] == 120 and paced.usage["completion_tokens_details"]["reasoning_tokens"]
+    assert took >= 112 / 400  # a pause after every 16 tokens, thinking included: 7 pauses of 0.04 s at least
+    again = stream(http, seed=3, **extra)
+    assert [e["choices"] for e in paced.events] == [e["choices"] for e in again.events]  # the same answer, slower
+    assert fault(http, "pace=x", max_tokens=2).status_code == 400
+
+
 def test_delays_overlap_across_concurrent_requests(local_url):
     """delay_ms simulates latency for concurrency benchmarks, so it must not block the server."""
 

@@ -85,3 +85,36 @@ def test_ctrl_c_stops_the_stream_and_keeps_the_partial(env) -> None:
     finally:
         child.sendeof()
         child.close(force=True)
+
+
+def test_a_call_over_the_budget_asks_at_the_terminal_prompt(env) -> None:
+    from priced_server import PricedServer
+
+    server = PricedServer()
+    child = pexpect.spawn(
+        IPYTHON,
+        ["--no-banner", "--simple-prompt", "--colors=nocolor", "--InteractiveShellApp.extensions=['wcode_magic']"],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+    )
+    try:
+        child.expect(r"In \[1\]: ")
+        child.sendline(f"import wcode_magic as wm; wm.configure(base_url={server.base_url!r}, budget=0.0001)")
+        child.expect(r"In \[2\]: ")
+        call = "r = wm.chat('hi', model='r1', max_tokens=2000); print('COST', r.cost > 0)"
+        child.sendline(call)
+        child.expect(r"budget is left.*Send anyway\? \[y/N\] ")
+        child.sendline("n")
+        child.expect("Not sent: you declined")
+        assert server.count == 0  # nothing went out while it asked, nor after the no
+        child.expect(r"In \[\d+\]: ")
+        child.sendline(call)
+        child.expect(r"\[y/N\] ")
+        child.sendline("y")
+        child.expect("COST True")
+        assert server.count == 1 and server.models == ["deepseek-r1"]
+    finally:
+        child.sendeof()
+        child.close(force=True)
+        server.stop()

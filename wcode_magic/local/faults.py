@@ -22,6 +22,8 @@ Grammar (items separated by commas, spaces ignored, names case-insensitive)::
               | "redirect=" REDIRECT        answer REDIRECT with ``Location:`` /v1/moved/chat/completions (which
                                             does not exist: a client that follows it gets 404)
               | "delay_ms=" MS              wait MS milliseconds before answering at all
+              | "pace=" N                   streamed: at most N tokens a second, thinking and answer alike (how
+                                            fast a real model writes, on any machine; 0 is no limit)
               | "think_inline"              local/ngram only: reasoning inline in content as <think>...</think>
               | "ignore_prefill"            drop a trailing assistant message (a prefill) and answer afresh, as
                                             servers that do not continue a prefilled answer do
@@ -70,6 +72,7 @@ class Faults:
     endless: bool = False
     redirect: int | None = None
     delay_ms: float = 0.0
+    pace: int = 0
     think_inline: bool = False
     ignore_prefill: bool = False
 

@@ -288,12 +288,15 @@ def _stream_events(answer: _Answer, faults: Faults | None) -> Iterator[Any]:
     chat = answer.chat
     encoder = wire.StreamEncoder(chat, answer.id, answer.created, answer.model.vocab)
     keepalive = bool(faults and faults.keepalive)
+    pace = _Pace(faults.pace) if faults and faults.pace else None
     if keepalive:
         yield wire.PROCESSING
     yield encoder.role()
     for token in answer.reasoning():
         if chat.show_reasoning:
             yield encoder.reasoning(token)
+        if pace:
+            yield from pace.tick()
     if answer.calls:
         for part in toolcalls.call_fragments(answer.calls):
             answer.answer_tokens += 1
@@ -315,6 +318,8 @@ def _stream_events(answer: _Answer, faults: Faults | None) -> Iterator[Any]:
         yield encoder.content(token)
         if faults and faults.endless and sent % 16 == 0:
             yield _Stall(0.08)  # ~200 tokens a second: endless, without taking a core
+        if pace:
+            yield from pace.tick()
         if plan:
             yield from plan.due(sent)
             if plan.ended:
@@ -327,6 +332,21 @@ def _stream_events(answer: _Answer, faults: Faults | None) -> Iterator[Any]:
     if chat.include_usage:
         yield encoder.usage(answer.usage())
     yield wire.DONE
+
+
+class _Pace:
+    """The ``pace`` fault: a pause after every 16 tokens, so that they come at most ``rate`` a second."""
+
+    EVERY = 16
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.count = 0
+
+    def tick(self) -> Iterator[_Stall]:
+        self.count += 1
+        if self.count % self.EVERY == 0:
+            yield _Stall(self.EVERY / self.rate)
 
 
 class _FaultPlan:
