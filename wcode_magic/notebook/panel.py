@@ -753,18 +753,14 @@ class Panel:
         self.compare_view = view
         self._show_question(view.widget)
         try:
-            question = budget.question(view.plan.bodies, "this compare")
-            if question is not None:
-                self.state = "asking"
-                self.status.value = self._status_html()
-                if not await spend.ask_with_buttons(question, self._show_question):
-                    self.notices.append("Not sent: you declined. " + question.removesuffix(" Send anyway?"))
-                    view.stop()
-                    self._end_compare("not sent")
-                    return
+            approved = await self._ask_budget(view.plan.bodies, "this compare")
+            if approved is False:
+                view.stop()
+                self._end_compare("not sent")
+                return
             self.state = "comparing"
             self.status.value = self._status_html()
-            with budget.covered() if question is not None else contextlib.nullcontext():
+            with budget.covered() if approved else contextlib.nullcontext():
                 view.start()  # the runs' task copies this context: approved once for all of them
             self.compared = await view.wait()
         except asyncio.CancelledError:  # Stop: Stop all, keep what arrived
@@ -806,7 +802,15 @@ class Panel:
                 )
         except WcodeError:
             return None
-        question = budget.question([body], "this send")
+        allowed = await self._ask_budget([body], "this send")
+        if allowed is False:
+            self.error.value = self._error_html(None)
+        return allowed
+
+    async def _ask_budget(self, bodies: list[dict[str, Any]], what: str) -> bool | None:
+        """The cost check's question for these request bodies, asked with two buttons in this turn: True to send,
+        False when declined (the reason kept in ``notices``), None when there is nothing to ask."""
+        question = budget.question(bodies, what)
         if question is None:
             return None
         self.state = "asking"
@@ -814,7 +818,6 @@ class Panel:
         allowed = await spend.ask_with_buttons(question, self._show_question)
         if not allowed:
             self.notices.append("Not sent: you declined. " + question.removesuffix(" Send anyway?"))
-            self.error.value = self._error_html(None)
         return allowed
 
     def _show_question(self, box: Any) -> None:
