@@ -37,3 +37,6 @@ HEAT_DARK = (
     "#253429",
 )
 HEAT_TEXT = {"light": "#000000", "dark": "#ffffff"}  # token text on each scale
+# JupyterLab (and Notebook 7) mark their dark themes here; elsewhere the light colours apply. The heat map
+# (render) and the panel's stylesheet (notebook/theme.py) both key their dark rules on it.
+DARK = 'body[data-jp-theme-light="false"]'

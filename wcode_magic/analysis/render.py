@@ -20,7 +20,7 @@ from typing import Any
 
 from ..core.errors import InvalidParameterError
 from ..core.response import Response
-from .colours import HEAT_DARK, HEAT_LIGHT, HEAT_TEXT
+from .colours import DARK, HEAT_DARK, HEAT_LIGHT, HEAT_TEXT
 
 COLOR_BY = ("prob", "entropy", "rank")
 MAX_TOP = 20
@@ -28,7 +28,6 @@ BUDGET_BYTES = 900_000  # stay clear of Jupyter's 1 MB output limit, leaving roo
 _SPAN_BYTES = len("<span class=b></span>")  # a token's span without its class digit and text
 _TITLE_BYTES = len(' title=""')
 # ten steps from "the model hesitated" (red) to "the model was sure" (green, pale in light, dark in dark): colours.py
-DARK = 'body[data-jp-theme-light="false"]'  # JupyterLab marks its dark themes here; elsewhere the light scale
 LEGEND = {
     "prob": "colour: probability of the sampled token (red = unlikely, through brown to green = likely)",
     "entropy": "colour: entropy of the returned alternatives, a lower bound (red = spread out, green = peaked)",

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-DARK = 'body[data-jp-theme-light="false"]'  # set by JupyterLab for its dark themes
+from ..analysis.colours import DARK
+
 SCOPES = (".wm-panel", ".wm-chat", ".wm-compare")
 
 _VARIABLES = (
