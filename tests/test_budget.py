@@ -241,31 +241,37 @@ def test_with_the_cache_on_a_sweep_sends_only_what_fits_and_cached_runs_are_neve
 
 
 # -- the panel asks with buttons in its turn --------------------------------------------------------------
-def test_the_panel_asks_in_the_turn_and_sends_only_after_send_anyway(session, priced):
+async def _answer_the_question(p, which: str, question: str) -> None:
+    """Send in panel ``p``, wait for the cost question in its turn, click "send" or "don't", wait for the end."""
     from wcode_magic.notebook import spend
+
+    p.send("hi")
+    while not spend.SpendButtons.waiting:
+        await asyncio.sleep(0.01)
+    assert p.state == "asking" and spend.SpendButtons.waiting[0] in p.turn.box.children
+    label, row = spend.SpendButtons.waiting[0].children
+    assert question in label.value
+    send, dont = row.children
+    (send if which == "send" else dont).click()
+    await p.wait()
+
+
+def test_the_panel_asks_in_the_turn_and_sends_only_after_send_anyway(session, priced):
     from wcode_magic.notebook.panel import Panel
 
     session.update(base_url=priced.base_url, model="qwen3", budget=budget.spent() + 0.0000001)
     p = Panel()
     p.controls.controls["max_tokens"].widget.value = "20"
 
-    async def answer(which: str) -> None:
-        p.send("hi")
-        while not spend.SpendButtons.waiting:
-            await asyncio.sleep(0.01)
-        assert p.state == "asking" and spend.SpendButtons.waiting[0] in p.turn.box.children
-        label, row = spend.SpendButtons.waiting[0].children
-        assert "The worst case of this send is ¥" in label.value
-        send, dont = row.children
-        (send if which == "send" else dont).click()
-        await p.wait()
+    def answer(which: str) -> None:
+        asyncio.run(_answer_the_question(p, which, "The worst case of this send is ¥"))
 
     try:
         before = priced.count
-        asyncio.run(answer("dont"))
+        answer("dont")
         assert p.state == "not sent" and priced.count == before and p.messages == []
         assert "Not sent: you declined." in p.error.value and "wm-error-text" not in p.error.value
-        asyncio.run(answer("send"))
+        answer("send")
         assert p.state == "done" and priced.count == before + 1 and p.response.cost > 0
         assert budget.reserved() == 0
     finally:
@@ -273,7 +279,6 @@ def test_the_panel_asks_in_the_turn_and_sends_only_after_send_anyway(session, pr
 
 
 def test_the_panels_compare_mode_asks_once_for_all_its_runs(session, priced):
-    from wcode_magic.notebook import spend
     from wcode_magic.notebook.panel import Panel
 
     session.update(base_url=priced.base_url, model="qwen3", budget=budget.spent() + 0.0000001)
@@ -282,21 +287,14 @@ def test_the_panels_compare_mode_asks_once_for_all_its_runs(session, priced):
     p.compare_button.value = True
     p.compare_pick.value = (QWEN3.id, R1.id)
 
-    async def answer(which: str) -> None:
-        p.send("hi")
-        while not spend.SpendButtons.waiting:
-            await asyncio.sleep(0.01)
-        label, row = spend.SpendButtons.waiting[0].children
-        assert "The worst case of this compare is ¥" in label.value
-        send, dont = row.children
-        (send if which == "send" else dont).click()
-        await p.wait()
+    def answer(which: str) -> None:
+        asyncio.run(_answer_the_question(p, which, "The worst case of this compare is ¥"))
 
     try:
         before = priced.count
-        asyncio.run(answer("dont"))
+        answer("dont")
         assert p.state == "not sent" and priced.count == before
-        asyncio.run(answer("send"))
+        answer("send")
         assert p.state == "done" and priced.count == before + 2 and p.compared.error.isna().all()
         assert budget.reserved() == 0
     finally:
