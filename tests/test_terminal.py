@@ -56,14 +56,19 @@ def test_streams_plain_text_from_config_extension(env) -> None:
     assert "TURNS 1 3" in stdout  # the second %%chat continued the conversation
 
 
-def test_ctrl_c_stops_the_stream_and_keeps_the_partial(env) -> None:
-    child = pexpect.spawn(
+def _interactive(env) -> pexpect.spawn:
+    """An interactive terminal IPython with the extension loaded from its config, as a user would start it."""
+    return pexpect.spawn(
         IPYTHON,
         ["--no-banner", "--simple-prompt", "--colors=nocolor", "--InteractiveShellApp.extensions=['wcode_magic']"],
         env=env,
         encoding="utf-8",
         timeout=30,
     )
+
+
+def test_ctrl_c_stops_the_stream_and_keeps_the_partial(env) -> None:
+    child = _interactive(env)
     try:
         child.expect(r"In \[1\]: ")
         child.sendline("%wcode use local")
@@ -91,13 +96,7 @@ def test_a_call_over_the_budget_asks_at_the_terminal_prompt(env) -> None:
     from priced_server import PricedServer
 
     server = PricedServer()
-    child = pexpect.spawn(
-        IPYTHON,
-        ["--no-banner", "--simple-prompt", "--colors=nocolor", "--InteractiveShellApp.extensions=['wcode_magic']"],
-        env=env,
-        encoding="utf-8",
-        timeout=30,
-    )
+    child = _interactive(env)
     try:
         child.expect(r"In \[1\]: ")
         child.sendline(f"import wcode_magic as wm; wm.configure(base_url={server.base_url!r}, budget=0.0001)")
