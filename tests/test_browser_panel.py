@@ -14,7 +14,6 @@ import time
 import pytest
 from browserlab import (
     ARTIFACTS,
-    ROOT,
     browser_page,
     cell,
     connect,
@@ -43,6 +42,9 @@ SEED = "7"
 ANSWER_TOKENS = "12000"
 THINKING_BUDGET = 20000  # the local model thinks ~0.75-1x its budget: long enough to watch it grow
 STOP_TOKENS = "500000"
+# the server paces the stream (the local model alone writes 7,000-40,000 tokens a second, machine by machine): the
+# thinking and the answer then stream for seconds, long enough for the page to see each grow; the text is the same
+PACE = {"X-Wcode-Fault": "pace=4000"}
 
 # One look at the panel from the page: lengths of the newest turn's thinking and answer as rendered (plain text
 # while it streams, Markdown once it ends), and the status.
@@ -65,7 +67,7 @@ def _notebook(local_url: str) -> dict:
         f"reasoning={{'enabled': True, 'max_tokens': {THINKING_BUDGET}}})\n"
         "print('kernel ready')"
     )
-    show = "%load_ext wcode_magic\n%wcode panel" if (ROOT / "wcode_magic" / "magics.py").exists() else "wm.panel()"
+    show = f"wm.panel(headers={PACE!r})"
     compare = (
         "import hashlib\n"
         "from IPython.display import Markdown, display\n"
