@@ -15,6 +15,10 @@ from wcode_magic.core.errors import InvalidParameterError
 from wcode_magic.core.params import PARAMS
 from wcode_magic.notebook import codegen, controls
 
+# a long answer that stays long on any machine: the local model alone writes ~50,000 tokens a second here, so the
+# server paces it (100,000 tokens: 20 s) for the tests that Stop it mid-stream
+PACED = {"X-Wcode-Fault": "pace=5000"}
+
 # -- controls: pure mapping ---------------------------------------------------------------------------------
 
 
@@ -415,7 +419,7 @@ def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
     from wcode_magic.notebook.panel import Panel
 
     session.update(base_url=local_url, model="local/ngram")
-    p = Panel()
+    p = Panel(headers=PACED)
     p.controls.controls["max_tokens"].widget.value = "100000"
     p.extra_body.value = '{"ignore_eos": true}'
 
@@ -431,7 +435,7 @@ def test_stop_mid_stream_keeps_the_partial_answer(session, local_url):
     try:
         took = _run(go())
         r = p.response
-        assert took < 2.0  # an endless stream: a Stop that did not work never returns
+        assert took < 2.0  # a 20 s stream (paced): a Stop that did not work does not return in time
         assert p.state == "stopped" and r.stopped and not r.complete
         assert "stopped" in p.status.value
         assert _answer(p) == r.text and len(r.text) >= 200
@@ -558,7 +562,7 @@ def test_in_a_real_kernel_stop_is_handled_while_streaming(local_url):
     cells = [
         "import asyncio, time, wcode_magic as wm\n"
         f"wm.configure(base_url={local_url!r}, model='local/ngram', max_tokens=100000)\n"
-        "p = wm.panel(prompt='Go on.')\n"
+        f"p = wm.panel(prompt='Go on.', headers={PACED!r})\n"
         "p.extra_body.value = '{\"ignore_eos\": true}'\n"
         "p.send_button.click()\n"
         "p.state",
