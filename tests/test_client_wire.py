@@ -295,6 +295,25 @@ def test_a_wcode_model_after_use_local_goes_to_wcode_from_every_entry_point(repl
     assert session.resolve_base_url(None, "local/ngram") == local_url
 
 
+@pytest.mark.parametrize(
+    ("base_url", "bundled"),
+    [
+        (None, True),  # no server configured: the local model's own
+        ("https://example.com/v1", True),  # another machine cannot serve local/* ids
+        ("http://127.0.0.1:9/v1", False),  # a loopback server may be `wcode-magic serve`: it gets them
+        ("http://localhost:9/v1", False),
+    ],
+)
+def test_where_a_local_model_goes_is_one_rule_for_calls_and_the_panel(session, local_url, base_url, bundled):
+    """``Settings.goes_to_bundled`` decides for ``route``, ``resolve_base_url``, the panel's route note
+    (``destination``, which starts nothing) and ``%wcode config``'s key line."""
+    session.update(base_url=base_url)
+    assert session.goes_to_bundled("local/ngram") is bundled and not session.goes_to_bundled("r1")
+    where = session.destination("local/ngram")
+    assert where == (local_url if bundled else base_url)  # the bundled n-gram server runs (local_url started it)
+    assert session.resolve_base_url(None, "local/ngram") == where
+
+
 @pytest.mark.parametrize("n", range(len(wire.WRONG_SHAPES)))
 def test_a_json_object_of_the_wrong_shape_is_a_stream_error(replay, session, n):
     """``{"choices":[null]}``, ``"delta":"x"``, ``"content":5``...: a StreamError keeping what arrived, and the

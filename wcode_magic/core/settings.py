@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from . import catalog, params
 from .errors import ConfigurationError, InvalidParameterError, WcodeError
-from .keys import Secret, check_key_transport, stored_key
+from .keys import Secret, check_key_transport, is_loopback, stored_key
 from .setting import Setting, setting
 
 log = logging.getLogger("wcode_magic.settings")  # routing decisions, at info/debug
@@ -219,8 +219,7 @@ class Settings:
             return check_base_url(base_url)
         if self.base_url:
             return self.route(model_id) or check_base_url(self.base_url)
-        entry = catalog.lookup(model_id)
-        if entry is not None and entry.local:
+        if self.goes_to_bundled(model_id):
             url = _start_local(model_id)
             log.debug("routing: %s goes to the bundled local server %s (no base_url configured)", model_id, url)
             return url
@@ -249,23 +248,48 @@ class Settings:
         entry = catalog.lookup(model_id)
         if entry is None:
             return None
-        from .. import local
-
-        own = local.url_for(model_id)  # an in-process server serves only its own local models
-        mine = {u.rstrip("/") for u in local.base_urls()}
-        elsewhere = configured in mine and (own is None or own.rstrip("/") != configured)
-        if entry.local and (elsewhere or urlsplit(configured).hostname not in ("127.0.0.1", "localhost", "::1")):
+        if self.goes_to_bundled(model_id):
             url = _start_local(model_id)
             log.info(
                 "routing: %s is a bundled local model; sent to %s, not the session's %s", model_id, url, configured
             )
             return url
-        if not entry.local and configured in mine:
+        from .. import local
+
+        if not entry.local and configured in {u.rstrip("/") for u in local.base_urls()}:
             env = os.environ.get("WCODE_BASE_URL")
             url = check_base_url(env, "WCODE_BASE_URL") if env else WCODE_BASE_URL
             log.info("routing: %s is a wcode model; sent to %s, not the bundled local server", model_id, url)
             return url
         return None
+
+    def goes_to_bundled(self, model_id: str) -> bool:
+        """Whether a call for ``model_id`` (no base_url of its own) goes to the model's bundled in-process server,
+        started on first use, rather than to the configured server: a ``local/*`` model with no server
+        configured, or with one that is not on this machine, or with another bundled server (each serves only its
+        own models). A loopback server the user configured may be ``wcode-magic serve``, which serves them too."""
+        entry = catalog.lookup(model_id)
+        if entry is None or not entry.local:
+            return False
+        if not self.base_url:
+            return True
+        from .. import local
+
+        configured = check_base_url(self.base_url)
+        own = local.url_for(model_id)  # an in-process server serves only its own local models
+        elsewhere = configured in {u.rstrip("/") for u in local.base_urls()} and (
+            own is None or own.rstrip("/") != configured
+        )
+        return elsewhere or not is_loopback(configured)
+
+    def destination(self, model_id: str) -> str | None:
+        """Where a call for ``model_id`` would go now (``resolve_base_url``), without starting anything: None
+        when that is a bundled local server not running yet (the call would start it)."""
+        from .. import local
+
+        if self.goes_to_bundled(model_id) and local.url_for(model_id) is None:
+            return None
+        return self.resolve_base_url(None, model_id)
 
     def key_for(self, base_url: str, api_key: str | Secret | None) -> Secret | None:
         """The key to send to ``base_url``, by ``keys.KEY_RULE``; InvalidParameterError naming ``base_url`` when

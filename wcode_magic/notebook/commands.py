@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from ..core import catalog, params, session
 from ..core.conversations import CONVERSATIONS
@@ -148,12 +147,7 @@ def _no_key(model: str) -> str:
     ``%wcode key`` (the stored key goes nowhere else), the bundled local model needs none, and another server
     gets a key only from ``wm.configure``."""
     url = SESSION.base_url
-    entry = catalog.lookup(model)
-    loopback = bool(url) and urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
-    to_bundled = session.is_bundled_local(url) or (
-        entry is not None and entry.local and not loopback
-    )  # as route() sends
-    if to_bundled:
+    if session.is_bundled_local(url) or SESSION.goes_to_bundled(model):  # as the call would route it
         return "none needed: the bundled local model takes no key (for wcode.net models: %wcode key)"
     if url and not is_wcode(url):
         return f"none sent to {url} (if it needs one: wm.configure(api_key=...))"

@@ -28,7 +28,6 @@ import json
 import time
 import warnings
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from ..core import budget, catalog
 from ..core.errors import InvalidParameterError, StoppedError, WcodeError, WcodeWarning, error_line
@@ -130,28 +129,10 @@ def parse_extra_body(text: str) -> dict[str, Any] | None:
     return value
 
 
-def destination(session: Settings, model_id: str) -> str | None:
-    """Where a request for ``model_id`` goes now (``Settings.resolve_base_url``, as Send picks it), or None when
-    that is a bundled local server not running yet: Send starts it, and picking a model should not."""
-    from .. import local
-
-    entry = catalog.lookup(model_id)
-    if entry is not None and entry.local and local.url_for(model_id) is None:
-        # Settings.route sends it to a started server unless the session's is another loopback one (`serve`).
-        configured = session.base_url
-        loopback = configured is not None and urlsplit(configured).hostname in ("127.0.0.1", "localhost", "::1")
-        if not configured or is_bundled_local(configured) or not loopback:
-            return None
-    return session.resolve_base_url(None, model_id)
-
-
-def route_html(session: Settings, model_id: str) -> str:
-    """The note beside the base-URL box: where this model's request really goes, and why when that is not the
-    box's own server (the bundled server serves only local/* models, wcode.net only its catalog)."""
-    try:
-        url = destination(session, model_id)
-    except WcodeError as e:
-        return f"<span class='wm-note wm-route-error'>{html.escape(error_line(e))}</span>"
+def route_html(session: Settings, model_id: str, url: str | None) -> str:
+    """The note beside the base-URL box: where this model's request really goes (``url``, from
+    ``Settings.destination``; None: the bundled server, not started yet), and why when that is not the box's own
+    server (the bundled server serves only local/* models, wcode.net only its catalog)."""
     if url is None:
         where = "the bundled local server (started by the first Send)"
     elif is_bundled_local(url):
@@ -491,11 +472,13 @@ class Panel:
     def _show_route(self) -> None:
         """The base-URL box's note and placeholder: where the selected model's request really goes."""
         model = self.model_id()
-        self.route_note.value = route_html(self.session, model)
         try:
-            url = destination(self.session, model)
-        except WcodeError:
+            url = self.session.destination(model)
+        except WcodeError as e:
+            self.route_note.value = f"<span class='wm-note wm-route-error'>{html.escape(error_line(e))}</span>"
             url = None
+        else:
+            self.route_note.value = route_html(self.session, model, url)
         self.base_url.placeholder = f"auto: {url}" if url else "auto: the bundled local server for local/* models"
 
     def _show_summary(self) -> None:
