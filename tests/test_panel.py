@@ -345,7 +345,7 @@ def _run(coro):
 def test_send_streams_thinking_then_answer_ending_with_the_exact_text(session, local_url):
     import wcode_magic as wm
     from wcode_magic.notebook.panel import Panel
-    from wcode_magic.notebook.turn import pre as _pre
+    from wcode_magic.notebook.thinking import pre as _pre
 
     session.update(base_url=local_url, model="local/ngram-thinking")
     p = Panel()

@@ -88,6 +88,14 @@ def error_line(error: WcodeError) -> str:
     return f"{type(error).__name__}: {error.message}"
 
 
+def error_text(error: BaseException) -> str:
+    """How any failure reads in a view (the panel, a compare column): ``error_line`` for one of ours; anything
+    else is a bug in wcode-magic, and says so and what to do."""
+    if isinstance(error, WcodeError):
+        return error_line(error)
+    return f"{type(error).__name__}: {error} (this is a bug in wcode-magic; please report it)"
+
+
 class WcodeError(Exception):
     """Base of every error wcode_magic raises on purpose: a message a user can act on, never a bug."""
 

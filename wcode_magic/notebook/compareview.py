@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..analysis import sweeps
-from ..core.errors import WcodeError, error_line
+from ..core.errors import error_text
 from . import theme
+from .thinking import ThinkingSection, markdown, thought_title
 from .throttle import Throttle
 
 if TYPE_CHECKING:
@@ -113,15 +114,6 @@ def footer_text(state: str, response: Response | None, pieces: int) -> str:
     return " · ".join(parts)
 
 
-def _markdown(text: str) -> tuple[dict[str, Any], ...]:
-    return ({"output_type": "display_data", "data": {"text/markdown": text, "text/plain": text}, "metadata": {}},)
-
-
-def _pre(text: str) -> str:
-    # the newline after <pre> is eaten by the HTML parser, so a leading newline of the text survives
-    return f"<pre class='wm-thinking-text'>\n{html.escape(text)}</pre>"
-
-
 @dataclass
 class Column:
     """One run's column: its widgets, its Response as it streams, and how often it was redrawn (``pushes``: the
@@ -130,8 +122,7 @@ class Column:
     index: int
     labels: dict[str, Any]
     box: Any
-    thinking: Any
-    thinking_text: Any
+    section: ThinkingSection
     answer: Any
     footer: Any
     error: Any
@@ -142,28 +133,25 @@ class Column:
     started: float = 0.0
     first_content: float | None = None
     pushes: list[float] = field(default_factory=list)
-    user_chose_thinking: bool = False  # the reader opened or closed the thinking: never change it again
     folded: bool = False  # the thinking was folded away when the answer started
     _shown: tuple[int, int] = (0, 0)
-    _setting: bool = False
 
     @property
     def updates(self) -> int:
         return len(self.pushes)
 
-    def set_thinking_open(self, open_: bool) -> None:
-        """Open or close the thinking, unless the reader already chose."""
-        if self.user_chose_thinking:
-            return
-        self._setting = True
-        try:
-            self.thinking.selected_index = 0 if open_ else None
-        finally:
-            self._setting = False
+    @property
+    def thinking(self) -> Any:
+        return self.section.accordion
 
-    def thinking_toggled(self, _change: Any) -> None:
-        if not self._setting:
-            self.user_chose_thinking = True
+    @property
+    def thinking_text(self) -> Any:
+        return self.section.text
+
+    @property
+    def user_chose_thinking(self) -> bool:
+        """The reader opened or closed the thinking: the view never changes it again."""
+        return self.section.reader_chose
 
 
 class CompareView:
@@ -230,21 +218,16 @@ class CompareView:
 
     def _column(self, w: Any, index: int, labels: dict[str, Any], varied: list[str]) -> Column:
         head = w.HTML(header_html(labels, varied))
-        thinking_text = w.HTML("")
-        thinking = w.Accordion(children=[thinking_text], selected_index=None)
-        thinking.set_title(0, "Thinking")
-        thinking.layout.display = "none"
-        thinking.add_class("wm-compare-thinking")
+        section = ThinkingSection(hidden=True)
+        section.accordion.add_class("wm-compare-thinking")
         answer = w.Output()
         answer.add_class("wm-compare-answer")
         error = w.HTML("")
         error.add_class("wm-compare-error")
         footer = w.HTML("<div class='wm-compare-foot'>waiting</div>")
-        box = w.VBox([head, thinking, answer, error, footer])
+        box = w.VBox([head, section.accordion, answer, error, footer])
         box.add_class("wm-compare-col")
-        column = Column(index, labels, box, thinking, thinking_text, answer, footer, error, Throttle(self.per_second))
-        thinking.observe(column.thinking_toggled, names="selected_index")
-        return column
+        return Column(index, labels, box, section, answer, footer, error, Throttle(self.per_second))
 
     # -- display ---------------------------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kw: Any) -> Any:
@@ -368,15 +351,15 @@ class CompareView:
             return
         reasoning, text = r.reasoning, r.text
         if reasoning and (force or len(reasoning) != column._shown[0]):  # a model without thinking shows none
-            column.thinking_text.value = _pre(reasoning)
+            column.section.show(reasoning)
             if column.thinking.layout.display == "none":
                 column.thinking.layout.display = None
-                column.set_thinking_open(True)  # open while it thinks
+                column.section.set_open(True)  # open while it thinks
         if force or len(text) != column._shown[1]:
-            column.answer.outputs = _markdown(text)
+            column.answer.outputs = markdown(text)
             if reasoning and text and not column.folded:
                 column.folded = True
-                column.set_thinking_open(False)  # the answer started: fold the thinking away
+                column.section.set_open(False)  # the answer started: fold the thinking away
         if reasoning:
             column.thinking.set_title(0, self._thinking_title(column))
         column._shown = (len(reasoning), len(text))
@@ -391,9 +374,8 @@ class CompareView:
     @staticmethod
     def _thinking_title(column: Column) -> str:
         if column.first_content is None and column.state not in ENDED:
-            return "Thinking…"
-        until = column.first_content or time.perf_counter()
-        return f"Thought for {until - column.started:.1f} s"
+            return thought_title(None)
+        return thought_title((column.first_content or time.perf_counter()) - column.started)
 
     def _end(self) -> None:
         """Every run ended: final states, the exact final texts, the errors in their own columns."""
@@ -407,7 +389,7 @@ class CompareView:
                 column.state = "stopped"
             elif out.error is not None:
                 column.state = "error"
-                column.error.value = f"<div class='wm-error-text'>{html.escape(_error_message(out.error))}</div>"
+                column.error.value = f"<div class='wm-error-text'>{html.escape(error_text(out.error))}</div>"
             else:
                 column.state = "done" if out.response is not None and out.response.complete else "stopped"
             column.response = out.response
@@ -416,13 +398,9 @@ class CompareView:
                 if not column.response.text and column.state == "done":
                     missing = column.response.no_answer_reason()
                     if missing:
-                        column.answer.outputs = _markdown(f"**No answer:** {html.escape(missing)}.")
+                        column.answer.outputs = markdown(f"**No answer:** {html.escape(missing)}.")
             else:
                 column.footer.value = f"<div class='wm-compare-foot'>{html.escape(column.state)}</div>"
                 column.pushes.append(time.monotonic())
         self.stop_button.disabled = True
         self.status.value = self._status_html()
-
-
-def _error_message(error: BaseException) -> str:
-    return error_line(error) if isinstance(error, WcodeError) else f"{type(error).__name__}: {error}"

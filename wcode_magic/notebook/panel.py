@@ -30,15 +30,16 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..core import budget, catalog
-from ..core.errors import InvalidParameterError, StoppedError, WcodeError, WcodeWarning, error_line
+from ..core.errors import InvalidParameterError, StoppedError, WcodeError, WcodeWarning, error_line, error_text
 from ..core.params import PARAMS
 from ..core.session import is_bundled_local
 from ..core.settings import SESSION, SETTINGS, Settings, configure
 from ..core.stream import Event
 from . import codegen, codeview, spend, theme, toolview
 from .controls import SCHEMA_EXAMPLE, ParamControls, schema_value, show_help
+from .thinking import markdown
 from .throttle import Throttle
-from .turn import Turn, markdown
+from .turn import Turn
 
 if TYPE_CHECKING:
     from ..core.response import Response
@@ -92,13 +93,6 @@ def status_line(state: str, response: Response | None, pieces: int, now: float |
     if state == "stopped":
         parts.append(f"kept {len(response.text)} characters of answer and {len(response.reasoning)} of thinking")
     return " · ".join(parts)
-
-
-def error_text(error: BaseException) -> str:
-    """The words shown for a failure: the magics' own line for a WcodeError; anything else is a bug and says so."""
-    if isinstance(error, WcodeError):
-        return error_line(error)
-    return f"{type(error).__name__}: {error} (this is a bug in wcode-magic; please report it)"
 
 
 def heat_map(response: Response) -> str:

@@ -1,50 +1,23 @@
 """One exchange of the panel's transcript: the question, the tool steps, the thinking, the answer, the footer.
 
 Each Send gets its own ``Turn``; a finished turn is never touched again, so streaming the newest answer costs the
-same whatever the conversation's length (only the live turn's widgets change). The thinking is an Accordion
-whose open/closed state belongs to the reader: it opens while the thinking streams and closes once the answer
-starts, but only until the reader toggles it -- after that the panel leaves it alone (the trial found a collapsed
-block re-opened within half a second).
+same whatever the conversation's length (only the live turn's widgets change). The thinking is a
+``thinking.ThinkingSection``: it opens while the thinking streams and closes once the answer starts, until the
+reader toggles it.
 """
 
 from __future__ import annotations
 
 import html
 import time
-from typing import Any
 
-# Inline styles only for what the layout needs; colours come from the theme CSS (classes ``wm-*``). Text wraps at
-# spaces; only a word longer than the line (a URL) breaks, and ``anywhere`` (unlike ``break-word``) also keeps
-# such a word from widening the panel past a narrow cell.
-WRAP = "white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:0"
-
-
-def pre(text: str) -> str:
-    """The thinking as preformatted text that wraps at word boundaries.
-
-    The newline after <pre> is eaten by the HTML parser, so a leading newline of the text survives.
-    """
-    return f"<pre class='wm-thinking-text' style='{WRAP}'>\n{html.escape(text)}</pre>"
+from .thinking import WRAP, ThinkingSection, markdown, thought_title
 
 
 def question_html(prompt: str) -> str:
     """The reader's own message, set apart from the answers by a rule in the theme's brand colour."""
     style = f"{WRAP};font-family:inherit;font-weight:600;border-left:3px solid var(--jp-brand-color1);padding-left:8px"
     return f"<div class='wm-user-text' style='{style}'>{html.escape(prompt)}</div>"
-
-
-def thought_title(seconds: float | None) -> str:
-    """The thinking's header: "Thinking…" while it streams, "Thought for N s" once the answer starts."""
-    if seconds is None:
-        return "Thinking…"
-    if seconds < 0.1:
-        return "Thought for less than 0.1 s"
-    return f"Thought for {seconds:.0f} s" if seconds >= 10 else f"Thought for {seconds:.1f} s"
-
-
-def markdown(text: str) -> tuple[dict[str, Any], ...]:
-    """An Output widget's outputs showing ``text`` as Markdown (JupyterLab renders it, code blocks included)."""
-    return ({"output_type": "display_data", "data": {"text/markdown": text, "text/plain": text}, "metadata": {}},)
 
 
 class Turn:
@@ -55,9 +28,8 @@ class Turn:
 
         self.question = w.HTML(question_html(prompt))
         self.steps = w.Output()
-        self.thinking_text = w.HTML()
-        self.thinking = w.Accordion(children=[self.thinking_text], titles=(thought_title(None),))
-        self.thinking.layout.display = "none"
+        self.section = ThinkingSection(thought_title(None), hidden=True)
+        self.thinking_text, self.thinking = self.section.text, self.section.accordion
         self.live = w.HTML()  # the answer as it streams: plain text (see ``show_live``)
         self.answer = w.Output()  # the answer once it ended: Markdown
         self.tokens = w.HTML()  # the token heat map of a finished answer with logprobs
@@ -77,15 +49,8 @@ class Turn:
             self.question.layout.display = "none"
         self.box = w.VBox([self.question, self.steps, self.thinking, self.live, self.answer, self.tokens, self.footer])
         self.box.add_class("wm-turn")
-        self.reader_chose = False  # the reader toggled the thinking: never open or close it again
-        self._moving = False
         self.thinking_since: float | None = None
         self.thought_s: float | None = None
-        self.thinking.observe(self._toggled, names="selected_index")
-
-    def _toggled(self, _change: Any) -> None:
-        if not self._moving:
-            self.reader_chose = True
 
     def ask(self, prompt: str) -> None:
         """Show the question (the turn was made before the first Send)."""
@@ -93,23 +58,11 @@ class Turn:
         self.question.layout.display = None
         self.asked = True
 
-    def open_thinking(self, is_open: bool) -> None:
-        """Open or close the thinking, unless the reader has chosen."""
-        if self.reader_chose:
-            return
-        index = 0 if is_open else None
-        if self.thinking.selected_index != index:
-            self._moving = True
-            try:
-                self.thinking.selected_index = index
-            finally:
-                self._moving = False
-
     def show_thinking(self, reasoning: str) -> None:
-        self.thinking_text.value = pre(reasoning)
+        self.section.show(reasoning)
         if self.thinking.layout.display == "none":
             self.thinking.layout.display = None
-            self.open_thinking(True)  # open while it streams
+            self.section.set_open(True)  # open while it streams
 
     def started_thinking(self) -> None:
         if self.thinking_since is None:
@@ -120,7 +73,7 @@ class Turn:
         if self.thinking_since is not None and self.thought_s is None:
             self.thought_s = time.perf_counter() - self.thinking_since
             self.thinking.set_title(0, thought_title(self.thought_s))
-            self.open_thinking(False)
+            self.section.set_open(False)
 
     def end_thinking(self) -> None:
         """The stream ended while still thinking (stopped, or the budget went to the thinking)."""
