@@ -590,9 +590,11 @@ async def run_plan(plan: ComparePlan, outcomes: dict[int, Outcome], watch: Watch
     await _run(plan.cells, plan.call, plan.concurrency, _progress(len(plan.cells), "compare", False), outcomes, watch)
 
 
-def plan_table(plan: ComparePlan, outcomes: dict[int, Outcome]) -> pd.DataFrame:
-    """The table ``compare`` returns for these outcomes (one row per cell that has one, in grid order)."""
-    return _table(plan.cells, {"outcomes": outcomes, "interrupted": False}, plan.labels, plan.call.get("schema"))
+def plan_table(plan: ComparePlan, outcomes: dict[int, Outcome], interrupted: bool = False) -> pd.DataFrame:
+    """The table ``compare`` returns for these outcomes (one row per cell that has one, in grid order);
+    ``interrupted``: say so, with how many finished."""
+    run = {"outcomes": outcomes, "interrupted": interrupted}
+    return _table(plan.cells, run, plan.labels, plan.call.get("schema"))
 
 
 def compare(
@@ -616,8 +618,8 @@ def compare(
     """
     plan = plan_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, **fixed)
     with cost_check(plan):
-        run = _run_sync(plan.cells, plan.call, concurrency, "compare", progress)
-    return _table(plan.cells, run, plan.labels, plan.call.get("schema"))
+        run = _run_sync(plan.cells, plan.call, plan.concurrency, "compare", progress)
+    return plan_table(plan, run["outcomes"], run["interrupted"])
 
 
 async def acompare(
@@ -635,8 +637,8 @@ async def acompare(
     """``compare`` for ``await`` (a notebook cell with top-level await keeps its Stop button responsive)."""
     plan = plan_compare(prompt, models, temperature, seed, n, concurrency, grid=grid, **fixed)
     with cost_check(plan):
-        run = await _run_async(plan.cells, plan.call, concurrency, "compare", progress)
-    return _table(plan.cells, run, plan.labels, plan.call.get("schema"))
+        run = await _run_async(plan.cells, plan.call, plan.concurrency, "compare", progress)
+    return plan_table(plan, run["outcomes"], run["interrupted"])
 
 
 # -- batch ------------------------------------------------------------------------------------------------------
