@@ -93,10 +93,7 @@ def build_parser(prog: str = "%%chat") -> argparse.ArgumentParser:
     cell.add_argument("--system", help="System prompt for this conversation.")
     cell.add_argument("--new", action="store_true", help="Start a fresh conversation.")
     cell.add_argument("--name", help="Use the named conversation (several can run side by side).")
-    think = cell.add_mutually_exclusive_group()
-    think.add_argument("--think", dest="think", action="store_const", const=True, help="Switch thinking on.")
-    think.add_argument("--no-think", dest="think", action="store_const", const=False, help="Switch thinking off.")
-    cell.add_argument("--effort", help=f"Thinking effort: {' | '.join(params.EFFORTS)} (switches thinking on).")
+    _add_thinking(cell)
     cell.add_argument("--no-stream", action="store_true", help="Wait for the whole answer instead of streaming.")
     cell.add_argument("--format", default="markdown", help=f"How to show the answer: {' | '.join(FORMATS)}.")
     cell.add_argument("--insert", action="store_true", help="Put the answer's code into a new cell (--format code).")
@@ -122,6 +119,14 @@ def build_parser(prog: str = "%%chat") -> argparse.ArgumentParser:
     cell.add_argument("--confirm", action="store_true", help="With --tools: ask before each call runs.")
     _add_request_params(parser)
     return parser
+
+
+def _add_thinking(group: Any) -> None:
+    """--think / --no-think / --effort, which fold into the ``reasoning`` parameter (``_request_params``)."""
+    think = group.add_mutually_exclusive_group()
+    think.add_argument("--think", dest="think", action="store_const", const=True, help="Switch thinking on.")
+    think.add_argument("--no-think", dest="think", action="store_const", const=False, help="Switch thinking off.")
+    group.add_argument("--effort", help=f"Thinking effort: {' | '.join(params.EFFORTS)} (switches thinking on).")
 
 
 def _add_request_params(parser: argparse.ArgumentParser, skip: frozenset[str] = frozenset()) -> None:
@@ -484,10 +489,7 @@ def build_compare_parser(request: bool = True) -> argparse.ArgumentParser:
     cell.add_argument("-n", "--runs", metavar="N", help="Runs of each combination (default 1).")
     cell.add_argument("--concurrency", metavar="N", help="Runs at a time (default: all of them, up to 64).")
     cell.add_argument("--system", help="System prompt for every run.")
-    think = cell.add_mutually_exclusive_group()
-    think.add_argument("--think", dest="think", action="store_const", const=True, help="Switch thinking on.")
-    think.add_argument("--no-think", dest="think", action="store_const", const=False, help="Switch thinking off.")
-    cell.add_argument("--effort", help=f"Thinking effort: {' | '.join(params.EFFORTS)} (switches thinking on).")
+    _add_thinking(cell)
     cell.add_argument("-o", "--out", help="Also store the DataFrame in this variable.")
     cell.add_argument("--no-interpolate", action="store_true", help="Send {name} placeholders as written.")
     cell.add_argument("--header", action="append", default=[], metavar="NAME:VALUE", help="Extra HTTP header.")
