@@ -11,7 +11,7 @@ import math
 import time
 from typing import Any
 
-from ..core.logprobs import SENTINEL_FLOOR, normalize_logprob
+from ..core.logprobs import normalize_logprob
 from ..core.response import Response
 
 REQUEST_NON_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
@@ -66,12 +66,7 @@ def logprob_summary(response: Response) -> tuple[float | None, float | None, flo
     every entry with its alternatives costs far more than the three numbers.
     """
     columns = response.logprob_columns("content")
-    sent = columns.logprobs if columns else []
-    # the common case, plain floats above the sentinel floor, taken as they are (no call per token); only when
-    # some value is anything else are they all normalised (sentinels, null, NaN and numbers sent as text)
-    values = [v for v in sent if v.__class__ is float and SENTINEL_FLOOR < v < math.inf]
-    if len(values) != len(sent):
-        values = [v for v in map(normalize_logprob, sent) if math.isfinite(v)]
+    values = [v for v in map(normalize_logprob, columns.logprobs if columns else ()) if math.isfinite(v)]
     if not values:
         return None, None, None
     mean = sum(values) / len(values)

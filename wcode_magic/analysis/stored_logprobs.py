@@ -41,7 +41,7 @@ def dumps(columns: LogprobColumns | None) -> str | None:
         "format": FORMAT,
         "token": columns.tokens,
         "logprob": columns.logprobs,
-        "bytes": [None if b is None else b.hex() for b in columns.bytes],
+        "bytes": [_hex(b) for b in columns.bytes],
         "count": columns.counts,
         "alt_token": columns.alt_tokens,
         "alt_logprob": columns.alt_logprobs,

@@ -133,13 +133,11 @@ class LogprobColumns:
                 token, logprob, raw, alts = _ENTRY(entry)
                 toks = list(map(_TOKEN, alts))
                 lps = list(map(_LOGPROB, alts))
-                raw = bytes(raw) if raw.__class__ is list else _as_bytes(raw)
-            except (KeyError, TypeError, ValueError):  # ValueError: a byte value outside 0..255
+            except (KeyError, TypeError):
                 token, logprob, raw, alts, toks, lps = _loose(entry)
-                raw = _as_bytes(raw)
             self.tokens.append(token)
             self.logprobs.append(logprob)
-            self.bytes.append(raw)
+            self.bytes.append(None if raw is None else _as_bytes(raw))
             if toks:
                 if _ambiguous_any(token, toks):
                     base = len(self.alt_tokens)
