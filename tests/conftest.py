@@ -38,6 +38,15 @@ def replay():
     server.stop()
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``browser`` need Debian's Chromium: skipped without it (the reason printed), failed under CI
+    (browserlab.require_chromium), before their JupyterLab and page fixtures start."""
+    if item.get_closest_marker("browser") is not None:
+        from browserlab import require_chromium
+
+        require_chromium()
+
+
 @pytest.fixture(scope="session")
 def local_url():
     """The bundled local model in test mode (fault injection on), on 127.0.0.1."""

@@ -24,7 +24,6 @@ from browserlab import (
     dismiss_dialog,
     lab,
     notebook,
-    require_chromium,
     use_theme,
     wait_text,
 )
@@ -36,11 +35,6 @@ pytestmark = pytest.mark.browser
 
 VIEWPORTS = ({"width": 1280, "height": 800}, {"width": 800, "height": 800})
 SEND = ".wm-panel .wm-send"
-
-
-@pytest.fixture(autouse=True)
-def _chromium() -> None:
-    require_chromium()
 
 
 def _notebook(local_url: str) -> dict:

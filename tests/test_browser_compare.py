@@ -13,7 +13,7 @@ import itertools
 import time
 
 import pytest
-from browserlab import ARTIFACTS, browser_page, cell, connect, lab, notebook, require_chromium, run_cell, wait_output
+from browserlab import ARTIFACTS, browser_page, cell, connect, lab, notebook, run_cell, wait_output, wait_text
 
 pytestmark = pytest.mark.browser
 
@@ -45,11 +45,6 @@ FIT = """() => {
   return {columns: cols.length, narrowest: Math.min(...cols.map((c) => c.width)),
           inside: cols.every((c) => c.left >= view.left - 1 && c.right <= view.right + 1), clipped};
 }"""
-
-
-@pytest.fixture(autouse=True)
-def _chromium() -> None:
-    require_chromium()
 
 
 def _notebook(local_url: str) -> dict:
@@ -84,14 +79,7 @@ def _watch(page, seconds: float) -> list[tuple[float, list[int]]]:
 def _cell_output(page, i: int, needle: str, timeout: float = 20) -> str:
     """The cell's own output area once it contains ``needle`` (the view's Output widgets have output areas too,
     so ``browserlab.wait_output`` would match several)."""
-    area = cell(page, i).locator(".jp-Cell-outputArea")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = area.inner_text()
-        if needle in text:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"cell {i} never showed {needle!r}; it shows {area.inner_text()[-500:]!r}")
+    return wait_text(cell(page, i).locator(".jp-Cell-outputArea"), needle, timeout)
 
 
 def test_three_columns_stream_at_once_and_stop_all_stops_them_mid_stream(page):

@@ -19,7 +19,6 @@ from browserlab import (
     connect,
     lab,
     notebook,
-    require_chromium,
     run_cell,
     wait_output,
     wait_text,
@@ -29,11 +28,6 @@ from wcode_magic.core import catalog
 from wcode_magic.notebook.panel import model_label
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(autouse=True)
-def _chromium() -> None:
-    require_chromium()
 
 
 PROMPT = "Tell me about the river and the stars."

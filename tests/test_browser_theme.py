@@ -21,7 +21,6 @@ from browserlab import (
     connect,
     lab,
     notebook,
-    require_chromium,
     run_cell,
     use_theme,
     wait_text,
@@ -196,11 +195,6 @@ COLLAPSE = """() => {
   const text = acc.querySelector('.wm-thinking-text');
   return {open: c.classList.contains('jupyter-widget-Collapse-open'), chars: text ? text.textContent.length : 0};
 }"""
-
-
-@pytest.fixture(autouse=True)
-def _chromium() -> None:
-    require_chromium()
 
 
 def _notebook(local_url: str) -> dict:
